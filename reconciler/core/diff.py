@@ -1,0 +1,206 @@
+"""Diff desired resources against a snapshot into a plan (pure).
+
+Called by the runtime once per pass (or per tenant) after rendering and observing. Only tenants in ``scope``
+are considered; tenants in ``protected`` (present in the database but invalid) get no change at all, so bad
+input never costs a running tenant anything. Observed tenants that the database no longer knows are removed,
+except their data volumes, which only ``tenants purge`` deletes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.resources import Container, DesiredTenant, Network, Snapshot
+from reconciler.core.subnets import allocate_subnet
+
+# Docker states in which a container will come back by itself or is on its way out: leave them alone.
+_TRANSIENT_STATES = frozenset({"restarting", "removing"})
+
+
+@dataclass(frozen=True)
+class SubnetPool:
+    pool: str = "10.213.0.0/16"
+    prefixlen: int = 26
+
+
+def _best(containers: Iterable[Container]) -> Container:
+    return sorted(containers, key=lambda c: (not c.running, c.name))[0]
+
+
+def _drift_reasons(desired: Container, observed: Container, network_missing: bool) -> list[str]:
+    reasons = []
+    if network_missing or desired.network not in observed.networks:
+        reasons.append(f"not attached to network {desired.network}")
+    if observed.spec_hash != desired.spec_hash:
+        if observed.image != desired.image:
+            reasons.append(f"image {observed.image} -> {desired.image}")
+        else:
+            reasons.append("spec changed (env, limits, port or health)")
+    if observed.state == "dead":
+        reasons.append("container is dead")
+    return reasons
+
+
+def _diff_network(tenant: DesiredTenant, observed: list[Network], pool: SubnetPool, used: list[str]) -> list[Change]:
+    changes: list[Change] = []
+    wanted = tenant.network
+    if wanted is None:
+        for net in observed:
+            changes.append(
+                Change(
+                    Action.DELETE, "network", tenant.tenant, net.name, "tenant absent", before=net, operation="delete"
+                )
+            )
+        return changes
+    if not any(net.name == wanted.name for net in observed):
+        subnet = wanted.subnet or allocate_subnet(tenant.tenant, pool.pool, pool.prefixlen, used)
+        used.append(subnet)
+        changes.append(
+            Change(
+                Action.CREATE,
+                "network",
+                tenant.tenant,
+                wanted.name,
+                "network missing",
+                after=replace(wanted, subnet=subnet),
+            )
+        )
+    return changes
+
+
+def _diff_containers(tenant: DesiredTenant, observed: list[Container], network_missing: bool) -> list[Change]:
+    changes: list[Change] = []
+    by_slot: dict[tuple[str, str, int], list[Container]] = defaultdict(list)
+    for container in observed:
+        by_slot[container.slot].append(container)
+    desired_slots = {c.slot for c in tenant.containers}
+    replicas_wanted: dict[str, int] = defaultdict(int)
+    for container in tenant.containers:
+        replicas_wanted[container.service] += 1
+
+    for want in tenant.containers:
+        found = by_slot.get(want.slot, [])
+        if want.state == "stopped":
+            for have in found:
+                if have.running:
+                    changes.append(
+                        Change(
+                            Action.UPDATE,
+                            "container",
+                            tenant.tenant,
+                            have.name,
+                            "tenant stopped",
+                            before=have,
+                            after=replace(have, state="exited"),
+                            operation="stop",
+                        )
+                    )
+            continue
+        matching = [c for c in found if not _drift_reasons(want, c, network_missing)]
+        if matching:
+            keep = _best(matching)
+            if keep.state not in _TRANSIENT_STATES and not keep.running:
+                changes.append(
+                    Change(
+                        Action.UPDATE,
+                        "container",
+                        tenant.tenant,
+                        keep.name,
+                        f"container {keep.state}, expected running",
+                        before=keep,
+                        after=replace(keep, state="running"),
+                        operation="start",
+                    )
+                )
+            extras = [c for c in found if c is not keep]
+        elif found:
+            old = _best(found)
+            reasons = _drift_reasons(want, old, network_missing)
+            changes.append(
+                Change(
+                    Action.REPLACE,
+                    "container",
+                    tenant.tenant,
+                    want.name,
+                    "; ".join(reasons),
+                    before=old,
+                    after=want,
+                    operation="replace",
+                )
+            )
+            extras = [c for c in found if c is not old]
+        else:
+            changes.append(
+                Change(
+                    Action.CREATE,
+                    "container",
+                    tenant.tenant,
+                    want.name,
+                    f"replica {want.replica} of {want.service} missing",
+                    after=want,
+                )
+            )
+            extras = []
+        for extra in extras:
+            changes.append(
+                Change(
+                    Action.DELETE,
+                    "container",
+                    tenant.tenant,
+                    extra.name,
+                    "duplicate of a replica (left over from an interrupted replacement)",
+                    before=extra,
+                    operation="delete",
+                )
+            )
+
+    for slot, found in by_slot.items():
+        if slot in desired_slots:
+            continue
+        _, service, replica = slot
+        if tenant.state == "absent":
+            reason = "tenant absent"
+        elif service not in replicas_wanted:
+            reason = f"service {service} no longer configured"
+        else:
+            reason = f"replica {replica} above desired count {replicas_wanted[service]}"
+        for have in found:
+            changes.append(
+                Change(Action.DELETE, "container", tenant.tenant, have.name, reason, before=have, operation="delete")
+            )
+    return changes
+
+
+def diff(
+    desired: Mapping[str, DesiredTenant],
+    snapshot: Snapshot,
+    *,
+    scope: Iterable[str] | None = None,
+    protected: Iterable[str] = (),
+    pool: SubnetPool | None = None,
+) -> Plan:
+    pool = pool or SubnetPool()
+    protected_set = frozenset(protected)
+    candidates = set(desired) | set(snapshot.tenants())
+    tenants = sorted((candidates & set(scope)) if scope is not None else candidates)
+    used = list(snapshot.used_subnets)
+    changes: list[Change] = []
+    for name in tenants:
+        if name in protected_set:
+            continue
+        observed = snapshot.for_tenant(name)
+        wanted = desired.get(name) or DesiredTenant(
+            tenant=name, network=None, volume=None, containers=(), state="absent"
+        )
+        network_changes = _diff_network(wanted, list(observed.networks), pool, used)
+        changes.extend(network_changes)
+        network_missing = any(c.action is Action.CREATE for c in network_changes)
+        if wanted.volume is not None and not any(v.name == wanted.volume.name for v in observed.volumes):
+            changes.append(
+                Change(Action.CREATE, "volume", name, wanted.volume.name, "data volume missing", after=wanted.volume)
+            )
+        changes.extend(_diff_containers(wanted, list(observed.containers), network_missing))
+    return Plan.of(changes)

@@ -1,0 +1,81 @@
+"""Policies: small pure filters from plan to plan, applied after the diff and before execution.
+
+- ``ownership``: never touch an object that does not carry our managed and owner labels (defence in depth:
+  the Docker driver only observes labelled objects, but a plan may be built from any snapshot).
+- ``mass_delete_guard``: refuse the removals of a pass that would delete more than a share of the owned
+  containers (a tenants table that reads empty by mistake must not wipe the platform).
+- ``pinned``: a tenant pinned to its old version after a failed upgrade gets no replacement until its
+  desired version changes again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reconciler.core.plan import Action, Change, Plan, Refusal
+from reconciler.core.resources import LABEL_MANAGED, LABEL_OWNER, Container
+
+
+@dataclass(frozen=True)
+class MassDeleteLimits:
+    # Refuse when a pass deletes more than this share of owned containers ...
+    max_share: float = 0.5
+    # ... and more than this many of them (so removing one small tenant of three is never refused).
+    min_count: int = 3
+
+
+def _owned(change: Change, owner: str) -> bool:
+    before = change.before
+    if not isinstance(before, Container):
+        return True
+    labels = dict(before.labels)
+    return labels.get(LABEL_MANAGED) == "true" and labels.get(LABEL_OWNER) == owner
+
+
+def ownership(plan: Plan, owner: str) -> Plan:
+    kept: list[Change] = []
+    refused = list(plan.refused)
+    for change in plan.changes:
+        if _owned(change, owner):
+            kept.append(change)
+        else:
+            refused.append(Refusal(change, "ownership", f"{change.name} does not carry owner label {owner!r}"))
+    return Plan(changes=tuple(kept), refused=tuple(refused), errors=plan.errors)
+
+
+def mass_delete_guard(plan: Plan, owned_containers: int, limits: MassDeleteLimits, *, allow: bool) -> Plan:
+    deletes = [c for c in plan.changes if c.action is Action.DELETE and c.kind == "container"]
+    if allow or not deletes or owned_containers == 0:
+        return plan
+    share = len(deletes) / owned_containers
+    if len(deletes) <= limits.min_count or share <= limits.max_share:
+        return plan
+    message = (
+        f"mass delete refused: this pass would remove {len(deletes)} of {owned_containers} owned containers "
+        f"({share:.0%} > {limits.max_share:.0%}); if intended, run with --allow-mass-delete"
+    )
+    removal_tenants = {c.tenant for c in deletes}
+    refused = list(plan.refused)
+    kept: list[Change] = []
+    for change in plan.changes:
+        # Every removal of the affected tenants is withheld, networks included, so nothing is half-removed.
+        if change.action is Action.DELETE and change.tenant in removal_tenants:
+            refused.append(Refusal(change, "mass-delete", message))
+        else:
+            kept.append(change)
+    return Plan(changes=tuple(kept), refused=tuple(refused), errors=(*plan.errors, message))
+
+
+def pinned(plan: Plan, pins: Mapping[str, str]) -> Plan:
+    """Withhold replacements of tenants pinned after a failed upgrade (tenant -> reason)."""
+    if not pins:
+        return plan
+    kept: list[Change] = []
+    refused = list(plan.refused)
+    for change in plan.changes:
+        if change.action is Action.REPLACE and change.tenant in pins:
+            refused.append(Refusal(change, "pinned", pins[change.tenant]))
+        else:
+            kept.append(change)
+    return Plan(changes=tuple(kept), refused=tuple(refused), errors=plan.errors)

@@ -1,0 +1,118 @@
+"""Resource value types shared by the desired side (renderers) and the observed side (drivers).
+
+One frozen type per kind, so the diff compares like with like. Fields the Docker list API cannot report
+cheaply (env, limits) are ``None`` on observed values; the diff relies on the spec-hash label for those.
+Pure values, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+LABEL_PREFIX = "tenant-reconciler"
+LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
+LABEL_OWNER = f"{LABEL_PREFIX}.owner"
+LABEL_TENANT = f"{LABEL_PREFIX}.tenant"
+LABEL_SERVICE = f"{LABEL_PREFIX}.service"
+LABEL_REPLICA = f"{LABEL_PREFIX}.replica"
+LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
+LABEL_IMAGE = f"{LABEL_PREFIX}.image"
+
+DesiredRun = Literal["running", "stopped"]
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    tenant: str
+    subnet: str | None = None
+    id: str | None = None  # observed only
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    tenant: str
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Container:
+    """One replica of one tenant service."""
+
+    name: str
+    tenant: str
+    service: str
+    replica: int
+    image: str
+    spec_hash: str
+    network: str
+    volume: str
+    port: int
+    health: str = "/health"
+    env: tuple[tuple[str, str], ...] | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    # Desired: "running" or "stopped". Observed: Docker's state (running, exited, created, restarting, ...).
+    state: str = "running"
+    labels: tuple[tuple[str, str], ...] = ()
+    # Observed only.
+    id: str | None = None
+    ip: str | None = None
+    networks: tuple[str, ...] = ()
+    health_status: str | None = None  # healthy | unhealthy | starting | None (no health check)
+
+    @property
+    def slot(self) -> tuple[str, str, int]:
+        """What a replica is: tenant, service, index. Several containers may briefly fill one slot."""
+        return (self.tenant, self.service, self.replica)
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class DesiredTenant:
+    """Everything one valid tenant should have, as rendered from its spec."""
+
+    tenant: str
+    network: Network | None
+    volume: Volume | None
+    containers: tuple[Container, ...]
+    state: Literal["running", "stopped", "absent"] = "running"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The observed world in one pass: only objects carrying our labels, plus every subnet in use."""
+
+    containers: tuple[Container, ...] = ()
+    networks: tuple[Network, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    used_subnets: tuple[str, ...] = field(default_factory=tuple)
+
+    def tenants(self) -> frozenset[str]:
+        return frozenset(
+            [c.tenant for c in self.containers] + [n.tenant for n in self.networks] + [v.tenant for v in self.volumes]
+        )
+
+    def for_tenant(self, tenant: str) -> Snapshot:
+        return Snapshot(
+            containers=tuple(c for c in self.containers if c.tenant == tenant),
+            networks=tuple(n for n in self.networks if n.tenant == tenant),
+            volumes=tuple(v for v in self.volumes if v.tenant == tenant),
+            used_subnets=self.used_subnets,
+        )

@@ -1,0 +1,129 @@
+"""Render a tenant's spec into the Docker resources it should have: network, data volume, containers (pure).
+
+Called by the runtime for every valid tenant before the diff. Names derive from tenant, service, replica and
+the spec hash, so a replacement container can start next to the one it replaces. Every object carries our
+labels; the spec-hash label is how the diff detects changed env or limits without inspecting containers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from desired_state.specs import ServiceSpec, TenantSpec
+from reconciler.core.resources import (
+    LABEL_IMAGE,
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    LABEL_REPLICA,
+    LABEL_SERVICE,
+    LABEL_SPEC_HASH,
+    LABEL_TENANT,
+    Container,
+    DesiredTenant,
+    Network,
+    Volume,
+)
+
+# Where every service finds the tenant's data volume.
+DATA_MOUNT = "/data"
+# Environment the platform injects so a service knows who it serves (the demo image prints them).
+INJECTED_ENV = ("ERP_TENANT", "ERP_SERVICE", "ERP_REPLICA", "ERP_PORT")
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How names and ownership labels are made; ``owner`` lets several reconcilers share one engine."""
+
+    prefix: str = "erp"
+    owner: str = "default"
+
+    def network(self, tenant: str) -> str:
+        return f"{self.prefix}-{tenant}"
+
+    def volume(self, tenant: str) -> str:
+        return f"{self.prefix}-{tenant}-data"
+
+    def container(self, tenant: str, service: str, replica: int, spec_hash: str) -> str:
+        return f"{self.prefix}-{tenant}-{service}-{replica}-{spec_hash[:8]}"
+
+    def base_labels(self, tenant: str) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_OWNER: self.owner, LABEL_TENANT: tenant}
+
+
+def container_env(tenant: TenantSpec, service: ServiceSpec, replica: int) -> tuple[tuple[str, str], ...]:
+    env = dict(service.env)
+    env.update(
+        {
+            "ERP_TENANT": tenant.name,
+            "ERP_SERVICE": service.name,
+            "ERP_REPLICA": str(replica),
+            "ERP_PORT": str(service.port),
+        }
+    )
+    return tuple(sorted(env.items()))
+
+
+def spec_hash(fields: dict[str, object]) -> str:
+    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def render_container(tenant: TenantSpec, service: ServiceSpec, replica: int, naming: Naming) -> Container:
+    network = naming.network(tenant.name)
+    volume = naming.volume(tenant.name)
+    env = container_env(tenant, service, replica)
+    digest = spec_hash(
+        {
+            "image": service.image,
+            "env": env,
+            "memory": service.memory,
+            "cpus": service.cpus,
+            "port": service.port,
+            "health": service.health,
+            "network": network,
+            "volume": volume,
+            "mount": DATA_MOUNT,
+        }
+    )
+    labels = naming.base_labels(tenant.name) | {
+        LABEL_SERVICE: service.name,
+        LABEL_REPLICA: str(replica),
+        LABEL_SPEC_HASH: digest,
+        LABEL_IMAGE: service.image,
+    }
+    return Container(
+        name=naming.container(tenant.name, service.name, replica, digest),
+        tenant=tenant.name,
+        service=service.name,
+        replica=replica,
+        image=service.image,
+        spec_hash=digest,
+        network=network,
+        volume=volume,
+        port=service.port,
+        health=service.health,
+        env=env,
+        memory=service.memory,
+        cpus=service.cpus,
+        state="stopped" if tenant.state == "stopped" else "running",
+        labels=tuple(sorted(labels.items())),
+    )
+
+
+def render_tenant(tenant: TenantSpec, naming: Naming) -> DesiredTenant:
+    if tenant.state == "absent":
+        return DesiredTenant(tenant=tenant.name, network=None, volume=None, containers=(), state="absent")
+    containers = tuple(
+        render_container(tenant, service, replica, naming)
+        for service in tenant.services
+        for replica in range(service.replicas)
+    )
+    return DesiredTenant(
+        tenant=tenant.name,
+        network=Network(name=naming.network(tenant.name), tenant=tenant.name),
+        volume=Volume(name=naming.volume(tenant.name), tenant=tenant.name),
+        containers=containers,
+        state=tenant.state,
+    )
