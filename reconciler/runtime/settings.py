@@ -1,0 +1,84 @@
+"""Typed settings groups, read from the environment (``RECONCILER_*``) when ``main`` builds them, never at
+import time. Secrets that are still placeholders are rejected."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder"}
+
+
+def _reject_placeholder(value: SecretStr | None, what: str) -> SecretStr | None:
+    if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+        raise ValueError(f"{what} is a placeholder; set a real value")
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECONCILER_", extra="ignore")
+
+    # Storage: no URL → a SQLite file in the working directory.
+    database_url: str | None = None
+
+    # Ownership and naming: several reconcilers (or test runs) may share one engine with distinct owner ids.
+    owner_id: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")
+    name_prefix: str = Field(default="erp", pattern=r"^[a-z][a-z0-9]{0,9}$")
+    docker_host: str | None = None
+
+    # Tenant networks get explicit subnets from this pool (stock pools stop at ~30 networks).
+    subnet_pool: str = "10.213.0.0/16"
+    subnet_prefix: int = Field(default=26, ge=16, le=29)
+
+    # Loop.
+    resync_interval: float = Field(default=30.0, gt=0)
+    resync_jitter: float = Field(default=0.1, ge=0, le=0.5)
+    ready_timeout: float = Field(default=60.0, gt=0)
+    workers: int = Field(default=4, ge=1, le=32)
+    reconcile_timeout: float = Field(default=300.0, gt=0)
+    backoff_initial: float = Field(default=1.0, gt=0)
+    backoff_max: float = Field(default=300.0, gt=0)
+
+    # Mass-delete guard.
+    mass_delete_share: float = Field(default=0.5, gt=0, le=1)
+    mass_delete_min: int = Field(default=3, ge=0)
+
+    # Metrics and health endpoints.
+    metrics_addr: str = "127.0.0.1:9108"
+
+    # Traefik (file provider + API). Unset dynamic dir → no routing stage.
+    traefik_dynamic_dir: str | None = None
+    traefik_api_url: str | None = None
+    traefik_entrypoint: str = "web"
+    base_domain: str | None = None  # hosts must sit under it when set
+
+    # PowerDNS. Unset URL → no DNS stage.
+    powerdns_url: str | None = None
+    powerdns_api_key: SecretStr | None = None
+    powerdns_server_id: str = "localhost"
+    powerdns_zones: list[str] = Field(default_factory=list)
+    powerdns_create_zones: bool = True
+    powerdns_policy: str = Field(default="sync", pattern=r"^(sync|upsert-only)$")
+    dns_target_a: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    dns_target_aaaa: list[str] = Field(default_factory=list)
+    dns_target_cname: str | None = None
+    dns_ttl: int = Field(default=60, ge=1)
+
+    # RabbitMQ nudges. Unset URL → periodic resync and Docker events only.
+    rabbitmq_url: str | None = None
+    rabbitmq_exchange: str = "tenant-reconciler"
+    rabbitmq_queue: str = "tenant-reconciler.nudges"
+
+    # Telegram alerts. Unset token → alerts are only logged.
+    telegram_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_base_url: str | None = None
+
+    # Logs.
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("powerdns_api_key", "telegram_token")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        return _reject_placeholder(value, "secret")
