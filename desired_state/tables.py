@@ -1,0 +1,148 @@
+"""The database tables: the contract between the Laravel web UI and the reconciler.
+
+First stage of the pipeline: the UI (or ``yaml_io.import_yaml``) writes rows here, ``load.load_desired_state``
+reads them into validated specs, and ``status.write_status`` writes the reconciler's view back. The schema
+itself is created by the Alembic migrations in ``desired_state/migrations``; these classes must match them.
+
+Laravel conventions, so Eloquent models need no configuration: plural snake_case table names, ``bigint id``
+primary keys, nullable ``created_at`` / ``updated_at``. Columns deliberately accept values the reconciler
+will reject (negative replicas, ``memory = 'lots'``, unknown services): validation happens in
+``desired_state.specs`` per tenant so that the error can be reported on that tenant's status instead of
+the database refusing the UI's write with a message nobody sees. docs/schema.md describes every column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY; PostgreSQL gets Laravel's bigint.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL stores ``timestamptz`` and returns aware values; SQLite stores text without an offset and
+    returns naive values. Normalising both here means comparisons in status and import code never mix
+    naive and aware datetimes. Naive input is taken to be UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # SQLite would store the offset as part of the text and then fail to compare with naive rows.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime()}
+
+
+class TimestampsMixin:
+    """Laravel's ``timestampsTz()``: both nullable, maintained by whoever writes the row."""
+
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class CatalogService(TimestampsMixin, Base):
+    """One service the platform offers (``a`` .. ``f``), with defaults every tenant inherits.
+
+    NULL in ``port``, ``health_path``, ``memory`` or ``cpus`` means the platform default from
+    ``desired_state.specs.CatalogEntry`` (8080, /health, 128M, 0.5), so the defaults live in one place.
+    """
+
+    __tablename__ = "catalog_services"
+    __table_args__ = (UniqueConstraint("name", name="catalog_services_name_unique"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    image: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    health_path: Mapped[str | None] = mapped_column(String(255))
+    # Text such as "64M", not bytes: it is what operators type, and a bad value must be storable to be reported.
+    memory: Mapped[str | None] = mapped_column(String(64))
+    cpus: Mapped[float | None] = mapped_column(Float)
+    # JSON list of argv strings, e.g. ["/bin/erp-migrate"]; NULL when the service has no migration step.
+    migrate_command: Mapped[Any | None] = mapped_column(JSON)
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class Tenant(TimestampsMixin, Base):
+    __tablename__ = "tenants"
+    __table_args__ = (UniqueConstraint("name", name="tenants_name_unique"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain: Mapped[str] = mapped_column(String(255))
+    # 'running' | 'stopped' | 'absent'; a plain string so that a typo is reported on the status, not refused.
+    state: Mapped[str] = mapped_column(String(32), default="running", server_default="running")
+    # Bumped by every writer on every content change; the status echoes it as observed_generation.
+    generation: Mapped[int] = mapped_column(BigInteger, default=1, server_default="1")
+
+
+class TenantService(TimestampsMixin, Base):
+    """A tenant's use of one catalog service; NULL overrides inherit the catalog's defaults."""
+
+    __tablename__ = "tenant_services"
+    __table_args__ = (UniqueConstraint("tenant_id", "service", name="tenant_services_tenant_id_service_unique"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE", name="tenant_services_tenant_id_foreign")
+    )
+    # No foreign key to catalog_services: an unknown service must be storable so it can be reported.
+    service: Mapped[str] = mapped_column(String(255))
+    image: Mapped[str | None] = mapped_column(String(255))
+    replicas: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    memory: Mapped[str | None] = mapped_column(String(64))
+    cpus: Mapped[float | None] = mapped_column(Float)
+    # JSON object of environment variables (name -> string); NULL means none.
+    env: Mapped[Any | None] = mapped_column(JSON)
+
+
+class TenantStatusRow(Base):
+    """What the reconciler last did for a tenant; written only by the reconciler, read by the UI.
+
+    Keyed by tenant name rather than ``tenants.id`` so the status of a deleted tenant (its teardown, or
+    the error that blocks it) stays visible after the UI removed the row.
+    """
+
+    __tablename__ = "tenant_statuses"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    phase: Mapped[str] = mapped_column(String(32))
+    # JSON list of {type, status, reason, message, last_transition (ISO 8601 or null)}.
+    conditions: Mapped[Any] = mapped_column(JSON, nullable=False)
+    observed_generation: Mapped[int | None] = mapped_column(BigInteger)
+    applied_hash: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_reconciled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
