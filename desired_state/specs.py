@@ -216,7 +216,9 @@ def spec_error_from_validation(tenant: str, raw: Mapping[str, Any], exc: Validat
     value = first.get("input", _dig(raw, loc))
     message = str(first["msg"]).removeprefix("Value error, ")
     if len(errors) > 1:
-        others = "; ".join(f"{_format_loc(tuple(e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}" for e in errors[1:])
+        others = "; ".join(
+            f"{_format_loc(tuple(e['loc']))}: {str(e['msg']).removeprefix('Value error, ')}" for e in errors[1:]
+        )
         message = f"{message} (also: {others})"
     return SpecError(tenant, _format_loc(loc), value, message)
 
