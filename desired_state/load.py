@@ -1,0 +1,173 @@
+"""Load the desired state: database rows → validated ``DesiredState``.
+
+First step of every reconcile pass (the ``load`` arrow in ARCHITECTURE.md), called by the runtime and by
+``reconciler plan``. Three queries whatever the number of tenants (catalog, tenants, tenant services), in
+one read-only transaction so the UI's edits are seen whole or not at all. Each tenant is validated on its
+own: a ``SpecError`` lands in ``DesiredState.errors`` under the tenant's name and the other tenants load
+normally, so one bad edit in the UI never stops the platform.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Text, cast, select
+
+from desired_state.model import DesiredState
+from desired_state.specs import CatalogEntry, SpecError, TenantSpec, build_tenant, parse_catalog
+from desired_state.tables import CatalogService, Tenant, TenantService
+
+log = logging.getLogger(__name__)
+
+
+def load_desired_state(engine: Engine) -> DesiredState:
+    """Read every tenant and the catalog; valid tenants become specs, invalid ones errors."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # PostgreSQL's default READ COMMITTED gives each statement its own snapshot; one snapshot for
+            # the three queries keeps a tenant's generation consistent with the services read for it.
+            connection = connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            catalog_rows = _catalog_rows(connection)
+            tenant_rows = connection.execute(
+                select(Tenant.id, Tenant.name, Tenant.domain, Tenant.state, Tenant.generation).order_by(Tenant.name)
+            ).all()
+            service_rows = _service_rows(connection)
+
+    catalog, catalog_errors = _parse_catalog_rows(catalog_rows)
+    tenants: dict[str, TenantSpec] = {}
+    errors: dict[str, SpecError] = {}
+    generations: dict[str, int] = {}
+    for tenant_id, name, domain, state, generation in tenant_rows:
+        generations[name] = generation
+        try:
+            services = _decode_env(name, service_rows.get(tenant_id, {}))
+            _check_catalog_entries(name, services, catalog_errors)
+            raw = {"name": name, "domain": domain, "state": state, "services": services}
+            tenants[name] = build_tenant(raw, catalog)
+        except SpecError as exc:
+            errors[name] = exc
+    return DesiredState(catalog=catalog, tenants=tenants, errors=errors, generations=generations)
+
+
+def decode_json_column(value: object) -> object:
+    """Decode a JSON column read as text; raises ``ValueError`` on malformed text.
+
+    The loader reads JSON columns as text so that one malformed value (possible on SQLite, which does not
+    check JSON) is reported on its tenant instead of failing the whole query.
+    """
+    if value is None or not isinstance(value, str):
+        return value
+    return json.loads(value)
+
+
+def _catalog_rows(connection: Connection) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(
+            CatalogService.name,
+            CatalogService.image,
+            CatalogService.port,
+            CatalogService.health_path,
+            CatalogService.memory,
+            CatalogService.cpus,
+            cast(CatalogService.migrate_command, Text).label("migrate_command"),
+            CatalogService.public,
+        ).order_by(CatalogService.name)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def _service_rows(connection: Connection) -> dict[int, dict[str, Any]]:
+    """tenant id → {service name → raw override}, with NULL overrides dropped so catalog defaults apply."""
+    rows = connection.execute(
+        select(
+            TenantService.tenant_id,
+            TenantService.service,
+            TenantService.image,
+            TenantService.replicas,
+            TenantService.memory,
+            TenantService.cpus,
+            cast(TenantService.env, Text).label("env"),
+        ).order_by(TenantService.tenant_id, TenantService.service)
+    ).mappings()
+    services: dict[int, dict[str, Any]] = defaultdict(dict)
+    for row in rows:
+        override = {
+            field: row[field] for field in ("image", "replicas", "memory", "cpus", "env") if row[field] is not None
+        }
+        services[row["tenant_id"]][row["service"]] = override
+    return services
+
+
+def catalog_input(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``CatalogEntry`` fields of a catalog row (column names → spec names), NULLs dropped.
+
+    ``migrate_command`` must already be decoded. Shared with ``yaml_io`` so both read the catalog alike.
+    """
+    fields = {
+        "image": row["image"],
+        "port": row["port"],
+        "health": row["health_path"],
+        "memory": row["memory"],
+        "cpus": row["cpus"],
+        "migrate": row["migrate_command"],
+        "public": row["public"],
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def parse_catalog_row(row: Mapping[str, Any]) -> CatalogEntry:
+    """Validate one catalog row whose JSON columns are still text; raises ``SpecError`` for tenant (catalog)."""
+    name = str(row["name"])
+    try:
+        migrate = decode_json_column(row["migrate_command"])
+    except ValueError as exc:
+        raise SpecError("(catalog)", "migrate", row["migrate_command"], f"is not valid JSON ({exc})") from exc
+    return parse_catalog({name: catalog_input({**row, "migrate_command": migrate})})[name]
+
+
+def _parse_catalog_rows(rows: list[dict[str, Any]]) -> tuple[dict[str, CatalogEntry], dict[str, SpecError]]:
+    """Each catalog entry on its own: a broken entry only affects the tenants that use it."""
+    catalog: dict[str, CatalogEntry] = {}
+    errors: dict[str, SpecError] = {}
+    for row in rows:
+        try:
+            catalog[row["name"]] = parse_catalog_row(row)
+        except SpecError as exc:
+            log.warning("catalog service %r is invalid, tenants using it are skipped: %s", row["name"], exc)
+            errors[row["name"]] = exc
+    return catalog, errors
+
+
+def _decode_env(tenant: str, services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    decoded: dict[str, dict[str, Any]] = {}
+    for service, override in services.items():
+        decoded[service] = dict(override)
+        if "env" not in override:
+            continue
+        try:
+            decoded[service]["env"] = decode_json_column(override["env"])
+        except ValueError as exc:
+            raise SpecError(
+                tenant, f"services.{service}.env", override["env"], f"is not valid JSON ({exc}); expected an object"
+            ) from exc
+    return decoded
+
+
+def _check_catalog_entries(
+    tenant: str, services: Mapping[str, object], catalog_errors: Mapping[str, SpecError]
+) -> None:
+    """A tenant using a broken catalog entry cannot be rendered; say which entry and why."""
+    for service in sorted(services):
+        problem = catalog_errors.get(service)
+        if problem is not None:
+            raise SpecError(
+                tenant,
+                f"services.{service}",
+                service,
+                f"catalog entry {service!r} is invalid: {problem.field} = {problem.value!r}: {problem.message}",
+            )
