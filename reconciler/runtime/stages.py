@@ -12,6 +12,12 @@ Ordering they rely on (see ARCHITECTURE.md):
 - removal: DNS record retired first (``DnsPublisher.sync`` at the start of the pass), then ``Router.withdraw``,
   then containers and network;
 - publication: a tenant's record is published by ``DnsPublisher.sync`` once its route is ready.
+
+Wiring (``runtime.wiring``) builds them through two factories, imported only when configured:
+``reconciler.runtime.routing.build_traefik_router(settings: Settings, naming: Naming) -> Router`` (when
+``settings.traefik_dynamic_dir`` is set) and ``reconciler.runtime.dns.build_powerdns_publisher(settings, naming)
+-> DnsPublisher`` (when ``settings.powerdns_url`` is set). Tenants present in the database but invalid are
+passed as ``keep`` to ``DnsPublisher.sync`` so their records survive a full pass.
 """
 
 from __future__ import annotations
@@ -44,7 +50,13 @@ class Router(Protocol):
 
 
 class DnsPublisher(Protocol):
-    def sync(self, publish: Mapping[str, TenantSpec], retire: Sequence[str], scope: frozenset[str] | None) -> None:
+    def sync(
+        self,
+        publish: Mapping[str, TenantSpec],
+        retire: Sequence[str],
+        scope: frozenset[str] | None,
+        keep: frozenset[str] = frozenset(),
+    ) -> None:
         """One GET per zone, at most one PATCH per zone: publish records of ``publish`` (tenants whose route is
         ready), delete our records of ``retire`` and, when ``scope`` is None (a full pass), our records of any
         tenant not in ``publish`` (unless the policy is upsert-only). Never touches unmarked records.

@@ -1,0 +1,159 @@
+"""Command line: argument parsing and wiring only. Every command builds its settings in ``main``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+
+from reconciler import __version__
+from reconciler.runtime.logs import configure_logging
+from reconciler.runtime.settings import Settings
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reconciler", description="Converge tenants' containers, routes and DNS.")
+    parser.add_argument("--version", action="version", version=f"tenant-reconciler {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply Alembic migrations up to the latest")
+    db.add_parser("current", help="print the current schema revision")
+
+    tenants = sub.add_parser("tenants", help="desired state as YAML, and purging data").add_subparsers(
+        dest="tenants_command", required=True
+    )
+    imp = tenants.add_parser("import", help="upsert catalog and tenants from a YAML file (all or nothing)")
+    imp.add_argument("file", help="YAML file, or - for standard input")
+    tenants.add_parser("export", help="print catalog and tenants as YAML")
+    purge = tenants.add_parser("purge", help="delete a tenant's data volume (refused while containers exist)")
+    purge.add_argument("name")
+    purge.add_argument("--yes", action="store_true", help="confirm that the tenant's data is to be deleted")
+
+    for name, text in (("plan", "print the pending changes"), ("apply", "run exactly one pass")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--tenant", action="append", help="limit to this tenant (repeatable)")
+        cmd.add_argument("--allow-mass-delete", action="store_true", help="let this pass remove many tenants")
+        if name == "plan":
+            cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    run = sub.add_parser("run", help="reconcile continuously (resync, Docker events, nudges)")
+    run.add_argument("--allow-mass-delete", action="store_true")
+    status = sub.add_parser("status", help="each tenant's phase, conditions and last error")
+    status.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    try:
+        return _dispatch(args, settings)
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+    except Exception as exc:  # the CLI reports, the traceback goes to the debug log
+        logging.getLogger("reconciler").debug("command failed", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from desired_state.database import current_revision, make_engine, upgrade
+
+    if args.command == "db":
+        if args.db_command == "upgrade":
+            upgrade(settings.database_url)
+            print(f"database at revision {current_revision(settings.database_url)}")
+        else:
+            print(current_revision(settings.database_url) or "(empty)")
+        return EXIT_OK
+    if args.command == "tenants":
+        return _tenants(args, settings, make_engine(settings.database_url))
+    if args.command == "status":
+        return _status(args, make_engine(settings.database_url))
+
+    from reconciler.core.render_plan import render_json, render_text
+    from reconciler.runtime.wiring import build_runtime
+
+    runtime = build_runtime(settings)
+    if args.command == "plan":
+        inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
+        print(render_json(inputs.plan) if args.json else render_text(inputs.plan))
+        for spec_error in inputs.desired.errors.values():
+            print(f"Invalid: {spec_error}", file=sys.stderr)
+        if inputs.plan.errors:
+            return EXIT_ERROR
+        return EXIT_CHANGES if inputs.plan.changes else EXIT_OK
+    if args.command == "apply":
+        result = runtime.reconciler.run_pass(args.tenant, allow_mass_delete=args.allow_mass_delete, trigger="cli")
+        applied = [change for outcome in result.outcomes.values() for change in outcome.applied]
+        for change in applied:
+            print(f"{change.action.value:>3} {change.kind} {change.name}  # {change.reason}")
+        for tenant, message in sorted(result.errors.items()):
+            print(f"failed: {tenant}: {message}", file=sys.stderr)
+        for message in result.plan.errors:
+            print(f"refused: {message}", file=sys.stderr)
+        print(f"Applied {len(applied)} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
+        return EXIT_OK if result.ok else EXIT_ERROR
+    if args.command == "run":
+        from reconciler.runtime.service import run_service
+
+        return run_service(runtime, allow_mass_delete=args.allow_mass_delete)
+    raise AssertionError(args.command)
+
+
+def _tenants(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from desired_state.yaml_io import YamlImportError, export_yaml, import_yaml
+
+    if args.tenants_command == "import":
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        try:
+            summary = import_yaml(engine, text)
+        except YamlImportError as exc:
+            print(f"error: {args.file}: {exc}\nnothing was written", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"imported {args.file}: {summary}")
+        return EXIT_OK
+    if args.tenants_command == "export":
+        print(export_yaml(engine), end="")
+        return EXIT_OK
+    from reconciler.runtime.purge import purge_tenant
+
+    return purge_tenant(settings, args.name, confirmed=args.yes)
+
+
+def _status(args: argparse.Namespace, engine: Engine) -> int:
+    from desired_state.status import read_statuses
+
+    statuses = read_statuses(engine)
+    if args.json:
+        print(json.dumps([asdict(s) for s in statuses], default=str, indent=2))
+        return EXIT_OK
+    if not statuses:
+        print("no tenant status yet (run `reconciler apply` or `reconciler run`)")
+    for status in statuses:
+        when = status.last_reconciled_at.isoformat(timespec="seconds") if status.last_reconciled_at else "-"
+        print(f"{status.tenant:<24} {status.phase:<12} gen={status.observed_generation} at={when}")
+        for condition in status.conditions:
+            detail = f": {condition.message}" if condition.message else ""
+            print(f"    {condition.type}={condition.status} ({condition.reason}){detail}")
+        if status.last_error:
+            print(f"    last error: {status.last_error}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Execute one tenant's share of a plan against the drivers, in the order ARCHITECTURE.md fixes.
+
+Called by ``runtime.reconcile`` for every tenant with changes (and, when routing is configured, for every
+running tenant, so routes follow container addresses). Creation goes network and volume → containers →
+routes; a replacement is start new → ready → in routing → old out of routing → stop old; removal is routes
+→ containers → network. Data volumes are never removed here. Each action is logged as one line with tenant and
+reason. ``stop`` is checked between actions so SIGTERM ends a pass cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from desired_state.specs import TenantSpec
+from reconciler.core.errors import ReconcileError, TransientError
+from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.resources import Container, Network, Snapshot, Volume
+from reconciler.drivers.docker import DockerDriver
+from reconciler.runtime.readiness import wait_ready
+from reconciler.runtime.stages import Router
+from renderers.containers import Naming
+
+log = logging.getLogger("reconciler.apply")
+
+
+class Interrupted(ReconcileError):
+    """The process was asked to stop; the pass ended between two actions."""
+
+
+@dataclass
+class TenantOutcome:
+    tenant: str
+    applied: list[Change] = field(default_factory=list)
+    failed: list[tuple[Change, str]] = field(default_factory=list)
+    waiting: str | None = None  # why removal was held back (e.g. DNS record still published)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class Executor:
+    docker: DockerDriver
+    naming: Naming
+    router: Router | None = None
+    ready_timeout: float = 60.0
+    stop: threading.Event = field(default_factory=threading.Event)
+    # Called after every applied change (metrics); kept as a hook so the executor needs no metrics import.
+    on_applied: Callable[[Change], None] | None = None
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted("stopping: pass interrupted between actions")
+
+    def _done(self, outcome: TenantOutcome, change: Change, detail: str = "") -> None:
+        outcome.applied.append(change)
+        log.info(
+            "tenant=%s %s %s %s (%s)%s",
+            change.tenant,
+            change.action.value,
+            change.kind,
+            change.name,
+            change.reason,
+            f" {detail}" if detail else "",
+            extra={"tenant": change.tenant, "action": change.action.name.lower(), "reason": change.reason},
+        )
+        if self.on_applied:
+            self.on_applied(change)
+
+    def _wait_ready(self, container: Container) -> tuple[Container | None, str]:
+        return wait_ready(
+            lambda: self.docker.container(container.name),
+            port=container.port,
+            health=container.health,
+            timeout=self.ready_timeout,
+            stop=self.stop,
+        )
+
+    def apply_tenant(
+        self, tenant: str, plan: Plan, spec: TenantSpec | None, observed: Snapshot, *, hold_removal: str | None = None
+    ) -> TenantOutcome:
+        outcome = TenantOutcome(tenant)
+        changes = plan.for_tenant(tenant).changes
+        by = _Buckets(changes)
+
+        # 1. Network and volume.
+        for change in by.network_creates + by.volume_creates:
+            self._check_stop()
+            resource = change.after
+            labels = self.naming.base_labels(tenant)
+            if isinstance(resource, Network):
+                self.docker.create_network(resource, labels)
+                self._done(outcome, change, f"subnet {resource.subnet}")
+            elif isinstance(resource, Volume):
+                self.docker.create_volume(resource, labels)
+                self._done(outcome, change)
+
+        # 2. New containers: creates, the new half of replacements, and restarts of stopped ones.
+        ready: dict[str, Container] = {}
+        replaced_ok: list[Change] = []
+        for change in by.creates + by.replaces + by.starts:
+            self._check_stop()
+            new = change.after
+            assert isinstance(new, Container)
+            old = change.before if change.action is Action.REPLACE else None
+            if isinstance(old, Container) and old.name == new.name:
+                # Same name (e.g. its network vanished): the old one cannot serve anyway, so it goes first.
+                self.docker.remove_container(old)
+            if change.operation == "start":
+                self.docker.start_container(new)
+            else:
+                self.docker.run_container(new)
+            started, why = self._wait_ready(new)
+            if started is None:
+                outcome.failed.append((change, why))
+                log.warning("tenant=%s container %s not ready: %s", tenant, new.name, why)
+                if change.action is Action.REPLACE and not (isinstance(old, Container) and old.name == new.name):
+                    # Keep the old version serving; the failed new container goes away.
+                    self.docker.remove_container(replace(new, state="running"))
+                continue
+            ready[started.name] = started
+            self._done(outcome, change, f"ready at {started.ip}")
+            if change.action is Action.REPLACE:
+                replaced_ok.append(change)
+
+        leaving = [
+            c.before
+            for c in replaced_ok
+            if isinstance(c.before, Container) and isinstance(c.after, Container) and c.before.name != c.after.name
+        ]
+        removing = {c.name for c in by.deletes} | {c.name for c in leaving} | {c.name for c in by.stops}
+
+        # 3. Routing: new backends in (seen UP) before old ones out (confirmed gone).
+        if self.router is not None and spec is not None and spec.state == "running":
+            staying = [
+                c for c in observed.containers if c.running and c.ip and c.name not in removing and c.name not in ready
+            ]
+            final = sorted([*staying, *ready.values()], key=lambda c: c.name)
+            going = [c for c in observed.containers if c.name in removing and c.running and c.ip]
+            self._check_stop()
+            if going and ready:
+                self.router.publish(spec, sorted([*final, *going], key=lambda c: c.name))
+            self.router.publish(spec, final)
+        elif self.router is not None and hold_removal is None:
+            self.router.withdraw(tenant)
+
+        # 4. Removal: stops, deletions, old halves of replacements, then the network.
+        if hold_removal and (by.deletes or by.network_deletes):
+            outcome.waiting = hold_removal
+            return outcome
+        for change in by.stops:
+            self._check_stop()
+            assert isinstance(change.before, Container)
+            self.docker.stop_container(change.before)
+            self._done(outcome, change)
+        for old in leaving:
+            self._check_stop()
+            self.docker.remove_container(old)
+            log.info("tenant=%s - container %s (replaced, out of routing)", tenant, old.name)
+        for change in by.deletes:
+            self._check_stop()
+            assert isinstance(change.before, Container)
+            self.docker.remove_container(change.before)
+            self._done(outcome, change)
+        for change in by.network_deletes:
+            self._check_stop()
+            assert isinstance(change.before, Network)
+            self.docker.remove_network(change.before)
+            self._done(outcome, change)
+        if outcome.failed:
+            reasons = "; ".join(f"{c.name}: {why}" for c, why in outcome.failed)
+            raise TransientError(f"tenant {tenant!r}: {reasons}", tenant=tenant)
+        return outcome
+
+
+class _Buckets:
+    def __init__(self, changes: tuple[Change, ...]) -> None:
+        def pick(kind: str, action: Action, operation: str | None = None) -> list[Change]:
+            return [
+                c
+                for c in changes
+                if c.kind == kind and c.action is action and (operation is None or c.operation == operation)
+            ]
+
+        self.network_creates = pick("network", Action.CREATE)
+        self.volume_creates = pick("volume", Action.CREATE)
+        self.creates = pick("container", Action.CREATE)
+        self.replaces = pick("container", Action.REPLACE)
+        self.starts = pick("container", Action.UPDATE, "start")
+        self.stops = pick("container", Action.UPDATE, "stop")
+        self.deletes = pick("container", Action.DELETE)
+        self.network_deletes = pick("network", Action.DELETE)

@@ -1,0 +1,291 @@
+"""One reconcile pass: load → render → observe → diff → policies → apply → status.
+
+Level-based: whatever triggered it (resync, Docker event, nudge, CLI), a pass re-reads the desired state and
+the world. ``scope`` limits it to some tenants (an event or nudge for one tenant); ``None`` is a full pass, the
+only kind that removes tenants the database no longer knows. One tenant's failure is recorded in its status
+and never stops the others. Called by the loop (``runtime.loop``) and the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+
+from desired_state.load import load_desired_state
+from desired_state.model import Condition, DesiredState, Phase, TenantStatus
+from desired_state.specs import TenantSpec
+from desired_state.status import read_statuses, write_status
+from reconciler.core.diff import SubnetPool, diff
+from reconciler.core.errors import PermanentError, ReconcileError
+from reconciler.core.plan import Change, Plan
+from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, ownership
+from reconciler.core.resources import DesiredTenant, Snapshot
+from reconciler.drivers.docker import DockerDriver
+from reconciler.runtime.executor import Executor, Interrupted, TenantOutcome
+from reconciler.runtime.metrics import PHASES, Metrics
+from reconciler.runtime.stages import DnsPublisher, Router
+from renderers.containers import Naming, render_tenant
+
+log = logging.getLogger("reconciler")
+
+
+@dataclass(frozen=True)
+class PassInputs:
+    desired: DesiredState
+    snapshot: Snapshot
+    rendered: dict[str, DesiredTenant]
+    plan: Plan
+
+
+@dataclass
+class PassResult:
+    plan: Plan
+    outcomes: dict[str, TenantOutcome] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    # Changes that restored a spec already applied and unchanged since: the world drifted, we healed it.
+    heals: list[Change] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.plan.errors
+
+    @property
+    def failed_tenants(self) -> list[str]:
+        return sorted(self.errors)
+
+
+def spec_digest(spec: TenantSpec) -> str:
+    return hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Reconciler:
+    engine: Engine
+    docker: DockerDriver
+    naming: Naming
+    pool: SubnetPool = field(default_factory=SubnetPool)
+    limits: MassDeleteLimits = field(default_factory=MassDeleteLimits)
+    router: Router | None = None
+    dns: DnsPublisher | None = None
+    metrics: Metrics | None = None
+    ready_timeout: float = 60.0
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.executor = Executor(
+            docker=self.docker,
+            naming=self.naming,
+            router=self.router,
+            ready_timeout=self.ready_timeout,
+            stop=self.stop,
+            on_applied=self._count_action,
+        )
+        # Serialises passes: a tenant is never reconciled by two passes at once.
+        self.lock = threading.Lock()
+
+    # --- planning (no effects) -------------------------------------------------------------------------
+
+    def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
+        desired = load_desired_state(self.engine)
+        snapshot = self.docker.observe()
+        rendered = {name: render_tenant(spec, self.naming) for name, spec in desired.tenants.items()}
+        plan = diff(rendered, snapshot, scope=scope, protected=desired.errors.keys(), pool=self.pool)
+        plan = ownership(plan, self.naming.owner)
+        plan = mass_delete_guard(plan, len(snapshot.containers), self.limits, allow=allow_mass_delete)
+        return PassInputs(desired, snapshot, rendered, plan)
+
+    # --- one pass ----------------------------------------------------------------------------------------
+
+    def run_pass(
+        self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False, trigger: str = "resync"
+    ) -> PassResult:
+        scope_set = frozenset(scope) if scope is not None else None
+        with self.lock:
+            started = time.monotonic()
+            if self.metrics:
+                self.metrics.reconciles.labels(trigger=trigger).inc()
+            calls_before = dict(self.docker.calls)
+            inputs = self.compute(scope_set, allow_mass_delete=allow_mass_delete)
+            result = self._apply(inputs, scope_set)
+            result.duration = time.monotonic() - started
+            self._record_metrics(inputs, result, scope_set, calls_before)
+            return result
+
+    def _tenants_in_pass(self, inputs: PassInputs, scope: frozenset[str] | None) -> list[str]:
+        names = set(inputs.plan.tenants()) | set(inputs.desired.known) | set(inputs.snapshot.tenants())
+        if self.router is not None:
+            names |= set(self.router.owned_tenants())
+        if scope is not None:
+            names &= scope
+        return sorted(names)
+
+    def _apply(self, inputs: PassInputs, scope: frozenset[str] | None) -> PassResult:
+        result = PassResult(plan=inputs.plan)
+        desired = inputs.desired
+        tenants = self._tenants_in_pass(inputs, scope)
+        previous = {s.tenant: s for s in read_statuses(self.engine)}
+
+        if self.router is not None:
+            try:
+                self.router.begin_pass()
+            except ReconcileError as exc:
+                log.warning("routing state not readable: %s", exc)
+        leaving = [t for t in tenants if t not in desired.tenants and t not in desired.errors] + [
+            t for t, spec in desired.tenants.items() if spec.state != "running" and (scope is None or t in scope)
+        ]
+        if self.dns is not None:
+            self._sync_dns(desired, inputs.snapshot, leaving, scope)
+
+        for tenant in tenants:
+            if self.stop.is_set():
+                break
+            spec = desired.tenants.get(tenant)
+            if tenant in desired.errors:
+                self._write_invalid(tenant, desired, previous.get(tenant))
+                continue
+            hold = None
+            if self.dns is not None and tenant in leaving and self.dns.published(tenant):
+                hold = "waiting for the DNS record to be removed first"
+            try:
+                outcome = self.executor.apply_tenant(
+                    tenant, inputs.plan, spec, inputs.snapshot.for_tenant(tenant), hold_removal=hold
+                )
+                result.outcomes[tenant] = outcome
+                before = previous.get(tenant)
+                if spec is not None and before is not None and before.applied_hash == spec_digest(spec):
+                    result.heals.extend(outcome.applied)
+                self._write_status(tenant, spec, desired, inputs, outcome, None, previous.get(tenant))
+            except Interrupted:
+                log.info("stopping: pass interrupted in tenant %s", tenant)
+                break
+            except ReconcileError as exc:
+                result.errors[tenant] = str(exc)
+                log.error("tenant=%s reconcile failed: %s", tenant, exc, extra={"tenant": tenant})
+                if self.metrics:
+                    self.metrics.tenant_errors.labels(tenant=tenant).inc()
+                self._write_status(tenant, spec, desired, inputs, None, exc, previous.get(tenant))
+        for error in inputs.plan.errors:
+            log.error("%s", error)
+        return result
+
+    def _sync_dns(
+        self, desired: DesiredState, snapshot: Snapshot, leaving: list[str], scope: frozenset[str] | None
+    ) -> None:
+        assert self.dns is not None
+        publish = {}
+        for name, spec in desired.tenants.items():
+            if spec.state != "running" or (scope is not None and name not in scope):
+                continue
+            if self.router is not None:
+                if self.router.ready(name).status == "True":
+                    publish[name] = spec
+            elif any(c.running for c in snapshot.for_tenant(name).containers):
+                publish[name] = spec
+        try:
+            self.dns.sync(publish, sorted(set(leaving)), scope, keep=frozenset(desired.errors))
+        except ReconcileError as exc:
+            log.warning("DNS sync failed: %s", exc)
+
+    # --- status --------------------------------------------------------------------------------------------
+
+    def _write_invalid(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> None:
+        error = desired.errors[tenant]
+        status = TenantStatus(
+            tenant=tenant,
+            phase="Invalid",
+            conditions=(Condition("Valid", "False", "InvalidSpec", str(error)),),
+            observed_generation=desired.generations.get(tenant),
+            applied_hash=previous.applied_hash if previous else None,
+            last_error=str(error),
+            last_reconciled_at=datetime.now(UTC),
+        )
+        write_status(self.engine, status)
+
+    def _write_status(
+        self,
+        tenant: str,
+        spec: TenantSpec | None,
+        desired: DesiredState,
+        inputs: PassInputs,
+        outcome: TenantOutcome | None,
+        error: ReconcileError | None,
+        previous: TenantStatus | None,
+    ) -> None:
+        conditions = [Condition("Valid", "True", "SpecValid")]
+        phase: Phase
+        if error is not None:
+            phase = "Failed"
+            reason = "PermanentError" if isinstance(error, PermanentError) else "ApplyFailed"
+            conditions.append(Condition("ContainersReady", "False", reason, str(error)))
+        elif spec is None or spec.state == "absent":
+            phase = "Absent" if outcome is None or not outcome.waiting else "Progressing"
+        elif spec.state == "stopped":
+            phase = "Stopped"
+            conditions.append(Condition("ContainersReady", "False", "TenantStopped"))
+        else:
+            phase = "Ready"
+            conditions.append(Condition("ContainersReady", "True", "AllReplicasRunning"))
+        if self.router is not None and spec is not None and spec.state == "running":
+            route = self.router.ready(tenant)
+            conditions.append(route)
+            if phase == "Ready" and route.status != "True":
+                phase = "Progressing"
+        if self.dns is not None and spec is not None and spec.state == "running":
+            conditions.append(self.dns.condition(tenant))
+        if outcome is not None and outcome.waiting:
+            conditions.append(Condition("Removal", "False", "Waiting", outcome.waiting))
+        status = TenantStatus(
+            tenant=tenant,
+            phase=phase,
+            conditions=tuple(conditions),
+            observed_generation=desired.generations.get(tenant),
+            applied_hash=spec_digest(spec)
+            if spec is not None and error is None
+            else (previous.applied_hash if previous else None),
+            last_error=str(error) if error is not None else None,
+            last_reconciled_at=datetime.now(UTC),
+        )
+        write_status(self.engine, status)
+
+    # --- metrics -------------------------------------------------------------------------------------------
+
+    def _count_action(self, change: Change) -> None:
+        if self.metrics:
+            self.metrics.actions.labels(kind=change.kind, action=change.action.name.lower()).inc()
+
+    def _record_metrics(
+        self, inputs: PassInputs, result: PassResult, scope: frozenset[str] | None, calls_before: dict[str, int]
+    ) -> None:
+        m = self.metrics
+        if m is None:
+            return
+        for change in inputs.plan.changes:
+            m.drift.labels(kind=change.kind).inc()
+        for change in result.heals:
+            m.heals.labels(kind=change.kind).inc()
+        for refusal in inputs.plan.refused:
+            m.refused.labels(policy=refusal.policy).inc()
+        outcome = "refused" if inputs.plan.errors else ("error" if result.errors else "ok")
+        m.passes.labels(result=outcome).inc()
+        m.pass_duration.labels(scope="all" if scope is None else "tenant").observe(result.duration)
+        if outcome == "ok":
+            m.last_success.set(time.time())
+        for kind, count in self.docker.calls.items():
+            delta = count - calls_before.get(kind, 0)
+            if delta:
+                m.docker_calls.labels(kind=kind).inc(delta)
+        if scope is None:
+            phases: dict[str, int] = {}
+            for status in read_statuses(self.engine):
+                phases[status.phase] = phases.get(status.phase, 0) + 1
+            for phase in {*PHASES, *phases}:
+                m.tenants.labels(phase=phase).set(phases.get(phase, 0))

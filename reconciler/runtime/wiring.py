@@ -1,0 +1,64 @@
+"""Build the runtime from settings: storage engine, drivers, optional routing and DNS stages, reconciler.
+
+The only place that knows which stages exist; called by the CLI. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from desired_state.database import make_engine
+from reconciler.core.diff import SubnetPool
+from reconciler.core.policies import MassDeleteLimits
+from reconciler.drivers.docker import DockerDriver
+from reconciler.runtime.metrics import Metrics
+from reconciler.runtime.reconcile import Reconciler
+from reconciler.runtime.settings import Settings
+from reconciler.runtime.stages import DnsPublisher, Router
+from renderers.containers import Naming
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    docker: DockerDriver
+    reconciler: Reconciler
+    metrics: Metrics
+
+
+def build_router(settings: Settings, naming: Naming) -> Router | None:
+    if not settings.traefik_dynamic_dir:
+        return None
+    from reconciler.runtime.routing import build_traefik_router
+
+    return build_traefik_router(settings, naming)
+
+
+def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
+    if not settings.powerdns_url:
+        return None
+    from reconciler.runtime.dns import build_powerdns_publisher
+
+    return build_powerdns_publisher(settings, naming)
+
+
+def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
+    engine = make_engine(settings.database_url)
+    naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
+    docker = DockerDriver(owner=settings.owner_id, docker_host=settings.docker_host)
+    metrics = Metrics()
+    reconciler = Reconciler(
+        engine=engine,
+        docker=docker,
+        naming=naming,
+        pool=SubnetPool(settings.subnet_pool, settings.subnet_prefix),
+        limits=MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min),
+        router=build_router(settings, naming) if with_stages else None,
+        dns=build_dns(settings, naming) if with_stages else None,
+        metrics=metrics,
+        ready_timeout=settings.ready_timeout,
+    )
+    return Runtime(settings=settings, engine=engine, docker=docker, reconciler=reconciler, metrics=metrics)
