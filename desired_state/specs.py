@@ -8,9 +8,10 @@ never stops the others. No I/O here.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -27,6 +28,13 @@ DOMAIN_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 IMAGE_RE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$")
 
 MAX_REPLICAS = 20
+# Two versions is what a weighted upgrade needs (old and new); more would make weights hard to reason about.
+MAX_VERSIONS = 2
+# Track of each version, by position: the first version keeps the plain container names (so adding a second
+# version never replaces the running ones), the second is track "b".
+VERSION_TRACKS = ("", "b")
+# A path prefix ends up inside a Traefik rule between backticks: only URL path characters, no backtick.
+ROUTE_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 MIN_MEMORY = 6 * 1024**2  # Docker refuses memory limits under 6 MiB.
@@ -118,6 +126,77 @@ class CatalogEntry(FrozenModel):
         return value
 
 
+def _check_cidr(value: object) -> str:
+    """One IPv4 or IPv6 network in CIDR form (a bare address means just that address), normalised."""
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32")
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a CIDR such as 203.0.113.0/24 or 2001:db8::/32") from exc
+        raise ValueError(f"{value!r} has host bits set; did you mean {loose}?") from exc
+    return str(network)
+
+
+def _check_cidrs(value: Any) -> Any:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError("must be a list of CIDRs such as [203.0.113.0/24, 2001:db8::/32]")
+    return tuple(_check_cidr(item) for item in value)
+
+
+def _check_host(value: str) -> str:
+    host = value.lower().rstrip(".")
+    labels = host.split(".")
+    if len(host) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL_RE.match(label) for label in labels):
+        raise ValueError("must be a DNS name such as acme.erp.test")
+    return host
+
+
+def _check_route_path(value: str) -> str | None:
+    path = value.rstrip("/")
+    if not path:
+        return None  # "/" is the whole host, the same as no path
+    if not ROUTE_PATH_RE.match(path) or "//" in path:
+        raise ValueError("must be an URL path prefix such as /api (letters, digits and -._~ only, no spaces)")
+    return path
+
+
+Cidrs = Annotated[tuple[str, ...], BeforeValidator(_check_cidrs)]
+
+
+class RouteInput(FrozenModel):
+    """Where a tenant service is exposed through Traefik; unset host means the tenant's domain."""
+
+    host: str | None = None
+    path: str | None = None
+    allow: Cidrs = ()
+    deny: Cidrs = ()
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        return None if value is None else _check_host(value)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_route_path(value)
+
+
+class VersionInput(FrozenModel):
+    """One of at most two versions of a service served side by side, with its share of the traffic."""
+
+    image: ImageRef
+    # Unset: the service's replicas.
+    replicas: Annotated[int, Field(ge=0, le=MAX_REPLICAS)] | None = None
+    weight: Annotated[int, Field(ge=0, le=1000)] = 1
+
+
 class ServiceOverride(FrozenModel):
     """A tenant's choice for one catalog service; unset fields inherit the catalog's defaults."""
 
@@ -126,6 +205,24 @@ class ServiceOverride(FrozenModel):
     memory: MemoryBytes | None = None
     cpus: Cpus | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    route: RouteInput | None = None
+    versions: tuple[VersionInput, ...] = ()
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _versions(cls, value: Any) -> Any:
+        return () if value is None else value
+
+    @field_validator("versions")
+    @classmethod
+    def _versions_usable(cls, value: tuple[VersionInput, ...]) -> tuple[VersionInput, ...]:
+        if len(value) > MAX_VERSIONS:
+            raise ValueError(f"has {len(value)} versions; at most {MAX_VERSIONS} can share a service")
+        if value and sum(version.weight for version in value) <= 0:
+            raise ValueError("weights sum to 0; give at least one version a positive weight, e.g. 90 and 10")
+        if len({version.image for version in value}) < len(value):
+            raise ValueError("two versions use the same image; versions must differ in image")
+        return value
 
     @field_validator("env", mode="before")
     @classmethod
@@ -169,8 +266,42 @@ class TenantInput(FrozenModel):
         return domain
 
 
+class RouteSpec(FrozenModel):
+    """A resolved route: host (never empty), optional path prefix, allow and deny lists (normalised CIDRs)."""
+
+    host: str
+    path: str | None = None
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> str:
+        """How operators write the route: ``acme.erp.test`` or ``acme.erp.test/api``."""
+        return f"{self.host}{self.path or ''}"
+
+    def overlaps(self, other: RouteSpec) -> bool:
+        """Whether some request could match both (a path prefix matches every longer path, even mid-segment)."""
+        if self.host != other.host:
+            return False
+        mine, theirs = self.path or "", other.path or ""
+        return mine.startswith(theirs) or theirs.startswith(mine)
+
+
+class VersionSpec(FrozenModel):
+    """One version of a service: its track (part of container identity), image, replicas and traffic weight."""
+
+    track: str
+    image: str
+    replicas: int
+    weight: int
+
+
 class ServiceSpec(FrozenModel):
-    """A tenant's service with every default resolved: what the renderers consume."""
+    """A tenant's service with every default resolved: what the renderers consume.
+
+    ``image`` is the first version's image and ``replicas`` the total over all versions; ``versions`` is
+    empty when the service runs a single version (then ``image`` and ``replicas`` say everything).
+    """
 
     name: str
     image: str
@@ -182,6 +313,14 @@ class ServiceSpec(FrozenModel):
     health: str
     migrate: tuple[str, ...] | None
     public: bool
+    route: RouteSpec | None = None
+    versions: tuple[VersionSpec, ...] = ()
+
+    def tracks(self) -> tuple[VersionSpec, ...]:
+        """The versions to run; a single-version service is one version on the plain track."""
+        if self.versions:
+            return self.versions
+        return (VersionSpec(track="", image=self.image, replicas=self.replicas, weight=1),)
 
 
 class TenantSpec(FrozenModel):
@@ -234,11 +373,102 @@ def parse_catalog(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, CatalogEntr
     return catalog
 
 
-def build_tenant(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) -> TenantSpec:
+def _in_base_domain(host: str, base_domain: str | None) -> bool:
+    if not base_domain:
+        return True
+    base = base_domain.lower().rstrip(".")
+    return host == base or host.endswith(f".{base}")
+
+
+def _resolve_route(
+    tenant: TenantInput, service: str, entry: CatalogEntry, override: ServiceOverride, base_domain: str | None
+) -> RouteSpec | None:
+    """The catalog's public service is exposed at the tenant's domain unless the tenant says otherwise;
+    other services only when they have a route."""
+    given = override.route
+    if given is None and not entry.public:
+        return None
+    given = given or RouteInput()
+    route = RouteSpec(host=given.host or tenant.domain, path=given.path, allow=given.allow, deny=given.deny)
+    field = f"services.{service}.route.host" if given.host else "domain"
+    if not _in_base_domain(route.host, base_domain):
+        raise SpecError(
+            tenant.name, field, route.host, f"is outside the platform's base domain; use a name under {base_domain}"
+        )
+    if not allowed_networks(route.allow, route.deny):
+        raise SpecError(
+            tenant.name,
+            f"services.{service}.route.deny",
+            list(route.deny),
+            "leaves no client address allowed (every allowed range is denied)",
+        )
+    return route
+
+
+_Net = TypeVar("_Net", ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+def _subtract(keep: list[_Net], drop: list[_Net]) -> list[_Net]:
+    for denied in drop:
+        remaining: list[_Net] = []
+        for network in keep:
+            if not network.overlaps(denied):
+                remaining.append(network)
+            elif not denied.supernet_of(network):
+                remaining.extend(network.address_exclude(denied))
+        keep = remaining
+    return list(ipaddress.collapse_addresses(keep))
+
+
+def allowed_networks(
+    allow: tuple[str, ...], deny: tuple[str, ...]
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The client ranges a route admits: ``allow`` (everything when empty) minus ``deny``, collapsed.
+
+    Traefik has only an allow list, so a deny list is served as this complement.
+    """
+    allowed = [ipaddress.ip_network(cidr) for cidr in (allow or ("0.0.0.0/0", "::/0"))]
+    denied = [ipaddress.ip_network(cidr) for cidr in deny]
+    v4 = _subtract(
+        [n for n in allowed if isinstance(n, ipaddress.IPv4Network)],
+        [n for n in denied if isinstance(n, ipaddress.IPv4Network)],
+    )
+    v6 = _subtract(
+        [n for n in allowed if isinstance(n, ipaddress.IPv6Network)],
+        [n for n in denied if isinstance(n, ipaddress.IPv6Network)],
+    )
+    return [*v4, *v6]
+
+
+def _resolve_versions(tenant: str, service: str, override: ServiceOverride) -> tuple[VersionSpec, ...]:
+    if not override.versions:
+        return ()
+    if override.image is not None:
+        raise SpecError(
+            tenant,
+            f"services.{service}.image",
+            override.image,
+            "cannot be set together with versions; put each image in versions",
+        )
+    return tuple(
+        VersionSpec(
+            track=VERSION_TRACKS[index],
+            image=version.image,
+            replicas=version.replicas if version.replicas is not None else override.replicas,
+            weight=version.weight,
+        )
+        for index, version in enumerate(override.versions)
+    )
+
+
+def build_tenant(
+    raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry], base_domain: str | None = None
+) -> TenantSpec:
     """Validate one tenant's raw input against the catalog and resolve defaults.
 
     ``raw`` has the shape of ``TenantInput``: name, domain, state and services (a mapping of catalog service
-    name to overrides). Raises ``SpecError`` naming the tenant, the field and the value.
+    name to overrides). With ``base_domain`` set, every route host must lie under it. Raises ``SpecError``
+    naming the tenant, the field and the value.
     """
     tenant_name = str(raw.get("name", "?"))
     try:
@@ -254,11 +484,12 @@ def build_tenant(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
                 tenant.name, f"services.{service_name}", service_name, f"is not in the service catalog (known: {known})"
             )
         override = tenant.services[service_name]
+        versions = _resolve_versions(tenant.name, service_name, override)
         services.append(
             ServiceSpec(
                 name=service_name,
-                image=override.image or entry.image,
-                replicas=override.replicas,
+                image=versions[0].image if versions else override.image or entry.image,
+                replicas=sum(v.replicas for v in versions) if versions else override.replicas,
                 memory=override.memory if override.memory is not None else entry.memory,
                 cpus=override.cpus if override.cpus is not None else entry.cpus,
                 env=tuple(sorted(override.env.items())),
@@ -266,6 +497,58 @@ def build_tenant(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
                 health=entry.health,
                 migrate=entry.migrate,
                 public=entry.public,
+                route=_resolve_route(tenant, service_name, entry, override, base_domain),
+                versions=versions,
             )
         )
+    _check_own_routes(tenant.name, services)
     return TenantSpec(name=tenant.name, domain=tenant.domain, state=tenant.state, services=tuple(services))
+
+
+def _check_own_routes(tenant: str, services: list[ServiceSpec]) -> None:
+    """Two services of one tenant may share a host with different paths, never the same host and path."""
+    seen: dict[tuple[str, str | None], str] = {}
+    for service in services:
+        if service.route is None:
+            continue
+        key = (service.route.host, service.route.path)
+        if key in seen:
+            raise SpecError(
+                tenant,
+                f"services.{service.name}.route",
+                service.route.address,
+                f"is already the route of service {seen[key]}; give one of them another host or path",
+            )
+        seen[key] = service.name
+
+
+def route_conflicts(tenants: Mapping[str, TenantSpec], claim_order: Mapping[str, int]) -> dict[str, SpecError]:
+    """Cross-tenant check: a host and path may belong to one tenant only.
+
+    When two tenants' routes overlap, the tenant whose claim is newer (higher ``claim_order``, e.g. the row id)
+    gets the error and the older keeps serving. Absent tenants claim nothing. Called by the loader.
+    """
+    owners: list[tuple[RouteSpec, str]] = []
+    errors: dict[str, SpecError] = {}
+    for name in sorted(tenants, key=lambda n: (claim_order.get(n, 0), n)):
+        spec = tenants[name]
+        if spec.state == "absent":
+            continue
+        claimed: list[tuple[RouteSpec, str]] = []
+        for service in spec.services:
+            route = service.route
+            if route is None:
+                continue
+            holder = next((owner for owned, owner in owners if owned.overlaps(route)), None)
+            if holder is not None:
+                errors[name] = SpecError(
+                    name,
+                    f"services.{service.name}.route",
+                    route.address,
+                    f"overlaps a route of tenant {holder!r}, which claimed it first; choose another host or path",
+                )
+                break
+            claimed.append((route, name))
+        if name not in errors:
+            owners.extend(claimed)
+    return errors

@@ -1,7 +1,7 @@
 """Render a tenant's spec into the Docker resources it should have: network, data volume, containers (pure).
 
-Called by the runtime for every valid tenant before the diff. Names derive from tenant, service, replica and
-the spec hash, so a replacement container can start next to the one it replaces. Every object carries our
+Called by the runtime for every valid tenant before the diff. Names derive from tenant, service, version track,
+replica and the spec hash, so a replacement container can start next to the one it replaces. Every object carries our
 labels; the spec-hash label is how the diff detects changed env or limits without inspecting containers.
 """
 
@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from desired_state.specs import ServiceSpec, TenantSpec
+from desired_state.specs import ServiceSpec, TenantSpec, VersionSpec
 from reconciler.core.resources import (
     LABEL_IMAGE,
     LABEL_MANAGED,
@@ -20,6 +20,7 @@ from reconciler.core.resources import (
     LABEL_SERVICE,
     LABEL_SPEC_HASH,
     LABEL_TENANT,
+    LABEL_TRACK,
     Container,
     DesiredTenant,
     Network,
@@ -45,8 +46,10 @@ class Naming:
     def volume(self, tenant: str) -> str:
         return f"{self.prefix}-{tenant}-data"
 
-    def container(self, tenant: str, service: str, replica: int, spec_hash: str) -> str:
-        return f"{self.prefix}-{tenant}-{service}-{replica}-{spec_hash[:8]}"
+    def container(self, tenant: str, service: str, replica: int, spec_hash: str, track: str = "") -> str:
+        # The first track keeps the plain name, so turning a service into two versions leaves it running.
+        middle = f"{service}-{track}" if track else service
+        return f"{self.prefix}-{tenant}-{middle}-{replica}-{spec_hash[:8]}"
 
     def base_labels(self, tenant: str) -> dict[str, str]:
         return {LABEL_MANAGED: "true", LABEL_OWNER: self.owner, LABEL_TENANT: tenant}
@@ -70,13 +73,16 @@ def spec_hash(fields: dict[str, object]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def render_container(tenant: TenantSpec, service: ServiceSpec, replica: int, naming: Naming) -> Container:
+def render_container(
+    tenant: TenantSpec, service: ServiceSpec, replica: int, naming: Naming, version: VersionSpec | None = None
+) -> Container:
+    version = version or service.tracks()[0]
     network = naming.network(tenant.name)
     volume = naming.volume(tenant.name)
     env = container_env(tenant, service, replica)
     digest = spec_hash(
         {
-            "image": service.image,
+            "image": version.image,
             "env": env,
             "memory": service.memory,
             "cpus": service.cpus,
@@ -91,14 +97,16 @@ def render_container(tenant: TenantSpec, service: ServiceSpec, replica: int, nam
         LABEL_SERVICE: service.name,
         LABEL_REPLICA: str(replica),
         LABEL_SPEC_HASH: digest,
-        LABEL_IMAGE: service.image,
+        LABEL_IMAGE: version.image,
     }
+    if version.track:
+        labels[LABEL_TRACK] = version.track
     return Container(
-        name=naming.container(tenant.name, service.name, replica, digest),
+        name=naming.container(tenant.name, service.name, replica, digest, version.track),
         tenant=tenant.name,
         service=service.name,
         replica=replica,
-        image=service.image,
+        image=version.image,
         spec_hash=digest,
         network=network,
         volume=volume,
@@ -109,6 +117,7 @@ def render_container(tenant: TenantSpec, service: ServiceSpec, replica: int, nam
         cpus=service.cpus,
         state="stopped" if tenant.state == "stopped" else "running",
         labels=tuple(sorted(labels.items())),
+        track=version.track,
     )
 
 
@@ -116,9 +125,10 @@ def render_tenant(tenant: TenantSpec, naming: Naming) -> DesiredTenant:
     if tenant.state == "absent":
         return DesiredTenant(tenant=tenant.name, network=None, volume=None, containers=(), state="absent")
     containers = tuple(
-        render_container(tenant, service, replica, naming)
+        render_container(tenant, service, replica, naming, version)
         for service in tenant.services
-        for replica in range(service.replicas)
+        for version in service.tracks()
+        for replica in range(version.replicas)
     )
     return DesiredTenant(
         tenant=tenant.name,

@@ -73,13 +73,13 @@ def _diff_network(tenant: DesiredTenant, observed: list[Network], pool: SubnetPo
 
 def _diff_containers(tenant: DesiredTenant, observed: list[Container], network_missing: bool) -> list[Change]:
     changes: list[Change] = []
-    by_slot: dict[tuple[str, str, int], list[Container]] = defaultdict(list)
+    by_slot: dict[tuple[str, str, str, int], list[Container]] = defaultdict(list)
     for container in observed:
         by_slot[container.slot].append(container)
     desired_slots = {c.slot for c in tenant.containers}
-    replicas_wanted: dict[str, int] = defaultdict(int)
+    replicas_wanted: dict[tuple[str, str], int] = defaultdict(int)
     for container in tenant.containers:
-        replicas_wanted[container.service] += 1
+        replicas_wanted[(container.service, container.track)] += 1
 
     for want in tenant.containers:
         found = by_slot.get(want.slot, [])
@@ -139,7 +139,7 @@ def _diff_containers(tenant: DesiredTenant, observed: list[Container], network_m
                     "container",
                     tenant.tenant,
                     want.name,
-                    f"replica {want.replica} of {want.service} missing",
+                    f"replica {want.replica} of {want.service}{f' track {want.track}' if want.track else ''} missing",
                     after=want,
                 )
             )
@@ -160,13 +160,15 @@ def _diff_containers(tenant: DesiredTenant, observed: list[Container], network_m
     for slot, found in by_slot.items():
         if slot in desired_slots:
             continue
-        _, service, replica = slot
+        _, service, track, replica = slot
         if tenant.state == "absent":
             reason = "tenant absent"
-        elif service not in replicas_wanted:
+        elif not any(wanted == service for wanted, _ in replicas_wanted):
             reason = f"service {service} no longer configured"
+        elif (service, track) not in replicas_wanted:
+            reason = f"version track {track or '(first)'} of {service} no longer configured"
         else:
-            reason = f"replica {replica} above desired count {replicas_wanted[service]}"
+            reason = f"replica {replica} above desired count {replicas_wanted[(service, track)]}"
         for have in found:
             changes.append(
                 Change(Action.DELETE, "container", tenant.tenant, have.name, reason, before=have, operation="delete")

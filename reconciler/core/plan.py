@@ -44,14 +44,16 @@ class Change:
     operation: Operation = "create"
 
     @property
-    def sort_key(self) -> tuple[int, int, str, str, int, str]:
+    def sort_key(self) -> tuple[int, int, str, str, str, int, str]:
         rank = _KIND_RANK[self.kind]
         resource = self.before or self.after
-        service, replica = (resource.service, resource.replica) if isinstance(resource, Container) else ("", 0)
+        service, track, replica = (
+            (resource.service, resource.track, resource.replica) if isinstance(resource, Container) else ("", "", 0)
+        )
         if self.action is Action.DELETE:
             # Removal in reverse kind order, highest replica index first.
-            return (1, -rank, self.tenant, service, -replica, self.name)
-        return (0, rank, self.tenant, service, replica, self.name)
+            return (1, -rank, self.tenant, service, track, -replica, self.name)
+        return (0, rank, self.tenant, service, track, replica, self.name)
 
     def describe(self) -> str:
         return f"{self.action.value} {self.kind} {self.name} ({self.reason})"

@@ -16,6 +16,7 @@ LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_TENANT = f"{LABEL_PREFIX}.tenant"
 LABEL_SERVICE = f"{LABEL_PREFIX}.service"
 LABEL_REPLICA = f"{LABEL_PREFIX}.replica"
+LABEL_TRACK = f"{LABEL_PREFIX}.track"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"
 
@@ -64,6 +65,8 @@ class Container:
     # Desired: "running" or "stopped". Observed: Docker's state (running, exited, created, restarting, ...).
     state: str = "running"
     labels: tuple[tuple[str, str], ...] = ()
+    # Which version of a two-version (weighted) service: "" for the first, "b" for the second.
+    track: str = ""
     # Observed only.
     id: str | None = None
     ip: str | None = None
@@ -71,9 +74,9 @@ class Container:
     health_status: str | None = None  # healthy | unhealthy | starting | None (no health check)
 
     @property
-    def slot(self) -> tuple[str, str, int]:
-        """What a replica is: tenant, service, index. Several containers may briefly fill one slot."""
-        return (self.tenant, self.service, self.replica)
+    def slot(self) -> tuple[str, str, str, int]:
+        """What a replica is: tenant, service, track, index. Several containers may briefly fill one slot."""
+        return (self.tenant, self.service, self.track, self.replica)
 
     @property
     def key(self) -> str:
