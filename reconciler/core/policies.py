@@ -40,7 +40,8 @@ def ownership(plan: Plan, owner: str) -> Plan:
         if _owned(change, owner):
             kept.append(change)
         else:
-            refused.append(Refusal(change, "ownership", f"{change.name} does not carry owner label {owner!r}"))
+            name = change.before.name if change.before is not None else change.name
+            refused.append(Refusal(change, "ownership", f"{name} does not carry our owner label {owner!r}"))
     return Plan(changes=tuple(kept), refused=tuple(refused), errors=plan.errors)
 
 

@@ -44,7 +44,10 @@ def render_text(plan: Plan) -> str:
         lines.append(f"tenant {tenant}:")
         sub = plan.for_tenant(tenant)
         lines.extend(_line(change) for change in sub.changes)
-        lines.extend(f"  !   {r.change.describe()} REFUSED by {r.policy}: {r.reason}" for r in sub.refused)
+        for refusal in sub.refused:
+            # A policy's pass-wide error is printed once at the end, not on every refused line.
+            why = "" if refusal.reason in plan.errors else f": {refusal.reason}"
+            lines.append(f"  !   {refusal.change.describe()} REFUSED by {refusal.policy}{why}")
     counts = plan.counts()
     lines.append(
         f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "

@@ -38,5 +38,5 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter (HTTP connection pools, pika) stays out of the operator's log.
-    for noisy in ("urllib3", "httpx", "httpcore", "pika", "apscheduler", "docker", "python_on_whales"):
+    for noisy in ("urllib3", "httpx", "httpcore", "pika", "apscheduler", "docker", "python_on_whales", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -46,7 +46,12 @@ class WorkQueue:
                 while self._heap and self._due.get(self._heap[0][3]) != self._heap[0][0]:
                     heapq.heappop(self._heap)  # superseded by an earlier due time
                 if self._heap and self._heap[0][0] <= now:
-                    _, _, _, key = heapq.heappop(self._heap)
+                    # Among the keys due now, nudged and event keys (priority 0) go before resyncs.
+                    due_now = [item for item in self._heap if item[0] <= now and self._due.get(item[3]) == item[0]]
+                    chosen = min(due_now, key=lambda item: (item[1], item[0], item[2]))
+                    self._heap.remove(chosen)
+                    heapq.heapify(self._heap)
+                    key = chosen[3]
                     del self._due[key]
                     self._processing.add(key)
                     return key

@@ -1,0 +1,143 @@
+"""Unit tests for the small pure pieces around the diff: subnets, policies, plan ordering, work queue."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+
+import pytest
+
+from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, pinned
+from reconciler.core.resources import Container, Network
+from reconciler.core.subnets import SubnetPoolExhausted, allocate_subnet
+from reconciler.runtime.workqueue import ALL, Backoff, WorkQueue
+
+
+def _container(tenant: str, service: str, replica: int) -> Container:
+    return Container(
+        name=f"erp-{tenant}-{service}-{replica}-x",
+        tenant=tenant,
+        service=service,
+        replica=replica,
+        image="erp/demo-svc:1",
+        spec_hash="x",
+        network=f"erp-{tenant}",
+        volume=f"erp-{tenant}-data",
+        port=8080,
+    )
+
+
+def _delete(tenant: str, service: str, replica: int) -> Change:
+    c = _container(tenant, service, replica)
+    return Change(Action.DELETE, "container", tenant, c.name, "tenant absent", before=c, operation="delete")
+
+
+class TestSubnets:
+    def test_stable_for_the_same_tenant_and_world(self) -> None:
+        first = allocate_subnet("acme", "10.213.0.0/16", 26, [])
+        assert first == allocate_subnet("acme", "10.213.0.0/16", 26, [])
+        assert ipaddress.ip_network(first).prefixlen == 26
+        assert ipaddress.ip_network(first).subnet_of(ipaddress.ip_network("10.213.0.0/16"))  # type: ignore[arg-type]
+
+    def test_never_overlaps_a_subnet_in_use(self) -> None:
+        taken = allocate_subnet("acme", "10.213.0.0/16", 26, [])
+        other = allocate_subnet("acme", "10.213.0.0/16", 26, [taken, "172.17.0.0/16"])
+        assert other != taken
+        assert not ipaddress.ip_network(other).overlaps(ipaddress.ip_network(taken))
+
+    def test_a_larger_foreign_network_blocks_its_whole_range(self) -> None:
+        chosen = allocate_subnet("acme", "10.213.0.0/24", 26, ["10.213.0.0/25"])
+        assert ipaddress.ip_network(chosen) in {
+            ipaddress.ip_network("10.213.0.128/26"),
+            ipaddress.ip_network("10.213.0.192/26"),
+        }
+
+    def test_exhausted_pool_is_a_clear_error(self) -> None:
+        with pytest.raises(SubnetPoolExhausted, match="no free /26 left in subnet pool 10.213.0.0/25"):
+            allocate_subnet("acme", "10.213.0.0/25", 26, ["10.213.0.0/26", "10.213.0.64/26"])
+
+
+class TestMassDeleteGuard:
+    def test_empty_table_refuses_every_removal(self) -> None:
+        plan = Plan.of([_delete(t, "a", r) for t in ("acme", "globex") for r in range(3)])
+        guarded = mass_delete_guard(plan, owned_containers=6, limits=MassDeleteLimits(), allow=False)
+        assert guarded.changes == ()
+        assert len(guarded.refused) == 6
+        assert "6 of 6" in guarded.errors[0] and "--allow-mass-delete" in guarded.errors[0]
+
+    def test_one_small_tenant_of_many_is_fine(self) -> None:
+        plan = Plan.of([_delete("acme", "a", 0), _delete("acme", "a", 1)])
+        assert mass_delete_guard(plan, 6, MassDeleteLimits(), allow=False) == plan
+
+    def test_allow_flag_lets_it_through(self) -> None:
+        plan = Plan.of([_delete("acme", "a", r) for r in range(6)])
+        assert mass_delete_guard(plan, 6, MassDeleteLimits(), allow=True) == plan
+
+    def test_creations_survive_a_refused_pass(self) -> None:
+        create = Change(Action.CREATE, "network", "new", "erp-new", "network missing", after=Network("erp-new", "new"))
+        plan = Plan.of([create, *[_delete("acme", "a", r) for r in range(5)]])
+        guarded = mass_delete_guard(plan, 5, MassDeleteLimits(), allow=False)
+        assert guarded.changes == (create,)
+
+
+def test_pinned_withholds_only_replacements_of_pinned_tenants() -> None:
+    old, new = _container("acme", "a", 0), _container("acme", "a", 0)
+    replace = Change(Action.REPLACE, "container", "acme", new.name, "image", before=old, after=new, operation="replace")
+    other = Change(Action.REPLACE, "container", "globex", "g", "image", before=old, after=new, operation="replace")
+    result = pinned(Plan.of([replace, other]), {"acme": "migration failed"})
+    assert result.changes == (other,)
+    assert result.refused[0].reason == "migration failed"
+
+
+def test_plan_orders_creation_before_removal_and_highest_replica_first() -> None:
+    net = Change(Action.CREATE, "network", "acme", "erp-acme", "missing", after=Network("erp-acme", "acme"))
+    plan = Plan.of([_delete("acme", "a", 1), _delete("acme", "a", 3), net, _delete("acme", "a", 2)])
+    assert [c.name for c in plan.changes] == ["erp-acme", "erp-acme-a-3-x", "erp-acme-a-2-x", "erp-acme-a-1-x"]
+
+
+class TestWorkQueue:
+    def test_a_key_queued_many_times_is_handed_out_once(self) -> None:
+        queue = WorkQueue()
+        for _ in range(1000):
+            queue.add("acme")
+        assert queue.get(timeout=0.1) == "acme"
+        assert queue.get(timeout=0.05) is None
+
+    def test_readded_while_processing_comes_back_once_after_done(self) -> None:
+        queue = WorkQueue()
+        queue.add("acme")
+        assert queue.get(timeout=0.1) == "acme"
+        queue.add("acme")
+        queue.add("acme")
+        assert queue.get(timeout=0.05) is None  # never handed to two workers at once
+        queue.done("acme")
+        assert queue.get(timeout=0.1) == "acme"
+
+    def test_delay_and_priority(self) -> None:
+        queue = WorkQueue()
+        queue.add("later", 0.2)
+        queue.add(ALL, priority=1)
+        queue.add("nudged", priority=0)
+        assert queue.get(timeout=0.1) == "nudged"
+        assert queue.get(timeout=0.1) == ALL
+        started = time.monotonic()
+        assert queue.get(timeout=1) == "later"
+        assert time.monotonic() - started >= 0.1
+
+    def test_close_wakes_a_waiting_worker(self) -> None:
+        queue = WorkQueue()
+        result: list[str | None] = []
+        worker = threading.Thread(target=lambda: result.append(queue.get()))
+        worker.start()
+        queue.close()
+        worker.join(timeout=2)
+        assert result == [None]
+
+
+def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
+    backoff = Backoff(1.0, 5.0)
+    assert [backoff.failure("t") for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    backoff.success("t")
+    assert backoff.failure("t") == 1.0
