@@ -90,8 +90,9 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 2
         return 0, b""
 
 
-def http_post(url: str, data: bytes = b"", timeout: float = 5.0) -> int:
-    request = urllib.request.Request(url, data=data, method="POST")
+def http_post(url: str, data: bytes = b"", headers: dict[str, str] | None = None, timeout: float = 5.0) -> int:
+    """POST without proxies. Returns the HTTP status; 0 = no answer."""
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=timeout) as response:
