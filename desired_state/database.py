@@ -36,14 +36,17 @@ _SUPPORTED = "sqlite:///path/to/file.sqlite3, postgresql://user:password@host:54
 def database_url(url: str | None) -> str:
     """The SQLAlchemy URL to use for a configured value; ``None`` or empty means a SQLite file in the cwd.
 
-    Accepts ``sqlite://``, ``postgresql://`` and ``postgresql+psycopg2://`` (``postgres://`` as written by
-    some hosting tools is read as ``postgresql://``). Raises ``ValueError`` for anything else.
+    Accepts ``sqlite://``, ``postgresql://`` and ``postgresql+psycopg2://`` (and ``postgres://`` as written
+    by some hosting tools). PostgreSQL URLs come back as ``postgresql+psycopg2://``: SQLAlchemy 2.1 picks
+    psycopg 3 for a bare ``postgresql://``, and the installed driver is psycopg2. Raises ``ValueError`` for
+    anything else.
     """
     if url is None or not url.strip():
         return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
     url = url.strip()
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
+    for bare in ("postgres://", "postgresql://"):
+        if url.startswith(bare):
+            url = "postgresql+psycopg2://" + url.removeprefix(bare)
     try:
         parsed = make_url(url)
     except ArgumentError as exc:

@@ -46,9 +46,8 @@ def load_desired_state(engine: Engine) -> DesiredState:
         generations[name] = generation
         try:
             services = _decode_env(name, service_rows.get(tenant_id, {}))
-            _check_catalog_entries(name, services, catalog_errors)
             raw = {"name": name, "domain": domain, "state": state, "services": services}
-            tenants[name] = build_tenant(raw, catalog)
+            tenants[name] = build_tenant_checked(raw, catalog, catalog_errors)
         except SpecError as exc:
             errors[name] = exc
     return DesiredState(catalog=catalog, tenants=tenants, errors=errors, generations=generations)
@@ -158,16 +157,24 @@ def _decode_env(tenant: str, services: dict[str, dict[str, Any]]) -> dict[str, d
     return decoded
 
 
-def _check_catalog_entries(
-    tenant: str, services: Mapping[str, object], catalog_errors: Mapping[str, SpecError]
-) -> None:
-    """A tenant using a broken catalog entry cannot be rendered; say which entry and why."""
-    for service in sorted(services):
-        problem = catalog_errors.get(service)
-        if problem is not None:
-            raise SpecError(
-                tenant,
-                f"services.{service}",
-                service,
-                f"catalog entry {service!r} is invalid: {problem.field} = {problem.value!r}: {problem.message}",
-            )
+def build_tenant_checked(
+    raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry], catalog_errors: Mapping[str, SpecError]
+) -> TenantSpec:
+    """``build_tenant``, except that a service whose catalog entry is broken is reported as such.
+
+    ``catalog`` holds only the valid entries, so ``build_tenant`` would call the service unknown; the
+    operator needs to hear which catalog entry to fix instead. The tenant's own fields are checked first.
+    """
+    try:
+        return build_tenant(raw, catalog)
+    except SpecError as exc:
+        service = exc.field.removeprefix("services.")
+        problem = catalog_errors.get(service) if exc.field.startswith("services.") else None
+        if problem is None:
+            raise
+        raise SpecError(
+            exc.tenant,
+            exc.field,
+            service,
+            f"catalog entry {service!r} is invalid: {problem.field} = {problem.value!r}: {problem.message}",
+        ) from exc
