@@ -71,6 +71,13 @@ class ImportSummary:
     # Tenants created or updated, sorted: the ones worth a "reconcile now" nudge.
     changed_tenants: tuple[str, ...] = field(default=())
 
+    def __str__(self) -> str:
+        return (
+            f"tenants: {self.created} created, {self.updated} updated, {self.unchanged} unchanged; "
+            f"catalog: {self.catalog_created} created, {self.catalog_updated} updated, "
+            f"{self.catalog_unchanged} unchanged"
+        )
+
 
 # ------------------------------------------------------------------------------------------------ parse
 
