@@ -1,0 +1,205 @@
+"""Render a tenant's routes into its Traefik v3 dynamic configuration (file provider), pure.
+
+Called by the runtime's routing stage (``runtime.routing``) with the tenant's spec and the containers that may
+serve right now (running, ready, with an address). One file per tenant; every router, service and middleware
+name starts with ``<prefix>-<tenant>.``: tenant names contain no dots, so one tenant's names never collide with
+another's, and the routing stage finds a tenant's objects in Traefik's API by that prefix.
+
+Per exposed service:
+- a router on the configured entrypoint only (a router without entrypoints would also answer on the API one),
+  rule ``Host(`host`)`` plus ``PathPrefix(`/path`)`` when the route has a path;
+- a load balancer over ``http://ip:port`` of the service's backends with a health check on the catalog's path,
+  or, for a service with two versions, a ``weighted`` service over one load balancer per version;
+- an ``ipAllowList`` middleware when the route has allow or deny lists (deny becomes the complement);
+- a ``retry`` middleware shared by the tenant's routers, so a request that cannot connect to a backend that just
+  died is sent to another one instead of failing.
+
+Traefik's schema requires at least one server per load balancer, so a service without a ready backend gets no
+router at all (its requests answer 404) and is reported in ``RenderedRoutes.unrouted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from desired_state.specs import RouteSpec, ServiceSpec, TenantSpec, allowed_networks
+from reconciler.core.resources import Container
+from reconciler.core.routes import RouteTable, file_header
+
+# How often Traefik probes each server, and how long a probe may take. A killed backend leaves rotation within
+# about interval + timeout even before the reconciler reacts to the Docker event.
+HEALTH_INTERVAL = "2s"
+HEALTH_TIMEOUT = "1s"
+# One retry: connection-level failures only (Traefik never retries once a backend answered).
+RETRY_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class RouteNaming:
+    """Names of a tenant's dynamic file and Traefik objects; ``prefix`` is the reconciler's name prefix."""
+
+    prefix: str = "erp"
+
+    def file(self, tenant: str) -> str:
+        return f"{self.prefix}-{tenant}.yml"
+
+    def tenant_of_file(self, filename: str) -> str | None:
+        head, tail = f"{self.prefix}-", ".yml"
+        if filename.startswith(head) and filename.endswith(tail) and len(filename) > len(head) + len(tail):
+            return filename[len(head) : -len(tail)]
+        return None
+
+    def tenant_prefix(self, tenant: str) -> str:
+        return f"{self.prefix}-{tenant}."
+
+    def router(self, tenant: str, service: str) -> str:
+        return f"{self.tenant_prefix(tenant)}{service}"
+
+    def service(self, tenant: str, service: str) -> str:
+        return f"{self.tenant_prefix(tenant)}{service}"
+
+    def version(self, tenant: str, service: str, track: str) -> str:
+        # The first track's label is empty; call it "a" here so both versions read alike in the dashboard.
+        return f"{self.tenant_prefix(tenant)}{service}.{track or 'a'}"
+
+    def allow_list(self, tenant: str, service: str) -> str:
+        return f"{self.tenant_prefix(tenant)}{service}.allow"
+
+    def retry(self, tenant: str) -> str:
+        return f"{self.tenant_prefix(tenant)}retry"
+
+
+@dataclass(frozen=True)
+class RenderedRoutes:
+    tenant: str
+    # The whole file content as a mapping: {"http": {...}}, or {} when nothing is routed.
+    config: dict[str, Any]
+    # The same, as the value type the routing stage compares with Traefik's API.
+    table: RouteTable
+    # Exposed services that got no router, with why (no ready backend, every weight 0).
+    unrouted: tuple[str, ...] = ()
+    # Addresses (host/path) that are routed.
+    routed: tuple[str, ...] = ()
+    # Whether the spec exposes anything at all.
+    exposed: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.config
+
+
+def server_url(ip: str, port: int) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"http://{host}:{port}"
+
+
+def rule(route: RouteSpec) -> str:
+    # Host and path are validated in desired_state.specs: no backticks or spaces can reach the rule.
+    host = f"Host(`{route.host}`)"
+    return f"{host} && PathPrefix(`{route.path}`)" if route.path else host
+
+
+def _load_balancer(urls: list[str], health: str) -> dict[str, Any]:
+    return {
+        "loadBalancer": {
+            "servers": [{"url": url} for url in urls],
+            "healthCheck": {"path": health, "interval": HEALTH_INTERVAL, "timeout": HEALTH_TIMEOUT},
+            "passHostHeader": True,
+        }
+    }
+
+
+def _urls(tenant: str, service: ServiceSpec, backends: Sequence[Container], track: str | None) -> list[str]:
+    # The catalog's port, not the container's: observed containers do not report it.
+    return sorted(
+        {
+            server_url(c.ip, service.port)
+            for c in backends
+            if c.ip and c.tenant == tenant and c.service == service.name and (track is None or c.track == track)
+        }
+    )
+
+
+def _render_service(
+    tenant: str, service: ServiceSpec, backends: Sequence[Container], naming: RouteNaming
+) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The Traefik services for one exposed service (router target first), or why it cannot be routed."""
+    name = naming.service(tenant, service.name)
+    if not service.versions:
+        urls = _urls(tenant, service, backends, None)
+        if not urls:
+            return {}, f"service {service.name}: no ready backend"
+        return {name: _load_balancer(urls, service.health)}, None
+    services: dict[str, dict[str, Any]] = {}
+    members: list[dict[str, Any]] = []
+    for version in service.versions:
+        urls = _urls(tenant, service, backends, version.track)
+        if not urls or version.weight <= 0:
+            continue
+        member = naming.version(tenant, service.name, version.track)
+        services[member] = _load_balancer(urls, service.health)
+        members.append({"name": member, "weight": version.weight})
+    if not members:
+        return {}, f"service {service.name}: no ready backend in a version with a positive weight"
+    return {name: {"weighted": {"services": members}}, **services}, None
+
+
+def render_routes(
+    spec: TenantSpec, backends: Sequence[Container], *, naming: RouteNaming, entrypoint: str
+) -> RenderedRoutes:
+    """The tenant's dynamic configuration for exactly ``backends`` (others of the tenant are not routed)."""
+    tenant = spec.name
+    routers: dict[str, Any] = {}
+    services: dict[str, Any] = {}
+    middlewares: dict[str, Any] = {}
+    unrouted: list[str] = []
+    routed: list[str] = []
+    exposed = [s for s in spec.services if s.route is not None]
+    for service in exposed:
+        route = service.route
+        assert route is not None
+        rendered, problem = _render_service(tenant, service, backends, naming)
+        if problem:
+            unrouted.append(problem)
+            continue
+        services.update(rendered)
+        chain = [naming.retry(tenant)]
+        if route.allow or route.deny:
+            allow_name = naming.allow_list(tenant, service.name)
+            ranges = [str(network) for network in allowed_networks(route.allow, route.deny)]
+            middlewares[allow_name] = {"ipAllowList": {"sourceRange": ranges}}
+            # Refuse before retrying: a refused client must not cost a backend anything.
+            chain.insert(0, allow_name)
+        routers[naming.router(tenant, service.name)] = {
+            "rule": rule(route),
+            "entryPoints": [entrypoint],
+            "service": naming.service(tenant, service.name),
+            "middlewares": chain,
+        }
+        routed.append(route.address)
+    if routers:
+        middlewares[naming.retry(tenant)] = {"retry": {"attempts": RETRY_ATTEMPTS}}
+    http = {
+        key: value
+        for key, value in (("routers", routers), ("services", services), ("middlewares", middlewares))
+        if value
+    }
+    config: dict[str, Any] = {"http": http} if http else {}
+    return RenderedRoutes(
+        tenant=tenant,
+        config=config,
+        table=RouteTable.from_dynamic(http),
+        unrouted=tuple(unrouted),
+        routed=tuple(routed),
+        exposed=bool(exposed),
+    )
+
+
+def render_file(rendered: RenderedRoutes, owner: str) -> str:
+    """The file's text: our header line, then YAML with sorted keys, so equal content gives equal bytes."""
+    body = yaml.safe_dump(rendered.config, sort_keys=True, default_flow_style=False, allow_unicode=False)
+    return file_header(owner, rendered.tenant) + body
