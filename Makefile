@@ -1,0 +1,50 @@
+# Two entry points on a fresh Debian/Ubuntu machine (as root):
+#   make demo    set everything up, start the local stack and reconcile the example tenants
+#   make test    set everything up and run lint, types and the whole test suite (what .ci/run does)
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(CURDIR)/$(VENV)/bin
+STATE := .devstack
+DEMO_TENANTS := deploy/examples/tenants.yaml
+# Settings for the demo reconciler (the services' URLs come from $(STATE)/env).
+DEMO_ENV := RECONCILER_OWNER_ID=demo RECONCILER_BASE_DOMAIN=erp.test RECONCILER_POWERDNS_ZONES='["erp.test."]'
+
+.PHONY: setup test lint images demo demo-down
+
+setup:
+	scripts/setup.sh
+
+test: setup
+	scripts/test.sh $(PYTEST_ARGS)
+
+lint:
+	scripts/test.sh --lint-only
+
+images:
+	deploy/images/build.sh
+
+demo: setup
+	$(BIN)/python deploy/devstack.py up --state-dir $(STATE)
+	set -euo pipefail; . $(STATE)/env; export PATH="$(BIN):$$PATH" $(DEMO_ENV); \
+	reconciler db upgrade; \
+	reconciler tenants import $(DEMO_TENANTS); \
+	reconciler apply; \
+	reconciler status; \
+	dns_port=$${RECONCILER_POWERDNS_DNS_ADDRESS##*:}; \
+	echo; echo "Try:"; \
+	for domain in $$($(BIN)/python -c 'import sys, yaml; [print(t["domain"]) for t in yaml.safe_load(open(sys.argv[1]))["tenants"] if t.get("state", "running") == "running"]' $(DEMO_TENANTS)); do \
+	  echo "  curl -H 'Host: $$domain' $$RECONCILER_TRAEFIK_WEB_URL/"; \
+	  echo "  dig +short @127.0.0.1 -p $$dns_port $$domain"; \
+	done; \
+	echo "  curl -s $$RECONCILER_TRAEFIK_API_URL/api/http/routers | python3 -m json.tool"; \
+	echo "  (. $(STATE)/env; export PATH=$(BIN):\$$PATH $(DEMO_ENV); reconciler plan)"; \
+	echo "Stop the local services with: make demo-down"
+
+demo-down:
+	@if [[ -f $(STATE)/state.json ]]; then $(BIN)/python deploy/devstack.py down --state-dir $(STATE); fi
+	@if docker info >/dev/null 2>&1; then \
+	  ids=$$(docker ps -aq --filter label=tenant-reconciler.owner=demo); \
+	  if [[ -n "$$ids" ]]; then docker rm -f $$ids >/dev/null; echo "removed the demo's containers"; fi; \
+	  nets=$$(docker network ls -q --filter label=tenant-reconciler.owner=demo); \
+	  if [[ -n "$$nets" ]]; then docker network rm $$nets >/dev/null; echo "removed the demo's networks"; fi; \
+	fi
