@@ -206,7 +206,7 @@ def _shape(document: _Document) -> _FileContent:
     if not isinstance(raw_tenants, list):
         problem(("tenants",), "must be a list of tenants, each starting with '- name: ...'")
         raw_tenants = []
-    first_index: dict[object, int] = {}
+    first_index: dict[str, int] = {}
     for i, raw in enumerate(raw_tenants):
         path = ("tenants", str(i))
         if not isinstance(raw, dict):
