@@ -6,8 +6,14 @@ VENV  := .venv
 BIN   := $(CURDIR)/$(VENV)/bin
 STATE := .devstack
 DEMO_TENANTS := deploy/examples/tenants.yaml
-# Settings for the demo reconciler (the services' URLs come from $(STATE)/env).
-DEMO_ENV := RECONCILER_OWNER_ID=demo RECONCILER_BASE_DOMAIN=erp.test RECONCILER_POWERDNS_ZONES='["erp.test."]'
+# Settings for the demo reconciler; the services' URLs come from $(STATE)/env (written by devstack up).
+define DEMO_ENV
+export PATH="$(BIN):$$PATH"
+export RECONCILER_OWNER_ID=demo
+export RECONCILER_BASE_DOMAIN=erp.test
+export RECONCILER_POWERDNS_ZONES='["erp.test."]'
+endef
+export DEMO_ENV
 
 .PHONY: setup test lint images demo demo-down
 
@@ -25,20 +31,21 @@ images:
 
 demo: setup
 	$(BIN)/python deploy/devstack.py up --state-dir $(STATE)
-	set -euo pipefail; . $(STATE)/env; export PATH="$(BIN):$$PATH" $(DEMO_ENV); \
+	@echo "$$DEMO_ENV" > $(STATE)/demo.env
+	@set -euo pipefail; . $(STATE)/env; . $(STATE)/demo.env; set -x; \
 	reconciler db upgrade; \
 	reconciler tenants import $(DEMO_TENANTS); \
 	reconciler apply; \
 	reconciler status; \
-	dns_port=$${RECONCILER_POWERDNS_DNS_ADDRESS##*:}; \
+	set +x; dns_port=$${RECONCILER_POWERDNS_DNS_ADDRESS##*:}; \
 	echo; echo "Try:"; \
-	for domain in $$($(BIN)/python -c 'import sys, yaml; [print(t["domain"]) for t in yaml.safe_load(open(sys.argv[1]))["tenants"] if t.get("state", "running") == "running"]' $(DEMO_TENANTS)); do \
+	for domain in $$(python -c 'import sys, yaml; [print(t["domain"]) for t in yaml.safe_load(open(sys.argv[1]))["tenants"] if t.get("state", "running") == "running"]' $(DEMO_TENANTS)); do \
 	  echo "  curl -H 'Host: $$domain' $$RECONCILER_TRAEFIK_WEB_URL/"; \
 	  echo "  dig +short @127.0.0.1 -p $$dns_port $$domain"; \
 	done; \
 	echo "  curl -s $$RECONCILER_TRAEFIK_API_URL/api/http/routers | python3 -m json.tool"; \
-	echo "  (. $(STATE)/env; export PATH=$(BIN):\$$PATH $(DEMO_ENV); reconciler plan)"; \
-	echo "Stop the local services with: make demo-down"
+	echo "  . $(STATE)/env; . $(STATE)/demo.env; reconciler plan"; \
+	echo "Stop it all with: make demo-down"
 
 demo-down:
 	@if [[ -f $(STATE)/state.json ]]; then $(BIN)/python deploy/devstack.py down --state-dir $(STATE); fi
