@@ -50,7 +50,8 @@ class DnsTarget:
             if not _is_ip(address, 6):
                 raise ValueError(f"dns_target_aaaa = {address!r} is not an IPv6 address such as ::1")
         if self.cname is not None:
-            if not _HOSTNAME_RE.match(normalise_name(self.cname)):
+            name = normalise_name(self.cname)
+            if len(name) > 254 or not _HOSTNAME_RE.match(name):
                 raise ValueError(f"dns_target_cname = {self.cname!r} is not a host name such as ingress.example.com")
             if self.a or self.aaaa:
                 raise ValueError("a CNAME target cannot be combined with A/AAAA targets (a CNAME stands alone)")

@@ -66,6 +66,7 @@ def test_no_zones_configured_is_reported_as_such() -> None:
         ({}, "no DNS target"),
         ({"a": ("127.0.0.1",), "ttl": 0}, "ttl"),
         ({"cname": "bad name!"}, "dns_target_cname"),
+        ({"cname": ".".join(["a" * 60] * 5)}, "dns_target_cname"),
     ],
 )
 def test_bad_targets_are_rejected_with_the_setting_named(kwargs: dict[str, object], message: str) -> None:
