@@ -462,3 +462,135 @@ def test_driver_lists_zones_and_names_a_rejected_rrset(powerdns: Any, zones: lis
         assert "rrset x.elsewhere.test. A" in str(info.value)
     finally:
         driver.close()
+
+
+# ----------------------------------------------------------------------------- through the whole pipeline
+
+PIPELINE_YAML = """
+catalog:
+  a: {{image: "erp/demo-svc:1", port: 8080, health: /health, memory: 32M, cpus: 0.1}}
+tenants:
+  - name: acme
+    domain: acme.{zone}
+    state: {acme_state}
+    services:
+      a: {{}}
+  - name: globex
+    domain: {globex_domain}
+    services:
+      a: {{}}
+"""
+
+
+def _pipeline_yaml(zone: str, acme_state: str = "running", globex_domain: str = "") -> str:
+    return PIPELINE_YAML.format(
+        zone=zone.rstrip("."), acme_state=acme_state, globex_domain=globex_domain or f"globex.{zone.rstrip('.')}"
+    )
+
+
+@pytest.fixture
+def dns_harness(
+    owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, powerdns: Any, zones: list[str]
+) -> Iterator[Any]:
+    """The real reconciler (containers, no routing) with the DNS stage on this test's zone."""
+    from tests.integration.harness import Harness
+
+    h = Harness.create(
+        owner_id,
+        postgres_url,
+        docker_client,
+        powerdns_url=powerdns.api_url,
+        powerdns_api_key=powerdns.api_key,
+        powerdns_zones=json.dumps(zones[:1]),
+    )
+    try:
+        yield h
+    finally:
+        h.stop_run()
+        h.rt.reconciler.dns.close()  # type: ignore[union-attr]
+        h.rt.engine.dispose()
+
+
+def _dns_condition(h: Any, tenant: str) -> Any:
+    from desired_state.status import read_status
+
+    status = read_status(h.rt.engine, tenant)
+    assert status is not None, f"no status for {tenant}"
+    return status.condition("DNSReady")
+
+
+def test_pipeline_converge_publishes_running_tenants_and_idles(
+    dns_harness: Any, powerdns: Any, zones: list[str]
+) -> None:
+    h = dns_harness
+    zone = zones[0]
+    h.import_yaml(_pipeline_yaml(zone))
+    result = h.apply()
+    assert result.ok, result.errors
+    assert len(h.running("acme")) == 1 and len(h.running("globex")) == 1
+    # Containers were created in this pass, after the sync at its start: the records follow on the next pass.
+    h.apply()
+    for tenant in ("acme", "globex"):
+        assert answer(powerdns, f"{tenant}.{zone}") == ("NOERROR", ["127.0.0.1"])
+        condition = _dns_condition(h, tenant)
+        assert (condition.status, condition.reason) == ("True", "Published")
+
+    driver = h.rt.reconciler.dns.driver
+    driver.requests.clear()
+    assert h.apply().ok
+    assert driver.requests == {"GET": 1}
+
+
+def test_pipeline_absent_tenant_gets_nxdomain_and_goes(dns_harness: Any, powerdns: Any, zones: list[str]) -> None:
+    h = dns_harness
+    zone = zones[0]
+    h.import_yaml(_pipeline_yaml(zone))
+    h.apply()
+    h.apply()
+    assert answer(powerdns, f"acme.{zone}") == ("NOERROR", ["127.0.0.1"])
+
+    h.import_yaml(_pipeline_yaml(zone, acme_state="absent"))
+    assert h.apply().ok
+    assert answer(powerdns, f"acme.{zone}") == ("NXDOMAIN", [])
+    assert h.containers("acme") == []
+    assert answer(powerdns, f"globex.{zone}") == ("NOERROR", ["127.0.0.1"])
+
+
+def test_pipeline_domain_change_moves_the_record(dns_harness: Any, powerdns: Any, zones: list[str]) -> None:
+    h = dns_harness
+    zone = zones[0].rstrip(".")
+    h.import_yaml(_pipeline_yaml(zones[0]))
+    h.apply()
+    h.apply()
+    h.import_yaml(_pipeline_yaml(zones[0], globex_domain=f"shop.{zone}"))
+    assert h.apply().ok
+    assert answer(powerdns, f"globex.{zone}") == ("NXDOMAIN", [])
+    assert answer(powerdns, f"shop.{zone}") == ("NOERROR", ["127.0.0.1"])
+
+
+def test_pipeline_powerdns_down_containers_converge_then_records_follow(
+    dns_harness: Any, powerdns: Any, zones: list[str]
+) -> None:
+    h = dns_harness
+    zone = zones[0]
+    h.import_yaml(_pipeline_yaml(zone))
+    h.apply()
+    h.apply()
+
+    powerdns.stop()
+    try:
+        # globex gets a second replica, acme goes away: containers keep converging, acme's removal waits.
+        h.import_yaml(_pipeline_yaml(zone, acme_state="absent").replace("      a: {}\n", "      a: {replicas: 2}\n"))
+        h.apply()
+        assert len(h.running("globex")) == 2
+        condition = _dns_condition(h, "globex")
+        assert (condition.status, condition.reason) == ("False", "ServerUnavailable")
+        assert len(h.running("acme")) == 1  # its record may still be served: the containers stay
+    finally:
+        powerdns.start()
+
+    assert h.apply().ok
+    assert answer(powerdns, f"acme.{zone}") == ("NXDOMAIN", [])
+    assert h.containers("acme") == []
+    assert answer(powerdns, f"globex.{zone}") == ("NOERROR", ["127.0.0.1"])
+    assert _dns_condition(h, "globex").status == "True"
