@@ -219,7 +219,7 @@ class PowerDnsPublisher:
                     self.driver.patch_zone(zone, changes)
                 except RejectedError as exc:
                     rejections += 1
-                    culprits = _rejected_tenants(changes, exc)
+                    culprits = rejected_tenants(changes, exc)
                     if rejections >= MAX_REJECTIONS_PER_ZONE:
                         culprits = {c.tenant for c in changes}
                     for tenant in sorted(culprits):
@@ -317,7 +317,7 @@ class PowerDnsPublisher:
         return _ready(True, "Published", "; ".join(r.describe() for r in records.rrsets))
 
 
-def _rejected_tenants(changes: Sequence[RRsetChange], exc: RejectedError) -> set[str]:
+def rejected_tenants(changes: Sequence[RRsetChange], exc: RejectedError) -> set[str]:
     """The tenants whose changes a 422 is about: the rrset it names, and every change carrying the record
     content it refused (a bad target would fail for each tenant in turn). Unattributable: all of them."""
     culprits = {c.tenant for c in changes if c.rrset.key == (exc.name, exc.type)}
