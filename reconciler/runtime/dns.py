@@ -43,6 +43,7 @@ DNS_READY = "DNSReady"
 # A rejected PATCH is sent again without the tenants it names; past this many rejections in one zone the
 # remaining changes wait for the next pass, so a bad setting cannot turn a pass into one PATCH per tenant.
 MAX_REJECTIONS_PER_ZONE = 3
+_WAITING = "not published: waiting for the route (or, without routing, a running container)"
 
 
 def _ready(status: bool, reason: str, message: str = "") -> Condition:
@@ -108,9 +109,7 @@ class PowerDnsPublisher:
 
     def condition(self, tenant: str) -> Condition:
         with self._lock:
-            return self._conditions.get(
-                tenant, _ready(False, "Pending", "not published yet: waiting for the route to be ready")
-            )
+            return self._conditions.get(tenant, _ready(False, "Pending", _WAITING))
 
     def published(self, tenant: str) -> bool:
         """Whether a record of ours for the tenant still exists and this publisher will remove it.
@@ -305,9 +304,14 @@ class PowerDnsPublisher:
             else:
                 self._conditions[name] = _ready(False, "Removing", "the tenant's records are being removed")
         # Tenants of this pass that are neither published nor retired (e.g. running, route not ready yet).
+        # After a full pass they hold no record of ours: forget them (``condition`` answers Pending anyway),
+        # so tenants deleted long ago do not pile up here.
         others = set(self._conditions) if scope is None else set(scope)
         for name in others - set(publish) - set(retire) - keep:
-            self._conditions[name] = _ready(False, "Pending", "not published: waiting for the route to be ready")
+            if scope is None:
+                self._conditions.pop(name, None)
+            else:
+                self._conditions[name] = _ready(False, "Pending", _WAITING)
 
     def _publication(self, records: TenantRecords) -> Condition:
         present = set(self._zones.get(records.zone, ()))
