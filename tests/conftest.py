@@ -162,6 +162,10 @@ def remove_owned_docker_objects(client: Any, owner: str) -> None:
                 raise
     for network in client.networks.list(filters=label):
         try:
+            network.reload()
+            # a container that is not ours may still be attached to our network: detach it, never remove it
+            for container_id in network.attrs.get("Containers") or {}:
+                network.disconnect(container_id, force=True)
             network.remove()
         except Exception as exc:
             if "not found" not in str(exc).lower():
