@@ -56,7 +56,7 @@ def _diff_network(tenant: DesiredTenant, observed: list[Network], pool: SubnetPo
             )
         return changes
     if not any(net.name == wanted.name for net in observed):
-        subnet = wanted.subnet or allocate_subnet(tenant.tenant, pool.pool, pool.prefixlen, used)
+        subnet = wanted.subnet or allocate_subnet(wanted.name, pool.pool, pool.prefixlen, used)
         used.append(subnet)
         changes.append(
             Change(
@@ -111,7 +111,7 @@ def _diff_containers(tenant: DesiredTenant, observed: list[Container], network_m
                         keep.name,
                         f"container {keep.state}, expected running",
                         before=keep,
-                        after=replace(keep, state="running"),
+                        after=replace(keep, state="running", port=want.port, health=want.health),
                         operation="start",
                     )
                 )

@@ -21,7 +21,8 @@ def _overlaps(candidate: ipaddress.IPv4Network, used: list[ipaddress.IPv4Network
     return any(candidate.overlaps(other) for other in used)
 
 
-def allocate_subnet(tenant: str, pool: str, prefixlen: int, used: Iterable[str]) -> str:
+def allocate_subnet(key: str, pool: str, prefixlen: int, used: Iterable[str]) -> str:
+    """A free /prefixlen in ``pool`` not overlapping ``used``; ``key`` (the network name) picks where to start."""
     network = ipaddress.ip_network(pool)
     if not isinstance(network, ipaddress.IPv4Network):
         raise ValueError(f"subnet pool {pool!r} must be IPv4")
@@ -36,7 +37,7 @@ def allocate_subnet(tenant: str, pool: str, prefixlen: int, used: Iterable[str])
         if isinstance(parsed, ipaddress.IPv4Network):
             used_networks.append(parsed)
     count = 2 ** (prefixlen - network.prefixlen)
-    start = zlib.crc32(tenant.encode()) % count
+    start = zlib.crc32(key.encode()) % count
     size = 2 ** (32 - prefixlen)
     base = int(network.network_address)
     for step in range(count):
@@ -44,4 +45,4 @@ def allocate_subnet(tenant: str, pool: str, prefixlen: int, used: Iterable[str])
         candidate = ipaddress.IPv4Network((base + index * size, prefixlen))
         if not _overlaps(candidate, used_networks):
             return str(candidate)
-    raise SubnetPoolExhausted(f"no free /{prefixlen} left in subnet pool {pool} for tenant {tenant!r}")
+    raise SubnetPoolExhausted(f"no free /{prefixlen} left in subnet pool {pool} for {key!r}")

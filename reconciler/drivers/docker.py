@@ -55,6 +55,10 @@ _PERMANENT_HINTS = (
 )
 
 
+class SubnetTaken(TransientError):
+    """The chosen subnet was taken meanwhile (another network created since the snapshot)."""
+
+
 @dataclass(frozen=True)
 class DockerEvent:
     kind: str  # container | network
@@ -223,7 +227,24 @@ class DockerDriver:
         self._count("mutate")
         return _Mutation(what, tenant)
 
+    def used_subnets(self) -> list[str]:
+        """Every subnet the engine has in use, ours or not (one list call)."""
+        return [
+            config["Subnet"]
+            for raw in self._list("networks")
+            for config in (raw.get("IPAM") or {}).get("Config") or []
+            if config.get("Subnet")
+        ]
+
     def create_network(self, network: Network, labels: dict[str, str]) -> None:
+        try:
+            self._create_network(network, labels)
+        except TransientError as exc:
+            if "overlaps" in str(exc):
+                raise SubnetTaken(str(exc), tenant=network.tenant) from exc
+            raise
+
+    def _create_network(self, network: Network, labels: dict[str, str]) -> None:
         with self._mutate(f"create network {network.name}", network.tenant):
             self.cli.network.create(
                 network.name,

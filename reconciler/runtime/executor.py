@@ -15,15 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from desired_state.specs import TenantSpec
+from reconciler.core.diff import SubnetPool
 from reconciler.core.errors import ReconcileError, TransientError
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, Network, Snapshot, Volume
-from reconciler.drivers.docker import DockerDriver
+from reconciler.core.subnets import allocate_subnet
+from reconciler.drivers.docker import DockerDriver, SubnetTaken
 from reconciler.runtime.readiness import wait_ready
 from reconciler.runtime.stages import Router
 from renderers.containers import Naming
 
 log = logging.getLogger("reconciler.apply")
+
+
+# Concurrent network creation by others can take a subnet between snapshot and create; a few retries suffice.
+NETWORK_CREATE_ATTEMPTS = 5
 
 
 class Interrupted(ReconcileError):
@@ -47,6 +53,7 @@ class Executor:
     docker: DockerDriver
     naming: Naming
     router: Router | None = None
+    pool: SubnetPool = field(default_factory=SubnetPool)
     ready_timeout: float = 60.0
     stop: threading.Event = field(default_factory=threading.Event)
     # Called after every applied change (metrics); kept as a hook so the executor needs no metrics import.
@@ -71,6 +78,20 @@ class Executor:
         if self.on_applied:
             self.on_applied(change)
 
+    def _create_network(self, network: Network, labels: dict[str, str]) -> str | None:
+        """Create the network; if its subnet was taken since the snapshot, pick another from a fresh list."""
+        for attempt in range(NETWORK_CREATE_ATTEMPTS):
+            try:
+                self.docker.create_network(network, labels)
+                return network.subnet
+            except SubnetTaken:
+                if attempt == NETWORK_CREATE_ATTEMPTS - 1:
+                    raise
+                used = self.docker.used_subnets()
+                subnet = allocate_subnet(f"{network.name}#{attempt}", self.pool.pool, self.pool.prefixlen, used)
+                network = replace(network, subnet=subnet)
+        return network.subnet
+
     def _wait_ready(self, container: Container) -> tuple[Container | None, str]:
         return wait_ready(
             lambda: self.docker.container(container.name),
@@ -93,8 +114,8 @@ class Executor:
             resource = change.after
             labels = self.naming.base_labels(tenant)
             if isinstance(resource, Network):
-                self.docker.create_network(resource, labels)
-                self._done(outcome, change, f"subnet {resource.subnet}")
+                subnet = self._create_network(resource, labels)
+                self._done(outcome, change, f"subnet {subnet}")
             elif isinstance(resource, Volume):
                 self.docker.create_volume(resource, labels)
                 self._done(outcome, change)

@@ -85,6 +85,7 @@ class Reconciler:
             docker=self.docker,
             naming=self.naming,
             router=self.router,
+            pool=self.pool,
             ready_timeout=self.ready_timeout,
             stop=self.stop,
             on_applied=self._count_action,
