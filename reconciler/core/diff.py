@@ -44,15 +44,15 @@ def _drift_reasons(desired: Container, observed: Container, network_missing: boo
     return reasons
 
 
-def _diff_network(tenant: DesiredTenant, observed: list[Network], pool: SubnetPool, used: list[str]) -> list[Change]:
+def _diff_network(
+    tenant: DesiredTenant, observed: list[Network], pool: SubnetPool, used: list[str], absent_reason: str
+) -> list[Change]:
     changes: list[Change] = []
     wanted = tenant.network
     if wanted is None:
         for net in observed:
             changes.append(
-                Change(
-                    Action.DELETE, "network", tenant.tenant, net.name, "tenant absent", before=net, operation="delete"
-                )
+                Change(Action.DELETE, "network", tenant.tenant, net.name, absent_reason, before=net, operation="delete")
             )
         return changes
     if not any(net.name == wanted.name for net in observed):
@@ -71,7 +71,9 @@ def _diff_network(tenant: DesiredTenant, observed: list[Network], pool: SubnetPo
     return changes
 
 
-def _diff_containers(tenant: DesiredTenant, observed: list[Container], network_missing: bool) -> list[Change]:
+def _diff_containers(
+    tenant: DesiredTenant, observed: list[Container], network_missing: bool, absent_reason: str
+) -> list[Change]:
     changes: list[Change] = []
     by_slot: dict[tuple[str, str, str, int], list[Container]] = defaultdict(list)
     for container in observed:
@@ -162,7 +164,7 @@ def _diff_containers(tenant: DesiredTenant, observed: list[Container], network_m
             continue
         _, service, track, replica = slot
         if tenant.state == "absent":
-            reason = "tenant absent"
+            reason = absent_reason
         elif not any(wanted == service for wanted, _ in replicas_wanted):
             reason = f"service {service} no longer configured"
         elif (service, track) not in replicas_wanted:
@@ -197,12 +199,13 @@ def diff(
         wanted = desired.get(name) or DesiredTenant(
             tenant=name, network=None, volume=None, containers=(), state="absent"
         )
-        network_changes = _diff_network(wanted, list(observed.networks), pool, used)
+        absent_reason = "tenant absent" if name in desired else "tenant no longer in the database"
+        network_changes = _diff_network(wanted, list(observed.networks), pool, used, absent_reason)
         changes.extend(network_changes)
         network_missing = any(c.action is Action.CREATE for c in network_changes)
         if wanted.volume is not None and not any(v.name == wanted.volume.name for v in observed.volumes):
             changes.append(
                 Change(Action.CREATE, "volume", name, wanted.volume.name, "data volume missing", after=wanted.volume)
             )
-        changes.extend(_diff_containers(wanted, list(observed.containers), network_missing))
+        changes.extend(_diff_containers(wanted, list(observed.containers), network_missing, absent_reason))
     return Plan.of(changes)

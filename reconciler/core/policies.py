@@ -45,16 +45,25 @@ def ownership(plan: Plan, owner: str) -> Plan:
     return Plan(changes=tuple(kept), refused=tuple(refused), errors=plan.errors)
 
 
-def mass_delete_guard(plan: Plan, owned_containers: int, limits: MassDeleteLimits, *, allow: bool) -> Plan:
-    deletes = [c for c in plan.changes if c.action is Action.DELETE and c.kind == "container"]
+def mass_delete_guard(
+    plan: Plan, owned_containers: int, limits: MassDeleteLimits, *, vanished: frozenset[str], allow: bool
+) -> Plan:
+    """Refuse removals of tenants that vanished from the database when they are too many at once.
+
+    ``vanished`` are tenants we run that the database no longer lists at all: a table read empty by mistake,
+    the wrong database, a bad import. Explicit ``state: absent`` and scale-downs are instructions, not counted.
+    A pass that would remove everything we own is refused whatever its size.
+    """
+    deletes = [c for c in plan.changes if c.action is Action.DELETE and c.kind == "container" and c.tenant in vanished]
     if allow or not deletes or owned_containers == 0:
         return plan
     share = len(deletes) / owned_containers
-    if len(deletes) <= limits.min_count or share <= limits.max_share:
+    if share <= limits.max_share or (len(deletes) <= limits.min_count and len(deletes) < owned_containers):
         return plan
     message = (
         f"mass delete refused: this pass would remove {len(deletes)} of {owned_containers} owned containers "
-        f"({share:.0%} > {limits.max_share:.0%}); if intended, run with --allow-mass-delete"
+        f"({share:.0%} > {limits.max_share:.0%}) of {len({c.tenant for c in deletes})} tenants no longer in the "
+        "database; if intended, run with --allow-mass-delete"
     )
     removal_tenants = {c.tenant for c in deletes}
     refused = list(plan.refused)

@@ -165,7 +165,7 @@ class RouteTable:
 
         def items(section: str) -> list[tuple[str, Mapping[str, Any]]]:
             raw = http.get(section) or {}
-            return sorted((str(k), v) for k, v in raw.items() if isinstance(v, Mapping))
+            return sorted(((str(k), v) for k, v in raw.items() if isinstance(v, Mapping)), key=lambda kv: _local(kv[0]))
 
         return RouteTable(
             routers=tuple(_router(name, raw) for name, raw in items("routers")),

@@ -101,7 +101,10 @@ class Reconciler:
         rendered = {name: render_tenant(spec, self.naming) for name, spec in desired.tenants.items()}
         plan = diff(rendered, snapshot, scope=scope, protected=desired.errors.keys(), pool=self.pool)
         plan = ownership(plan, self.naming.owner)
-        plan = mass_delete_guard(plan, len(snapshot.containers), self.limits, allow=allow_mass_delete)
+        vanished = snapshot.tenants() - desired.known
+        plan = mass_delete_guard(
+            plan, len(snapshot.containers), self.limits, vanished=vanished, allow=allow_mass_delete
+        )
         return PassInputs(desired, snapshot, rendered, plan)
 
     # --- one pass ----------------------------------------------------------------------------------------

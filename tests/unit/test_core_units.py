@@ -55,30 +55,39 @@ class TestSubnets:
         }
 
     def test_exhausted_pool_is_a_clear_error(self) -> None:
-        with pytest.raises(SubnetPoolExhausted, match="no free /26 left in subnet pool 10.213.0.0/25"):
+        with pytest.raises(SubnetPoolExhausted, match=r"no free /26 left in subnet pool 10\.213\.0\.0/25"):
             allocate_subnet("acme", "10.213.0.0/25", 26, ["10.213.0.0/26", "10.213.0.64/26"])
 
 
 class TestMassDeleteGuard:
     def test_empty_table_refuses_every_removal(self) -> None:
         plan = Plan.of([_delete(t, "a", r) for t in ("acme", "globex") for r in range(3)])
-        guarded = mass_delete_guard(plan, owned_containers=6, limits=MassDeleteLimits(), allow=False)
+        guarded = mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset({"acme", "globex"}), allow=False)
         assert guarded.changes == ()
         assert len(guarded.refused) == 6
         assert "6 of 6" in guarded.errors[0] and "--allow-mass-delete" in guarded.errors[0]
 
     def test_one_small_tenant_of_many_is_fine(self) -> None:
         plan = Plan.of([_delete("acme", "a", 0), _delete("acme", "a", 1)])
-        assert mass_delete_guard(plan, 6, MassDeleteLimits(), allow=False) == plan
+        assert mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=False) == plan
+
+    def test_explicit_absent_is_an_instruction_not_a_mass_delete(self) -> None:
+        plan = Plan.of([_delete("acme", "a", r) for r in range(6)])
+        assert mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset(), allow=False) == plan
+
+    def test_removing_everything_is_refused_even_when_small(self) -> None:
+        plan = Plan.of([_delete("acme", "a", 0), _delete("acme", "a", 1)])
+        guarded = mass_delete_guard(plan, 2, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=False)
+        assert guarded.changes == () and guarded.errors
 
     def test_allow_flag_lets_it_through(self) -> None:
         plan = Plan.of([_delete("acme", "a", r) for r in range(6)])
-        assert mass_delete_guard(plan, 6, MassDeleteLimits(), allow=True) == plan
+        assert mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=True) == plan
 
     def test_creations_survive_a_refused_pass(self) -> None:
         create = Change(Action.CREATE, "network", "new", "erp-new", "network missing", after=Network("erp-new", "new"))
         plan = Plan.of([create, *[_delete("acme", "a", r) for r in range(5)]])
-        guarded = mass_delete_guard(plan, 5, MassDeleteLimits(), allow=False)
+        guarded = mass_delete_guard(plan, 5, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=False)
         assert guarded.changes == (create,)
 
 

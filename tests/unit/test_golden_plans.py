@@ -22,6 +22,21 @@ from reconciler.core.render_plan import render_text
 from reconciler.core.resources import Container, DesiredTenant, Network, Snapshot
 from renderers.containers import Naming, render_tenant
 
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Writes multi-line strings as literal blocks, so golden plans read like the CLI output they are."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _str)
+
 CASES = sorted((Path(__file__).parent.parent / "golden" / "plans").glob("*.yaml"))
 NAMING = Naming(prefix="erp", owner="golden")
 
@@ -101,9 +116,9 @@ def plan_text(case: dict[str, Any]) -> str:
     snapshot = _observed(case)
     plan = diff(desired, snapshot, scope=case.get("scope"), protected=invalid)
     plan = ownership(plan, "golden")
-    plan = mass_delete_guard(
-        plan, len(snapshot.containers), MassDeleteLimits(), allow=case.get("allow_mass_delete", False)
-    )
+    vanished = snapshot.tenants() - set(desired) - invalid
+    allow = bool(case.get("allow_mass_delete", False))
+    plan = mass_delete_guard(plan, len(snapshot.containers), MassDeleteLimits(), vanished=vanished, allow=allow)
     return render_text(plan).strip() + "\n"
 
 
@@ -113,7 +128,7 @@ def test_golden_plan(path: Path) -> None:
     actual = plan_text(case)
     if os.environ.get("UPDATE_GOLDEN"):
         case["expected"] = actual
-        path.write_text(yaml.safe_dump(case, sort_keys=False, width=120, default_style=None))
+        path.write_text(yaml.dump(case, Dumper=_LiteralDumper, sort_keys=False, width=120))
     assert actual == case["expected"], f"{path.name}: {case.get('description', '')}"
 
 
