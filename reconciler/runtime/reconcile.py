@@ -146,9 +146,12 @@ class Reconciler:
         leaving = [t for t in tenants if t not in desired.tenants and t not in desired.errors] + [
             t for t, spec in desired.tenants.items() if spec.state != "running" and (scope is None or t in scope)
         ]
+        published: set[str] = set()
         if self.dns is not None:
-            self._sync_dns(desired, inputs.snapshot, leaving, scope)
+            # Retirements must precede route and container removal, so DNS goes first in a pass.
+            published = self._sync_dns(desired, inputs.snapshot, leaving, scope, only=None)
 
+        finished: list[tuple[str, TenantOutcome | None, ReconcileError | None]] = []
         for tenant in tenants:
             if self.stop.is_set():
                 break
@@ -163,11 +166,6 @@ class Reconciler:
                 outcome = self.executor.apply_tenant(
                     tenant, inputs.plan, spec, inputs.snapshot.for_tenant(tenant), hold_removal=hold
                 )
-                result.outcomes[tenant] = outcome
-                before = previous.get(tenant)
-                if spec is not None and before is not None and before.applied_hash == spec_digest(spec):
-                    result.heals.extend(outcome.applied)
-                self._write_status(tenant, spec, desired, inputs, outcome, None, previous.get(tenant))
             except Interrupted:
                 log.info("stopping: pass interrupted in tenant %s", tenant)
                 break
@@ -176,28 +174,65 @@ class Reconciler:
                 log.error("tenant=%s reconcile failed: %s", tenant, exc, extra={"tenant": tenant})
                 if self.metrics:
                     self.metrics.tenant_errors.labels(tenant=tenant).inc()
-                self._write_status(tenant, spec, desired, inputs, None, exc, previous.get(tenant))
-        for error in inputs.plan.errors:
-            log.error("%s", error)
+                finished.append((tenant, None, exc))
+                continue
+            result.outcomes[tenant] = outcome
+            before = previous.get(tenant)
+            if spec is not None and before is not None and before.applied_hash == spec_digest(spec):
+                result.heals.extend(outcome.applied)
+            finished.append((tenant, outcome, None))
+
+        if self.dns is not None and not self.stop.is_set():
+            # Tenants whose route became ready during this pass are published now, not a resync later.
+            newly_ready = {
+                t for t, outcome, _ in finished if outcome is not None and t not in published
+            } & self._publishable(desired, None, scope)
+            if newly_ready:
+                self._sync_dns(desired, None, [], frozenset(newly_ready), only=newly_ready)
+        for tenant, done, failure in finished:
+            self._write_status(
+                tenant, desired.tenants.get(tenant), desired, inputs, done, failure, previous.get(tenant)
+            )
+        for message in inputs.plan.errors:
+            log.error("%s", message)
         return result
 
-    def _sync_dns(
-        self, desired: DesiredState, snapshot: Snapshot, leaving: list[str], scope: frozenset[str] | None
-    ) -> None:
-        assert self.dns is not None
-        publish = {}
+    def _publishable(self, desired: DesiredState, snapshot: Snapshot | None, scope: frozenset[str] | None) -> set[str]:
+        """Running tenants whose traffic path is ready: route ready, or (without routing) a running container."""
+        names = set()
         for name, spec in desired.tenants.items():
             if spec.state != "running" or (scope is not None and name not in scope):
                 continue
             if self.router is not None:
                 if self.router.ready(name).status == "True":
-                    publish[name] = spec
-            elif any(c.running for c in snapshot.for_tenant(name).containers):
-                publish[name] = spec
+                    names.add(name)
+            elif snapshot is None or any(c.running for c in snapshot.for_tenant(name).containers):
+                names.add(name)
+        return names
+
+    def _sync_dns(
+        self,
+        desired: DesiredState,
+        snapshot: Snapshot | None,
+        leaving: list[str],
+        scope: frozenset[str] | None,
+        *,
+        only: set[str] | None,
+    ) -> set[str]:
+        assert self.dns is not None
+        ready = self._publishable(desired, snapshot, scope)
+        if only is not None:
+            ready &= only
+        publish = {name: desired.tenants[name] for name in sorted(ready)}
+        # Invalid tenants and running tenants whose route is only briefly not ready keep their records:
+        # removing a name makes resolvers cache NXDOMAIN long after the route is back.
+        running = {n for n, spec in desired.tenants.items() if spec.state == "running"}
+        keep = frozenset(desired.errors) | frozenset(running - ready)
         try:
-            self.dns.sync(publish, sorted(set(leaving)), scope, keep=frozenset(desired.errors))
+            self.dns.sync(publish, sorted(set(leaving)), scope, keep=keep)
         except ReconcileError as exc:
             log.warning("DNS sync failed: %s", exc)
+        return set(publish)
 
     # --- status --------------------------------------------------------------------------------------------
 
