@@ -4,17 +4,18 @@
   the Docker driver only observes labelled objects, but a plan may be built from any snapshot).
 - ``mass_delete_guard``: refuse the removals of a pass that would delete more than a share of the owned
   containers (a tenants table that reads empty by mistake must not wipe the platform).
-- ``pinned``: a tenant pinned to its old version after a failed upgrade gets no replacement until its
-  desired version changes again.
+- ``pinned``: a tenant service pinned to its old image after a failed upgrade is not replaced by the image
+  that failed; a new desired image lifts the pin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from reconciler.core.plan import Action, Change, Plan, Refusal
-from reconciler.core.resources import LABEL_MANAGED, LABEL_OWNER, Container
+from reconciler.core.resources import LABEL_IMAGE, LABEL_MANAGED, LABEL_OWNER, Container
+from reconciler.core.upgrades import Pin, pin_for
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,29 @@ def mass_delete_guard(
     return Plan(changes=tuple(kept), refused=tuple(refused), errors=(*plan.errors, message))
 
 
-def pinned(plan: Plan, pins: Mapping[str, str]) -> Plan:
-    """Withhold replacements of tenants pinned after a failed upgrade (tenant -> reason)."""
+def pinned(plan: Plan, pins: Mapping[str, Sequence[Pin]]) -> Plan:
+    """Hold pinned tenant services on their old image (tenant -> active pins, see ``core.upgrades.split_pins``).
+
+    A replacement that would bring the failed image back is withheld. A container that must be created anyway
+    (a replica was removed by hand, its old container crashed and was deleted) is created from the pinned image
+    instead, keeping the desired name and spec hash so the next pass sees nothing to do while the pin holds.
+    Changes of other services, and of the pinned service towards any other image, pass unchanged.
+    """
     if not pins:
         return plan
     kept: list[Change] = []
     refused = list(plan.refused)
     for change in plan.changes:
-        if change.action is Action.REPLACE and change.tenant in pins:
-            refused.append(Refusal(change, "pinned", pins[change.tenant]))
+        after = change.after
+        pin = pin_for(pins.get(change.tenant, ()), after) if isinstance(after, Container) else None
+        if pin is None or not isinstance(after, Container):
+            kept.append(change)
+        elif change.action is Action.REPLACE:
+            refused.append(Refusal(change, "pinned", f"{pin.service} pinned to {pin.pinned_image}: {pin.reason}"))
+        elif change.action is Action.CREATE:
+            labels = {**dict(after.labels), LABEL_IMAGE: pin.pinned_image}
+            held = replace(after, image=pin.pinned_image, labels=tuple(sorted(labels.items())))
+            kept.append(replace(change, after=held, reason=f"{change.reason} (pinned to {pin.pinned_image})"))
         else:
             kept.append(change)
     return Plan(changes=tuple(kept), refused=tuple(refused), errors=plan.errors)

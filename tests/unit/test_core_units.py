@@ -9,7 +9,7 @@ import time
 import pytest
 
 from reconciler.core.plan import Action, Change, Plan
-from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, pinned
+from reconciler.core.policies import MassDeleteLimits, mass_delete_guard
 from reconciler.core.resources import Container, Network
 from reconciler.core.subnets import SubnetPoolExhausted, allocate_subnet
 from reconciler.runtime.workqueue import ALL, Backoff, WorkQueue
@@ -89,15 +89,6 @@ class TestMassDeleteGuard:
         plan = Plan.of([create, *[_delete("acme", "a", r) for r in range(5)]])
         guarded = mass_delete_guard(plan, 5, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=False)
         assert guarded.changes == (create,)
-
-
-def test_pinned_withholds_only_replacements_of_pinned_tenants() -> None:
-    old, new = _container("acme", "a", 0), _container("acme", "a", 0)
-    replace = Change(Action.REPLACE, "container", "acme", new.name, "image", before=old, after=new, operation="replace")
-    other = Change(Action.REPLACE, "container", "globex", "g", "image", before=old, after=new, operation="replace")
-    result = pinned(Plan.of([replace, other]), {"acme": "migration failed"})
-    assert result.changes == (other,)
-    assert result.refused[0].reason == "migration failed"
 
 
 def test_plan_orders_creation_before_removal_and_highest_replica_first() -> None:

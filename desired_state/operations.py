@@ -1,0 +1,392 @@
+"""Operation history, operation requests and version pins: the rows behind tenant operations.
+
+Beside the reconcile pipeline, like ``desired_state.backups``. The runtime (``reconciler.runtime.upgrades``,
+``runtime.backups``, ``runtime.requests``) writes:
+
+- ``operations``: one row per deploy, upgrade, migration, backup, restore and rollback, with output and error.
+  A *running* restore is also a hold: the reconcile pass leaves that tenant alone until it ends (or goes stale).
+  A succeeded migration row is the "exactly once" record, unique per (tenant, service, target image).
+- ``operation_requests``: the web UI inserts; the reconciler claims (``status`` pending → running) and finishes.
+- ``tenant_pins``: a service held on its old image after a failed upgrade; read by every pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from desired_state.tables import OperationRequest, OperationRow, TenantPin
+
+OPERATION_KINDS = ("deploy", "upgrade", "migrate", "backup", "restore", "rollback")
+REQUEST_KINDS = ("backup", "restore", "rollback")
+# Output kept with an operation row: a migration that prints megabytes must not bloat the table.
+MAX_OUTPUT = 64 * 1024
+# Operations whose running row makes the reconcile pass leave the tenant alone.
+HOLDING_KINDS = ("restore",)
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    id: int
+    tenant: str
+    kind: str
+    service: str | None
+    from_image: str | None
+    to_image: str | None
+    status: str
+    trigger: str | None
+    backup_id: int | None
+    request_id: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    output: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: int
+    tenant: str
+    kind: str
+    backup_id: int | None
+    restore: bool
+    status: str
+    requested_at: datetime | None
+    picked_at: datetime | None
+    done_at: datetime | None
+    error: str | None
+    operation_id: int | None
+
+
+@dataclass(frozen=True)
+class PinRecord:
+    id: int
+    tenant: str
+    service: str
+    pinned_image: str
+    failed_image: str
+    reason: str
+    backup_id: int | None
+    operation_id: int | None
+    created_at: datetime | None
+
+
+def clip(text: str | None) -> str | None:
+    """Keep the end of long output: that is where a failing command says why."""
+    if text is None or len(text) <= MAX_OUTPUT:
+        return text
+    return "[... output truncated ...]\n" + text[-MAX_OUTPUT:]
+
+
+def _operation(row: Any) -> OperationRecord:
+    return OperationRecord(
+        id=row.id,
+        tenant=row.tenant,
+        kind=row.kind,
+        service=row.service,
+        from_image=row.from_image,
+        to_image=row.to_image,
+        status=row.status,
+        trigger=row.trigger,
+        backup_id=row.backup_id,
+        request_id=row.request_id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        output=row.output,
+        error=row.error,
+    )
+
+
+# --- operations ----------------------------------------------------------------------------------------------
+
+
+def start_operation(
+    engine: Engine,
+    tenant: str,
+    kind: str,
+    *,
+    service: str | None = None,
+    from_image: str | None = None,
+    to_image: str | None = None,
+    trigger: str | None = None,
+    backup_id: int | None = None,
+    request_id: int | None = None,
+) -> int:
+    """Insert a running operation; returns its id."""
+    now = datetime.now(UTC)
+    values = {
+        "tenant": tenant,
+        "kind": kind,
+        "service": service,
+        "from_image": from_image,
+        "to_image": to_image,
+        "status": "running",
+        "trigger": trigger,
+        "backup_id": backup_id,
+        "request_id": request_id,
+        "started_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with engine.begin() as connection:
+        return int(connection.execute(insert(OperationRow).values(values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def finish_operation(
+    engine: Engine,
+    operation_id: int,
+    status: str,
+    *,
+    output: str | None = None,
+    error: str | None = None,
+    backup_id: int | None = None,
+) -> None:
+    """Close an operation (succeeded or failed); ``output`` and ``error`` are clipped to ``MAX_OUTPUT``."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "updated_at": now,
+        "output": clip(output),
+        "error": clip(error),
+    }
+    if backup_id is not None:
+        values["backup_id"] = backup_id
+    with engine.begin() as connection:
+        connection.execute(update(OperationRow).where(OperationRow.id == operation_id).values(values))
+
+
+def record_operation(engine: Engine, tenant: str, kind: str, status: str, **fields: Any) -> int:
+    """An operation that is already over when it is recorded (a deploy seen after the pass applied it)."""
+    output, error = fields.pop("output", None), fields.pop("error", None)
+    operation_id = start_operation(engine, tenant, kind, **fields)
+    finish_operation(engine, operation_id, status, output=output, error=error)
+    return operation_id
+
+
+def list_operations(engine: Engine, tenant: str | None = None, kind: str | None = None) -> list[OperationRecord]:
+    """Operations, oldest first."""
+    query = select(OperationRow).order_by(OperationRow.id)
+    if tenant is not None:
+        query = query.where(OperationRow.tenant == tenant)
+    if kind is not None:
+        query = query.where(OperationRow.kind == kind)
+    with engine.connect() as connection:
+        return [_operation(row) for row in connection.execute(query)]
+
+
+def migration_succeeded(engine: Engine, tenant: str, service: str, image: str) -> OperationRecord | None:
+    """The succeeded migration of this tenant service to this image, if any: it must not run again."""
+    query = select(OperationRow).where(
+        OperationRow.kind == "migrate",
+        OperationRow.status == "succeeded",
+        OperationRow.tenant == tenant,
+        OperationRow.service == service,
+        OperationRow.to_image == image,
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return _operation(row) if row is not None else None
+
+
+def revert_migrations(engine: Engine, tenant: str, since: datetime) -> int:
+    """Restoring a backup taken at ``since`` undoes the migrations that finished after it: they may run again."""
+    with engine.begin() as connection:
+        return connection.execute(
+            update(OperationRow)
+            .where(
+                OperationRow.kind == "migrate",
+                OperationRow.status == "succeeded",
+                OperationRow.tenant == tenant,
+                OperationRow.finished_at > since,
+            )
+            .values(status="reverted", updated_at=datetime.now(UTC))
+        ).rowcount
+
+
+def last_upgrade(engine: Engine, tenant: str, service: str | None = None) -> OperationRecord | None:
+    """The tenant's most recent upgrade operation (of one service, if given), whatever its status."""
+    query = select(OperationRow).where(OperationRow.kind == "upgrade", OperationRow.tenant == tenant)
+    if service is not None:
+        query = query.where(OperationRow.service == service)
+    with engine.connect() as connection:
+        row = connection.execute(query.order_by(OperationRow.id.desc())).first()
+    return _operation(row) if row is not None else None
+
+
+def holds(engine: Engine, stale_after: timedelta) -> dict[str, str]:
+    """Tenants the pass must leave alone (tenant -> why): a restore is running on them.
+
+    A running row older than ``stale_after`` is from a process that died mid-operation: it is marked failed so
+    the tenant is reconciled again instead of staying down forever.
+    """
+    now = datetime.now(UTC)
+    found: dict[str, str] = {}
+    with engine.begin() as connection:
+        rows = connection.execute(
+            select(OperationRow.id, OperationRow.tenant, OperationRow.kind, OperationRow.started_at).where(
+                OperationRow.status == "running", OperationRow.kind.in_(HOLDING_KINDS)
+            )
+        ).all()
+        for operation_id, tenant, kind, started_at in rows:
+            if started_at is not None and now - started_at > stale_after:
+                connection.execute(
+                    update(OperationRow)
+                    .where(OperationRow.id == operation_id)
+                    .values(
+                        status="failed",
+                        finished_at=now,
+                        updated_at=now,
+                        error=f"abandoned: still running after {stale_after}; the process doing it probably died",
+                    )
+                )
+                continue
+            found[tenant] = f"{kind} in progress (operation {operation_id})"
+    return found
+
+
+# --- operation requests ------------------------------------------------------------------------------------
+
+
+def _request(row: Any) -> RequestRecord:
+    return RequestRecord(
+        id=row.id,
+        tenant=row.tenant,
+        kind=row.kind,
+        backup_id=row.backup_id,
+        restore=bool(row.restore),
+        status=row.status,
+        requested_at=row.requested_at,
+        picked_at=row.picked_at,
+        done_at=row.done_at,
+        error=row.error,
+        operation_id=row.operation_id,
+    )
+
+
+def create_request(
+    engine: Engine, tenant: str, kind: str, *, backup_id: int | None = None, restore: bool = False
+) -> int:
+    """What the UI does (used by tests and scripts): insert a pending request."""
+    now = datetime.now(UTC)
+    values = {
+        "tenant": tenant,
+        "kind": kind,
+        "backup_id": backup_id,
+        "restore": restore,
+        "status": "pending",
+        "requested_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with engine.begin() as connection:
+        return int(connection.execute(insert(OperationRequest).values(values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def pending_requests(engine: Engine) -> list[RequestRecord]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(OperationRequest).where(OperationRequest.status == "pending").order_by(OperationRequest.id)
+        )
+        return [_request(row) for row in rows]
+
+
+def claim_request(engine: Engine, request_id: int) -> bool:
+    """Move a pending request to running; False if another reconciler (or a cancel by the UI) got there first."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            update(OperationRequest)
+            .where(OperationRequest.id == request_id, OperationRequest.status == "pending")
+            .values(status="running", picked_at=now, updated_at=now)
+        ).rowcount
+    return bool(claimed)
+
+
+def finish_request(
+    engine: Engine, request_id: int, status: str, *, error: str | None = None, operation_id: int | None = None
+) -> None:
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            update(OperationRequest)
+            .where(OperationRequest.id == request_id)
+            .values(status=status, error=clip(error), operation_id=operation_id, done_at=now, updated_at=now)
+        )
+
+
+def get_request(engine: Engine, request_id: int) -> RequestRecord | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(OperationRequest).where(OperationRequest.id == request_id)).first()
+    return _request(row) if row is not None else None
+
+
+# --- pins --------------------------------------------------------------------------------------------------
+
+
+def _pin(row: Any) -> PinRecord:
+    return PinRecord(
+        id=row.id,
+        tenant=row.tenant,
+        service=row.service,
+        pinned_image=row.pinned_image,
+        failed_image=row.failed_image,
+        reason=row.reason,
+        backup_id=row.backup_id,
+        operation_id=row.operation_id,
+        created_at=row.created_at,
+    )
+
+
+def read_pins(engine: Engine, tenant: str | None = None) -> list[PinRecord]:
+    query = select(TenantPin).order_by(TenantPin.tenant, TenantPin.service)
+    if tenant is not None:
+        query = query.where(TenantPin.tenant == tenant)
+    with engine.connect() as connection:
+        return [_pin(row) for row in connection.execute(query)]
+
+
+def write_pin(
+    engine: Engine,
+    tenant: str,
+    service: str,
+    *,
+    pinned_image: str,
+    failed_image: str,
+    reason: str,
+    backup_id: int | None,
+    operation_id: int | None,
+) -> None:
+    """Create or replace the pin of a tenant service."""
+    now = datetime.now(UTC)
+    values = {
+        "tenant": tenant,
+        "service": service,
+        "pinned_image": pinned_image,
+        "failed_image": failed_image,
+        "reason": clip(reason),
+        "backup_id": backup_id,
+        "operation_id": operation_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with engine.begin() as connection:
+        dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        statement = dialect_insert(TenantPin).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[TenantPin.tenant, TenantPin.service],
+            set_={key: value for key, value in values.items() if key not in ("tenant", "service")},
+        )
+        connection.execute(statement)
+
+
+def delete_pins(engine: Engine, pin_ids: Iterable[int]) -> None:
+    ids = list(pin_ids)
+    if ids:
+        with engine.begin() as connection:
+            connection.execute(delete(TenantPin).where(TenantPin.id.in_(ids)))
