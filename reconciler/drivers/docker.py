@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import IO, Any, BinaryIO, Literal
 
 import docker
 import docker.errors
@@ -43,6 +44,12 @@ log = logging.getLogger(__name__)
 
 # Seconds a container gets to stop gracefully before SIGKILL; a service that needs longer is misbehaving.
 STOP_TIMEOUT = 10
+# Helper containers (backup, restore, migration): bytes read per chunk from their output, and how much of their
+# text output is kept (the end of it: that is where a failing command says why).
+HELPER_CHUNK = 64 * 1024
+HELPER_OUTPUT_LIMIT = 256 * 1024
+# Exit status of `docker run` when the daemon could not run the container at all (the command never ran).
+DOCKER_RUN_FAILED = 125
 _HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _PERMANENT_HINTS = (
     "No such image",
@@ -328,6 +335,92 @@ class DockerDriver:
                     raise
                 return exc.return_code, (exc.stdout or "") + (exc.stderr or "")
 
+    def run_helper(
+        self,
+        image: str,
+        command: list[str],
+        *,
+        name: str,
+        volume: str,
+        labels: dict[str, str],
+        timeout: float,
+        network: str | None = None,
+        env: dict[str, str] | None = None,
+        read_only: bool = False,
+        stdin: BinaryIO | None = None,
+        stdout: Callable[[bytes], None] | None = None,
+    ) -> HelperResult:
+        """Run a short-lived container with ``volume`` at /data to completion, streaming bytes in and out.
+
+        ``stdin`` (an open binary file) is fed to the command; with ``stdout`` every chunk the command writes goes
+        to that callback (an archive), otherwise it is collected as text with stderr. The container runs with
+        ``--rm``, no log driver (an archive streamed out must not also land in a log file) and, without
+        ``network``, no network at all. Give it labels *without* the managed label, so the snapshot never sees it.
+        Past ``timeout`` the container is removed and ``TransientError`` raised; Docker's own failure to run it
+        (no such image, ...) is raised as the project's error; the command's exit code is returned otherwise.
+        """
+        argv: list[str] = [*self.cli.client_config.docker_cmd, "run", "--rm", "--name", name, "--log-driver", "none"]
+        argv += ["--network", network or "none", "--volume", f"{volume}:{DATA_MOUNT}{':ro' if read_only else ''}"]
+        for key, value in sorted(labels.items()):
+            argv += ["--label", f"{key}={value}"]
+        for key, value in sorted((env or {}).items()):
+            argv += ["--env", f"{key}={value}"]
+        if stdin is not None:
+            argv.append("--interactive")
+        argv += [image, *command]
+        tenant = labels.get(LABEL_TENANT)
+        self._count("mutate")
+        log.debug("tenant=%s helper %s: %s", tenant, name, " ".join(command))
+        process = subprocess.Popen(
+            argv,
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        errors = _Tail(process.stderr)
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            self._remove_helper(name)
+            process.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+        collected = bytearray()
+        try:
+            for chunk in iter(lambda: process.stdout.read(HELPER_CHUNK), b""):  # type: ignore[union-attr]
+                if stdout is not None:
+                    stdout(chunk)
+                elif len(collected) < HELPER_OUTPUT_LIMIT:
+                    collected += chunk
+            code = process.wait()
+        except BaseException:
+            # The consumer failed (disk full, interrupted): the helper must not outlive us.
+            self._remove_helper(name)
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            timer.cancel()
+            errors.join()
+        output = (bytes(collected) + errors.data).decode(errors="replace")
+        if timed_out.is_set():
+            raise TransientError(f"helper {name} did not finish within {timeout:g}s and was removed", tenant=tenant)
+        if code == DOCKER_RUN_FAILED:
+            # `docker run` itself failed (daemon error, image missing): the command never ran.
+            message = f"helper {name} could not run: {output.strip()}"
+            if any(hint in output for hint in _PERMANENT_HINTS) or "Unable to find image" in output:
+                raise PermanentError(message, tenant=tenant)
+            raise TransientError(message, tenant=tenant)
+        return HelperResult(exit_code=code, output=output)
+
+    def _remove_helper(self, name: str) -> None:
+        with contextlib.suppress(DockerException):
+            self.cli.container.remove(name, force=True)
+
 
 class _Mutation:
     """Context manager that turns python-on-whales errors into the project's error types."""
@@ -343,3 +436,35 @@ class _Mutation:
         if exc is None or not isinstance(exc, DockerException):
             return False
         raise _translate(exc, self.what, self.tenant) from exc
+
+
+@dataclass(frozen=True)
+class HelperResult:
+    exit_code: int
+    output: str  # stderr, and stdout when it was not streamed to a callback
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class _Tail:
+    """Reads a pipe to the end on a thread, keeping the last ``HELPER_OUTPUT_LIMIT`` bytes."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._pipe = pipe
+        self._data = bytearray()
+        self._thread = threading.Thread(target=self._read, name="helper-stderr", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for chunk in iter(lambda: self._pipe.read(HELPER_CHUNK), b""):
+            self._data += chunk
+            del self._data[:-HELPER_OUTPUT_LIMIT]
+
+    def join(self) -> None:
+        self._thread.join()
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self._data)
