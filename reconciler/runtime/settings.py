@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     telegram_chat_id: str | None = None
     telegram_base_url: str | None = None
 
+    # Tenant operations (docs/operations-backups.md). Unset backup dir → no backups (upgrades go ahead without one).
+    backup_dir: str | None = None
+    # A backup is refused while the backup dir's file system has less free space than this.
+    backup_min_free_mib: int = Field(default=1024, ge=0)
+    # Image of the helper containers that archive and restore data volumes: needs sh, tar and gzip.
+    backup_helper_image: str = "erp/busybox:local"
+    backup_timeout: float = Field(default=3600.0, gt=0)
+    backup_policy_refresh: float = Field(default=30.0, gt=0)  # seconds between re-reads of backup_policies
+    migrate_timeout: float = Field(default=600.0, gt=0)
+    operation_poll_interval: float = Field(default=5.0, gt=0)  # seconds between reads of operation_requests
+    operation_hold_timeout: float = Field(default=3600.0, gt=0)  # a restore running longer is taken as abandoned
+
     # Logs.
     log_json: bool = False
     log_level: str = "INFO"
