@@ -11,6 +11,7 @@ row, so callers may pass fresh conditions every pass without resetting "Ready si
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -30,29 +31,40 @@ def write_status(engine: Engine, status: TenantStatus, *, now: datetime | None =
     A condition whose status is unchanged since the stored row keeps the stored ``last_transition``; a
     new or changed one gets the caller's ``last_transition``, or ``now`` if the caller left it empty.
     """
+    return write_statuses(engine, [status], now=now)[0]
+
+
+def write_statuses(
+    engine: Engine, statuses: Sequence[TenantStatus], *, now: datetime | None = None
+) -> list[TenantStatus]:
+    """``write_status`` for many tenants in one transaction (one commit per pass, not one per tenant)."""
     now = _utc(now) if now is not None else datetime.now(UTC)
     with engine.begin() as connection:
-        stored = _select(connection, status.tenant, for_update=True)
-        previous = {c.type: c for c in stored.conditions} if stored is not None else {}
-        conditions = tuple(_carry_transition(c, previous.get(c.type), now) for c in status.conditions)
-        values: dict[str, Any] = {
-            "tenant": status.tenant,
-            "phase": status.phase,
-            "conditions": [_condition_json(c) for c in conditions],
-            "observed_generation": status.observed_generation,
-            "applied_hash": status.applied_hash,
-            "last_error": status.last_error,
-            "last_reconciled_at": status.last_reconciled_at,
-            "updated_at": now,
-        }
-        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(TenantStatusRow).values(values)
-        # ON CONFLICT rather than select-then-insert: two writers racing on a new tenant must not fail.
-        statement = statement.on_conflict_do_update(
-            index_elements=[TenantStatusRow.tenant],
-            set_={key: value for key, value in values.items() if key != "tenant"},
-        )
-        connection.execute(statement)
+        return [_write_one(connection, status, now) for status in statuses]
+
+
+def _write_one(connection: Connection, status: TenantStatus, now: datetime) -> TenantStatus:
+    stored = _select(connection, status.tenant, for_update=True)
+    previous = {c.type: c for c in stored.conditions} if stored is not None else {}
+    conditions = tuple(_carry_transition(c, previous.get(c.type), now) for c in status.conditions)
+    values: dict[str, Any] = {
+        "tenant": status.tenant,
+        "phase": status.phase,
+        "conditions": [_condition_json(c) for c in conditions],
+        "observed_generation": status.observed_generation,
+        "applied_hash": status.applied_hash,
+        "last_error": status.last_error,
+        "last_reconciled_at": status.last_reconciled_at,
+        "updated_at": now,
+    }
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(TenantStatusRow).values(values)
+    # ON CONFLICT rather than select-then-insert: two writers racing on a new tenant must not fail.
+    statement = statement.on_conflict_do_update(
+        index_elements=[TenantStatusRow.tenant],
+        set_={key: value for key, value in values.items() if key != "tenant"},
+    )
+    connection.execute(statement)
     return TenantStatus(
         tenant=status.tenant,
         phase=status.phase,

@@ -13,8 +13,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
@@ -22,15 +22,16 @@ from sqlalchemy.engine import Engine
 from desired_state.load import load_desired_state
 from desired_state.model import Condition, DesiredState, Phase, TenantStatus
 from desired_state.specs import TenantSpec
-from desired_state.status import read_statuses, write_status
+from desired_state.status import read_statuses, write_statuses
 from reconciler.core.diff import SubnetPool, diff
 from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, ownership
-from reconciler.core.resources import DesiredTenant, Snapshot
+from reconciler.core.resources import DesiredTenant, HealthCheck, Snapshot
 from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.executor import Executor, Interrupted, TenantOutcome
 from reconciler.runtime.metrics import PHASES, Metrics
+from reconciler.runtime.passlocks import PassLocks
 from reconciler.runtime.stages import DnsPublisher, Router
 from renderers.containers import Naming, render_tenant
 
@@ -43,6 +44,8 @@ class PassInputs:
     snapshot: Snapshot
     rendered: dict[str, DesiredTenant]
     plan: Plan
+    # Tenants the pass acts on: the requested scope minus tenants the database no longer has (None: all).
+    scope: frozenset[str] | None = None
 
 
 @dataclass
@@ -53,6 +56,8 @@ class PassResult:
     # Changes that restored a spec already applied and unchanged since: the world drifted, we healed it.
     heals: list[Change] = field(default_factory=list)
     duration: float = 0.0
+    # After a sweep: every tenant it saw (database, engine, routes) except those it removed itself.
+    tenants: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,6 +84,13 @@ class Reconciler:
     metrics: Metrics | None = None
     ready_timeout: float = 60.0
     stop: threading.Event = field(default_factory=threading.Event)
+    # Docker health check given to every container (None: none); see ``renderers.containers``.
+    healthcheck: HealthCheck | None = None
+    # Runtime hooks (``runtime.loop``): extra plan policies (crash-loop backoff), extra status conditions
+    # (Degraded) and a callback after each status write (alerts on transitions).
+    policies: tuple[Callable[[Plan], Plan], ...] = ()
+    extra_conditions: Callable[[str, DesiredTenant | None, TenantStatus | None], list[Condition]] | None = None
+    on_status: Callable[[TenantStatus | None, TenantStatus], None] | None = None
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -90,22 +102,33 @@ class Reconciler:
             stop=self.stop,
             on_applied=self._count_action,
         )
-        # Serialises passes: a tenant is never reconciled by two passes at once.
-        self.lock = threading.Lock()
+        # A tenant is never reconciled by two passes at once; passes of different tenants run side by side.
+        self.locks = PassLocks()
 
     # --- planning (no effects) -------------------------------------------------------------------------
 
     def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
         desired = load_desired_state(self.engine)
-        snapshot = self.docker.observe()
-        rendered = {name: render_tenant(spec, self.naming) for name, spec in desired.tenants.items()}
-        plan = diff(rendered, snapshot, scope=scope, protected=desired.errors.keys(), pool=self.pool)
+        requested = frozenset(scope) if scope is not None else None
+        # One tenant: observe only its objects (same 3 list calls, smaller answers).
+        only = next(iter(requested)) if requested is not None and len(requested) == 1 else None
+        snapshot = self.docker.observe(tenant=only) if only else self.docker.observe()
+        # Removing tenants the database no longer has is left to full passes and the sweep: only they see every
+        # owned container, which the mass-delete guard needs to judge a table that reads empty by mistake.
+        effective = requested & desired.known if requested is not None else None
+        rendered = {
+            name: render_tenant(spec, self.naming, healthcheck=self.healthcheck)
+            for name, spec in desired.tenants.items()
+        }
+        plan = diff(rendered, snapshot, scope=effective, protected=desired.errors.keys(), pool=self.pool)
         plan = ownership(plan, self.naming.owner)
+        for policy in self.policies:
+            plan = policy(plan)
         vanished = snapshot.tenants() - desired.known
         plan = mass_delete_guard(
             plan, len(snapshot.containers), self.limits, vanished=vanished, allow=allow_mass_delete
         )
-        return PassInputs(desired, snapshot, rendered, plan)
+        return PassInputs(desired, snapshot, rendered, plan, effective)
 
     # --- one pass ----------------------------------------------------------------------------------------
 
@@ -113,16 +136,59 @@ class Reconciler:
         self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False, trigger: str = "resync"
     ) -> PassResult:
         scope_set = frozenset(scope) if scope is not None else None
-        with self.lock:
+        with self.locks.hold(scope_set):
             started = time.monotonic()
             if self.metrics:
                 self.metrics.reconciles.labels(trigger=trigger).inc()
             calls_before = dict(self.docker.calls)
             inputs = self.compute(scope_set, allow_mass_delete=allow_mass_delete)
-            result = self._apply(inputs, scope_set)
+            result = self._apply(inputs, inputs.scope)
             result.duration = time.monotonic() - started
             self._record_metrics(inputs, result, scope_set, calls_before)
             return result
+
+    def sweep(self, *, allow_mass_delete: bool = False, trigger: str = "resync") -> PassResult:
+        """The pass-wide share of a resync, next to per-tenant passes (``runtime.loop`` runs it).
+
+        Observes the whole world, removes tenants the database no longer has (under the mass-delete guard,
+        which sees every owned container), deletes our DNS records of tenants the database does not know, and
+        refreshes the per-phase gauges. Tenants in the database are left to their own scoped passes: the result
+        lists them (and every other tenant seen) in ``tenants`` for the caller to queue.
+        """
+        started = time.monotonic()
+        if self.metrics:
+            self.metrics.reconciles.labels(trigger=trigger).inc()
+        calls_before = dict(self.docker.calls)
+        inputs = self.compute(None, allow_mass_delete=allow_mass_delete)
+        routed = self.router.owned_tenants() if self.router is not None else frozenset()
+        present = inputs.snapshot.tenants() | routed
+        vanished = frozenset(present - inputs.desired.known)
+        plan = inputs.plan
+        own = replace(
+            inputs,
+            plan=Plan(
+                changes=tuple(c for c in plan.changes if c.tenant in vanished),
+                refused=tuple(r for r in plan.refused if r.change.tenant in vanished),
+                errors=plan.errors,
+            ),
+            scope=vanished,
+        )
+        result = PassResult(plan=own.plan)
+        if vanished:
+            with self.locks.hold(vanished):
+                result = self._apply(own, vanished)
+        elif plan.errors:
+            for error in plan.errors:
+                log.error("%s", error)
+        if self.dns is not None:
+            try:
+                self.dns.sync({}, [], None, keep=inputs.desired.known)
+            except ReconcileError as exc:
+                log.warning("DNS sync failed: %s", exc)
+        result.tenants = sorted((present | inputs.desired.known) - vanished)
+        result.duration = time.monotonic() - started
+        self._record_metrics(own, result, None, calls_before)
+        return result
 
     def _tenants_in_pass(self, inputs: PassInputs, scope: frozenset[str] | None) -> list[str]:
         names = set(inputs.plan.tenants()) | set(inputs.desired.known) | set(inputs.snapshot.tenants())
@@ -152,12 +218,13 @@ class Reconciler:
             published = self._sync_dns(desired, inputs.snapshot, leaving, scope, only=None)
 
         finished: list[tuple[str, TenantOutcome | None, ReconcileError | None]] = []
+        statuses: list[TenantStatus] = []
         for tenant in tenants:
             if self.stop.is_set():
                 break
             spec = desired.tenants.get(tenant)
             if tenant in desired.errors:
-                self._write_invalid(tenant, desired, previous.get(tenant))
+                statuses.append(self._invalid_status(tenant, desired, previous.get(tenant)))
                 continue
             hold = None
             if self.dns is not None and tenant in leaving and self.dns.published(tenant):
@@ -190,9 +257,12 @@ class Reconciler:
             if newly_ready:
                 self._sync_dns(desired, None, [], frozenset(newly_ready), only=newly_ready)
         for tenant, done, failure in finished:
-            self._write_status(
-                tenant, desired.tenants.get(tenant), desired, inputs, done, failure, previous.get(tenant)
-            )
+            spec = desired.tenants.get(tenant)
+            statuses.append(self._tenant_status(tenant, spec, desired, inputs, done, failure, previous.get(tenant)))
+        written = write_statuses(self.engine, statuses)
+        if self.on_status is not None:
+            for status in written:
+                self.on_status(previous.get(status.tenant), status)
         for message in inputs.plan.errors:
             log.error("%s", message)
         return result
@@ -236,9 +306,9 @@ class Reconciler:
 
     # --- status --------------------------------------------------------------------------------------------
 
-    def _write_invalid(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> None:
+    def _invalid_status(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> TenantStatus:
         error = desired.errors[tenant]
-        status = TenantStatus(
+        return TenantStatus(
             tenant=tenant,
             phase="Invalid",
             conditions=(Condition("Valid", "False", "InvalidSpec", str(error)),),
@@ -247,9 +317,8 @@ class Reconciler:
             last_error=str(error),
             last_reconciled_at=datetime.now(UTC),
         )
-        write_status(self.engine, status)
 
-    def _write_status(
+    def _tenant_status(
         self,
         tenant: str,
         spec: TenantSpec | None,
@@ -258,7 +327,7 @@ class Reconciler:
         outcome: TenantOutcome | None,
         error: ReconcileError | None,
         previous: TenantStatus | None,
-    ) -> None:
+    ) -> TenantStatus:
         conditions = [Condition("Valid", "True", "SpecValid")]
         phase: Phase
         if error is not None:
@@ -282,7 +351,12 @@ class Reconciler:
             conditions.append(self.dns.condition(tenant))
         if outcome is not None and outcome.waiting:
             conditions.append(Condition("Removal", "False", "Waiting", outcome.waiting))
-        status = TenantStatus(
+        if self.extra_conditions is not None and spec is not None:
+            extra = self.extra_conditions(tenant, inputs.rendered.get(tenant), previous)
+            conditions.extend(extra)
+            if phase in ("Ready", "Progressing") and any(c.type == "Degraded" and c.status == "True" for c in extra):
+                phase = "Degraded"
+        return TenantStatus(
             tenant=tenant,
             phase=phase,
             conditions=tuple(conditions),
@@ -293,7 +367,6 @@ class Reconciler:
             last_error=str(error) if error is not None else None,
             last_reconciled_at=datetime.now(UTC),
         )
-        write_status(self.engine, status)
 
     # --- metrics -------------------------------------------------------------------------------------------
 
