@@ -3,6 +3,8 @@ import time. Secrets that are still placeholders are rejected."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,6 +47,16 @@ class Settings(BaseSettings):
 
     # Metrics and health endpoints.
     metrics_addr: str = "127.0.0.1:9108"
+
+    # Per-tenant resource usage (docs/observability.md): seconds between collections, 0 → not collected.
+    usage_interval: float = Field(default=15.0, ge=0)
+    # cgroup: the engine's cgroup files (~0.1 ms per container); docker-api: the stats API (~1 s per container,
+    # in parallel); auto: cgroup files when readable, else the API.
+    usage_source: str = Field(default="auto", pattern=r"^(auto|cgroup|docker-api)$")
+    cgroup_root: str = "/sys/fs/cgroup"  # the host's, mounted read-only when the reconciler runs in a container
+    # Prometheus query API. When set, the tenant_usages table gets figures averaged over usage_window there.
+    prometheus_url: str | None = None
+    usage_window: float = Field(default=300.0, gt=0)
 
     # Traefik (file provider + API). Unset dynamic dir → no routing stage.
     traefik_dynamic_dir: str | None = None
@@ -94,3 +106,11 @@ class Settings(BaseSettings):
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         return _reject_placeholder(value, "secret")
+
+    @field_validator("database_url", "rabbitmq_url")
+    @classmethod
+    def _no_placeholder_password(cls, value: str | None) -> str | None:
+        # deploy/.env.example fills these URLs' passwords with placeholders; never start with one.
+        if value:
+            _reject_placeholder(SecretStr(urlsplit(value).password or ""), "the password in this URL")
+        return value
