@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -338,3 +339,55 @@ def test_mass_delete_guard_refuses_an_empty_tenants_table(harness: Harness) -> N
     allowed = harness.cli("apply", "--allow-mass-delete")
     assert allowed.returncode == 0, allowed.stderr
     assert harness.containers() == []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_serves_metrics_that_promtool_accepts(harness: Harness, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import httpx
+
+    port = _free_port()
+    harness.env["RECONCILER_METRICS_ADDR"] = f"127.0.0.1:{port}"
+    harness.import_yaml(SMALL)
+    harness.start_run(log_path=tmp_path / "run.log")
+
+    def scraped() -> str:
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        return body if 'reconciler_passes_total{result="ok"} 1.0' in body or '_total{result="ok"} 2' in body else ""
+
+    body = wait_until(scraped, timeout=30, what="a successful pass in /metrics")
+    for name in (
+        "reconciler_pass_duration_seconds_bucket",
+        'reconciler_actions_total{action="create",kind="container"} 3.0',
+        "reconciler_drift_total",
+        'reconciler_tenants{phase="Ready"} 2.0',
+        "reconciler_last_success_timestamp_seconds",
+    ):
+        assert name in body, name
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is required"
+    check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+
+    # A heal shows up as such.
+    victim = _by_slot(harness, "acme")[("a", 0)]
+    victim.remove(force=True)
+    wait_until(
+        lambda: (
+            "reconciler_heals_total" in (b := httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text)
+            and 'reconciler_heals_total{kind="container"} 1.0' in b
+        ),
+        timeout=30,
+        what="heal counted",
+    )
+    assert harness.stop_run() == 0
