@@ -1,0 +1,232 @@
+"""The routing stage: ``TraefikRouter`` implements ``runtime.stages.Router`` over the Traefik driver.
+
+The executor calls ``publish`` for every running tenant in every pass with the containers that may serve now,
+and twice around a replacement (old + new, then new only); ``withdraw`` when a tenant stops or goes away.
+``publish`` renders the tenant's file (``renderers.traefik``), writes it only if its content differs from the
+disk (so a file deleted or edited by hand is rewritten by the next pass), then reads Traefik's API until the
+file is loaded: exactly the rendered routers, services and middlewares, every server listed and, for servers
+new in this publish, UP. That is what lets the executor stop an old container only after Traefik stopped
+sending it traffic. ``begin_pass`` reads the API once per pass, so unchanged tenants cost no request, and
+rewrites files that differ from what was last written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from desired_state.model import Condition
+from desired_state.specs import TenantSpec
+from reconciler.core.errors import ReconcileError, TransientError
+from reconciler.core.resources import Container
+from reconciler.core.routes import RouteTable, RouteVerdict, verify
+from reconciler.drivers.traefik import TraefikDriver
+from reconciler.runtime.settings import Settings
+from renderers.containers import Naming
+from renderers.traefik import RenderedRoutes, RouteNaming, render_file, render_routes
+
+log = logging.getLogger("reconciler.routing")
+
+CONDITION = "RouteReady"
+# How long publish/withdraw wait for Traefik to confirm; it reloads a changed file in about 0.3 s.
+CONFIRM_TIMEOUT = 15.0
+# How often the API is read while waiting: often enough that a replacement is not slowed down noticeably.
+POLL_INTERVAL = 0.1
+
+
+@dataclass(frozen=True)
+class _Published:
+    rendered: RenderedRoutes
+    content: str | None  # None: no file (nothing to route)
+
+
+class TraefikRouter:
+    def __init__(
+        self,
+        driver: TraefikDriver,
+        *,
+        naming: RouteNaming,
+        entrypoint: str,
+        owner: str,
+        timeout: float = CONFIRM_TIMEOUT,
+        interval: float = POLL_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.driver = driver
+        self.naming = naming
+        self.entrypoint = entrypoint
+        self.owner = owner
+        self.timeout = timeout
+        self.interval = interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._observed: RouteTable | None = None
+        self._published: dict[str, _Published] = {}
+        self._conditions: dict[str, Condition] = {}
+        self._restored: set[str] = set()
+
+    # --- Router protocol -------------------------------------------------------------------------------------
+
+    def begin_pass(self) -> None:
+        try:
+            observed = self.driver.observe()
+        except ReconcileError:
+            with self._lock:
+                self._observed = None
+            raise
+        with self._lock:
+            self._observed = observed
+            published = dict(self._published)
+        for tenant, last in published.items():
+            if last.content is not None and self.driver.read(tenant) != last.content:
+                self.driver.write(tenant, last.content)
+                log.info("tenant=%s routes restored: dynamic file was deleted or edited by hand", tenant)
+                with self._lock:
+                    self._restored.add(tenant)
+            verdict = self._verdict(tenant, last.rendered.table, observed)
+            with self._lock:
+                self._conditions[tenant] = self._condition(last.rendered, verdict, tenant in self._restored)
+
+    def publish(self, spec: TenantSpec, backends: Sequence[Container]) -> None:
+        tenant = spec.name
+        rendered = render_routes(spec, backends, naming=self.naming, entrypoint=self.entrypoint)
+        content = None if rendered.empty else render_file(rendered, self.owner)
+        with self._lock:
+            previous = self._published.get(tenant)
+            # A file restored by begin_pass is confirmed like a new one: the snapshot predates the rewrite.
+            snapshot = None if tenant in self._restored else self._observed
+        changed = self.driver.delete(tenant) if content is None else self.driver.write(tenant, content)
+        if changed:
+            if previous is not None and previous.content == content:
+                log.info("tenant=%s routes restored: dynamic file was deleted or edited by hand", tenant)
+            else:
+                log.info("tenant=%s routes written: %s", tenant, _summary(rendered))
+        with self._lock:
+            self._published[tenant] = _Published(rendered, content)
+        known = _servers(previous.rendered.table) if previous is not None else frozenset()
+        verdict = self._verdict(tenant, rendered.table, snapshot) if snapshot is not None and not changed else None
+        if verdict is None or not _settled(verdict, _servers(rendered.table) - known):
+            verdict = self._confirm(tenant, rendered, new_servers=_servers(rendered.table) - known)
+        with self._lock:
+            self._restored.discard(tenant)
+            self._conditions[tenant] = self._condition(rendered, verdict, restored=False)
+
+    def withdraw(self, tenant: str) -> None:
+        with self._lock:
+            snapshot = self._observed
+            known = tenant in self._published
+        removed = self.driver.delete(tenant)
+        if removed:
+            log.info("tenant=%s routes withdrawn", tenant)
+        prefix = self.naming.tenant_prefix(tenant)
+        if removed or known or snapshot is None or not snapshot.select(prefix).empty:
+            self._wait(tenant, lambda table: table.select(prefix).empty, "routes still listed after withdrawal")
+        with self._lock:
+            self._published.pop(tenant, None)
+            self._conditions.pop(tenant, None)
+            self._restored.discard(tenant)
+
+    def ready(self, tenant: str) -> Condition:
+        with self._lock:
+            condition = self._conditions.get(tenant)
+        return condition or Condition(CONDITION, "Unknown", "NotPublished", "routes not published yet in this run")
+
+    def owned_tenants(self) -> frozenset[str]:
+        return self.driver.tenants()
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _verdict(self, tenant: str, expected: RouteTable, observed: RouteTable) -> RouteVerdict:
+        return verify(expected, observed.select(self.naming.tenant_prefix(tenant)))
+
+    @staticmethod
+    def _condition(rendered: RenderedRoutes, verdict: RouteVerdict, restored: bool) -> Condition:
+        if not rendered.exposed:
+            return Condition(CONDITION, "True", "NoRoutes", "the tenant exposes no service")
+        if restored:
+            return Condition(
+                CONDITION, "False", "ConfigRestored", "dynamic file was missing or edited by hand; rewritten"
+            )
+        if (rendered.unrouted and verdict.ready) or rendered.empty:
+            return Condition(CONDITION, "False", "NoBackends", "; ".join(rendered.unrouted))
+        where = ", ".join(rendered.routed)
+        message = f"{where}: {verdict.message}" if where else verdict.message
+        return Condition(CONDITION, "True" if verdict.ready else "False", verdict.reason, message)
+
+    def _confirm(self, tenant: str, rendered: RenderedRoutes, new_servers: frozenset[str]) -> RouteVerdict:
+        """Read the API until the tenant's file is loaded and its new servers are UP; TransientError on timeout."""
+        prefix = self.naming.tenant_prefix(tenant)
+        outcome: list[RouteVerdict] = []
+
+        def confirmed(table: RouteTable) -> bool:
+            verdict = verify(rendered.table, table.select(prefix))
+            outcome[:] = [verdict]
+            return _settled(verdict, new_servers)
+
+        self._wait(tenant, confirmed, "Traefik did not confirm the routes", lambda: outcome[0].message)
+        return outcome[0]
+
+    def _wait(
+        self,
+        tenant: str,
+        done: Callable[[RouteTable], bool],
+        failure: str,
+        detail: Callable[[], str] | None = None,
+    ) -> None:
+        deadline = self._clock() + self.timeout
+        last_error = ""
+        while True:
+            try:
+                table = self.driver.observe()
+            except ReconcileError as exc:
+                last_error = str(exc)
+            else:
+                last_error = ""
+                with self._lock:
+                    self._observed = table
+                if done(table):
+                    return
+            if self._clock() >= deadline:
+                why = last_error or (detail() if detail else "")
+                raise TransientError(
+                    f"tenant {tenant!r}: {failure} within {self.timeout:g}s: {why}".rstrip(": "), tenant=tenant
+                )
+            self._sleep(self.interval)
+
+
+def _servers(table: RouteTable) -> frozenset[str]:
+    return frozenset(url for service in table.services for url in service.servers)
+
+
+def _settled(verdict: RouteVerdict, new_servers: frozenset[str]) -> bool:
+    """Loaded, and no server added by this publish is DOWN (old ones failing are reported, not waited for)."""
+    return verdict.ready or (verdict.loaded and not set(verdict.down) & new_servers)
+
+
+def _summary(rendered: RenderedRoutes) -> str:
+    if rendered.empty:
+        return "no router (" + ("; ".join(rendered.unrouted) or "nothing exposed") + ")"
+    servers = len(_servers(rendered.table))
+    return f"{', '.join(rendered.routed)} → {servers} server(s)"
+
+
+def build_traefik_router(settings: Settings, naming: Naming) -> TraefikRouter:
+    """Called by ``runtime.wiring`` when ``traefik_dynamic_dir`` is set; the API URL is then required."""
+    if not settings.traefik_dynamic_dir:
+        raise ValueError("RECONCILER_TRAEFIK_DYNAMIC_DIR is not set; routing needs Traefik's dynamic config directory")
+    if not settings.traefik_api_url:
+        raise ValueError(
+            "RECONCILER_TRAEFIK_API_URL is not set; routing needs Traefik's API (e.g. http://127.0.0.1:8080) "
+            "to confirm that routes are loaded before old containers are stopped"
+        )
+    driver = TraefikDriver(
+        settings.traefik_dynamic_dir, settings.traefik_api_url, prefix=naming.prefix, owner=naming.owner
+    )
+    return TraefikRouter(
+        driver, naming=RouteNaming(naming.prefix), entrypoint=settings.traefik_entrypoint, owner=naming.owner
+    )
