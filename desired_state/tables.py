@@ -265,3 +265,23 @@ class TenantPin(TimestampsMixin, Base):
     reason: Mapped[str] = mapped_column(Text)
     backup_id: Mapped[int | None] = mapped_column(BigInteger)
     operation_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TenantUsageRow(Base):
+    """Latest resource use of one tenant service, replaced by the reconciler after every collection.
+
+    Written only by the reconciler (``runtime.usage``), read by the UI's RAM/CPU view. Keyed by tenant name like
+    the status rows; a service with no running container has no row.
+    """
+
+    __tablename__ = "tenant_usages"
+    __table_args__ = (UniqueConstraint("tenant", "service", name="tenant_usages_tenant_service_unique"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(255))
+    service: Mapped[str] = mapped_column(String(255))
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    memory_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)  # NULL: no limit
+    cpu_cores: Mapped[float | None] = mapped_column(Float)  # NULL until a second sample
+    containers: Mapped[int] = mapped_column(Integer)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime())
