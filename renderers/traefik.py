@@ -11,6 +11,8 @@ Per exposed service:
 - a load balancer over ``http://ip:port`` of the service's backends with a health check on the catalog's path,
   or, for a service with two versions, a ``weighted`` service over one load balancer per version;
 - an ``ipAllowList`` middleware when the route has allow or deny lists (deny becomes the complement);
+- a ``stripPrefix`` middleware when the route has a path: the service sees paths relative to its prefix (as
+  it would at the root of a host) and learns the prefix from the ``X-Forwarded-Prefix`` header;
 - a ``retry`` middleware shared by the tenant's routers, so a request that cannot connect to a backend that just
   died is sent to another one instead of failing.
 
@@ -68,6 +70,9 @@ class RouteNaming:
 
     def allow_list(self, tenant: str, service: str) -> str:
         return f"{self.tenant_prefix(tenant)}{service}.allow"
+
+    def strip_prefix(self, tenant: str, service: str) -> str:
+        return f"{self.tenant_prefix(tenant)}{service}.strip"
 
     def retry(self, tenant: str) -> str:
         return f"{self.tenant_prefix(tenant)}retry"
@@ -167,13 +172,18 @@ def render_routes(
             unrouted.append(problem)
             continue
         services.update(rendered)
-        chain = [naming.retry(tenant)]
+        # Refuse first: a refused client must not cost a backend anything.
+        chain = []
         if route.allow or route.deny:
             allow_name = naming.allow_list(tenant, service.name)
             ranges = [str(network) for network in allowed_networks(route.allow, route.deny)]
             middlewares[allow_name] = {"ipAllowList": {"sourceRange": ranges}}
-            # Refuse before retrying: a refused client must not cost a backend anything.
-            chain.insert(0, allow_name)
+            chain.append(allow_name)
+        if route.path:
+            strip_name = naming.strip_prefix(tenant, service.name)
+            middlewares[strip_name] = {"stripPrefix": {"prefixes": [route.path]}}
+            chain.append(strip_name)
+        chain.append(naming.retry(tenant))
         routers[naming.router(tenant, service.name)] = {
             "rule": rule(route),
             "entryPoints": [entrypoint],

@@ -85,7 +85,7 @@ class RouteService:
 @dataclass(frozen=True)
 class RouteMiddleware:
     name: str
-    kind: str  # ipAllowList | retry | other
+    kind: str  # ipAllowList | stripPrefix | retry | other
     settings: tuple[tuple[str, str], ...] = ()
     status: str = "enabled"
     errors: tuple[str, ...] = ()
@@ -145,6 +145,10 @@ def _middleware(name: str, raw: Mapping[str, Any]) -> RouteMiddleware:
     if isinstance(allow, Mapping):
         ranges = ",".join(sorted(_strings(allow.get("sourceRange"))))
         return RouteMiddleware(_local(name), "ipAllowList", (("sourceRange", ranges),), status, errors)
+    strip = raw.get("stripPrefix")
+    if isinstance(strip, Mapping):
+        prefixes = ",".join(sorted(_strings(strip.get("prefixes"))))
+        return RouteMiddleware(_local(name), "stripPrefix", (("prefixes", prefixes),), status, errors)
     retry = raw.get("retry")
     if isinstance(retry, Mapping):
         return RouteMiddleware(_local(name), "retry", (("attempts", str(retry.get("attempts"))),), status, errors)

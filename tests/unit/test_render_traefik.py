@@ -79,6 +79,9 @@ def test_port_comes_from_the_catalog_and_path_joins_the_rule() -> None:
     rendered = render(spec({"a": {}, "b": {"route": {"path": "/api"}}}))
     config = http(rendered)
     assert config["routers"]["erp-acme.b"]["rule"] == "Host(`acme.erp.test`) && PathPrefix(`/api`)"
+    assert config["routers"]["erp-acme.b"]["middlewares"] == ["erp-acme.b.strip", "erp-acme.retry"]
+    assert config["middlewares"]["erp-acme.b.strip"] == {"stripPrefix": {"prefixes": ["/api"]}}
+    assert config["routers"]["erp-acme.a"]["middlewares"] == ["erp-acme.retry"]
     balancer = config["services"]["erp-acme.b"]["loadBalancer"]
     assert balancer["servers"] == [{"url": "http://10.1.0.3:9090"}]
     assert balancer["healthCheck"]["path"] == "/ready"
