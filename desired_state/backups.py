@@ -92,26 +92,26 @@ def finish_backup(
     backup_id: int,
     *,
     status: str,
+    file_name: str | None = None,
     size_bytes: int | None = None,
     sha256: str | None = None,
     duration_seconds: float | None = None,
     error: str | None = None,
 ) -> BackupRecord:
     now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "status": status,
+        "size_bytes": size_bytes,
+        "sha256": sha256,
+        "duration_seconds": duration_seconds,
+        "error": error,
+        "finished_at": now,
+        "updated_at": now,
+    }
+    if file_name is not None:
+        values["file_name"] = file_name
     with engine.begin() as connection:
-        connection.execute(
-            update(BackupRow)
-            .where(BackupRow.id == backup_id)
-            .values(
-                status=status,
-                size_bytes=size_bytes,
-                sha256=sha256,
-                duration_seconds=duration_seconds,
-                error=error,
-                finished_at=now,
-                updated_at=now,
-            )
-        )
+        connection.execute(update(BackupRow).where(BackupRow.id == backup_id).values(values))
         row = connection.execute(select(BackupRow).where(BackupRow.id == backup_id)).one()
     return _record(row)
 

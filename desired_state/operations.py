@@ -8,6 +8,8 @@ Beside the reconcile pipeline, like ``desired_state.backups``. The runtime (``re
   A succeeded migration row is the "exactly once" record, unique per (tenant, service, target image).
 - ``operation_requests``: the web UI inserts; the reconciler claims (``status`` pending → running) and finishes.
 - ``tenant_pins``: a service held on its old image after a failed upgrade; read by every pass.
+
+``set_service_image`` is the one write into the desired state the reconciler makes: ``reconciler rollback``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from desired_state.tables import OperationRequest, OperationRow, TenantPin
+from desired_state.tables import OperationRequest, OperationRow, Tenant, TenantPin, TenantService
 
 OPERATION_KINDS = ("deploy", "upgrade", "migrate", "backup", "restore", "rollback")
 REQUEST_KINDS = ("backup", "restore", "rollback")
@@ -209,14 +211,27 @@ def revert_migrations(engine: Engine, tenant: str, since: datetime) -> int:
         ).rowcount
 
 
-def last_upgrade(engine: Engine, tenant: str, service: str | None = None) -> OperationRecord | None:
-    """The tenant's most recent upgrade operation (of one service, if given), whatever its status."""
+def last_upgrade(
+    engine: Engine, tenant: str, service: str | None = None, *, status: str | None = None
+) -> OperationRecord | None:
+    """The tenant's most recent upgrade operation (of one service, with one status, if given)."""
     query = select(OperationRow).where(OperationRow.kind == "upgrade", OperationRow.tenant == tenant)
     if service is not None:
         query = query.where(OperationRow.service == service)
+    if status is not None:
+        query = query.where(OperationRow.status == status)
     with engine.connect() as connection:
         row = connection.execute(query.order_by(OperationRow.id.desc())).first()
     return _operation(row) if row is not None else None
+
+
+def latest_upgrades(engine: Engine, tenant: str, *, status: str = "succeeded") -> list[OperationRecord]:
+    """The most recent upgrade of each of the tenant's services (with that status), by service."""
+    latest: dict[str, OperationRecord] = {}
+    for record in list_operations(engine, tenant, kind="upgrade"):
+        if record.status == status and record.service is not None:
+            latest[record.service] = record
+    return [latest[service] for service in sorted(latest)]
 
 
 def holds(engine: Engine, stale_after: timedelta) -> dict[str, str]:
@@ -390,3 +405,48 @@ def delete_pins(engine: Engine, pin_ids: Iterable[int]) -> None:
     if ids:
         with engine.begin() as connection:
             connection.execute(delete(TenantPin).where(TenantPin.id.in_(ids)))
+
+
+def running_operation(
+    engine: Engine, tenant: str, kind: str, *, service: str | None = None, to_image: str | None = None
+) -> OperationRecord | None:
+    """The newest running operation of this kind on the tenant (and service / target image, when given)."""
+    query = select(OperationRow).where(
+        OperationRow.tenant == tenant, OperationRow.kind == kind, OperationRow.status == "running"
+    )
+    if service is not None:
+        query = query.where(OperationRow.service == service)
+    if to_image is not None:
+        query = query.where(OperationRow.to_image == to_image)
+    with engine.connect() as connection:
+        row = connection.execute(query.order_by(OperationRow.id.desc())).first()
+    return _operation(row) if row is not None else None
+
+
+# --- the one desired-state write the reconciler makes: a rollback ----------------------------------------------
+
+
+def set_service_image(engine: Engine, tenant: str, service: str, image: str) -> str | None:
+    """Point a tenant service at ``image`` (an override in ``tenant_services``) and bump the tenant's generation.
+
+    Returns the override it replaced (None: the service followed the catalog). Raises ``ValueError`` when the
+    tenant or the service does not exist.
+    """
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        tenant_id = connection.execute(select(Tenant.id).where(Tenant.name == tenant)).scalar_one_or_none()
+        if tenant_id is None:
+            raise ValueError(f"tenant {tenant!r} is not in the tenants table")
+        row = connection.execute(
+            select(TenantService.id, TenantService.image).where(
+                TenantService.tenant_id == tenant_id, TenantService.service == service
+            )
+        ).first()
+        if row is None:
+            raise ValueError(f"tenant {tenant!r} has no service {service!r}")
+        connection.execute(update(TenantService).where(TenantService.id == row.id).values(image=image, updated_at=now))
+        connection.execute(
+            update(Tenant).where(Tenant.id == tenant_id).values(generation=Tenant.generation + 1, updated_at=now)
+        )
+        previous: str | None = row.image
+        return previous

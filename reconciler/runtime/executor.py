@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from desired_state.specs import TenantSpec
@@ -20,9 +20,10 @@ from reconciler.core.errors import ReconcileError, TransientError
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.subnets import allocate_subnet
+from reconciler.core.upgrades import Upgrade, upgrades_in
 from reconciler.drivers.docker import DockerDriver, SubnetTaken
 from reconciler.runtime.readiness import wait_ready
-from reconciler.runtime.stages import Router
+from reconciler.runtime.stages import Router, UpgradeGate
 from renderers.containers import Naming
 
 log = logging.getLogger("reconciler.apply")
@@ -58,6 +59,8 @@ class Executor:
     stop: threading.Event = field(default_factory=threading.Event)
     # Called after every applied change (metrics); kept as a hook so the executor needs no metrics import.
     on_applied: Callable[[Change], None] | None = None
+    # Backup and migration before an image change, pin after a failed one; None: image changes are plain replacements.
+    upgrades: UpgradeGate | None = None
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -101,6 +104,61 @@ class Executor:
             stop=self.stop,
         )
 
+    def _before_upgrades(
+        self, spec: TenantSpec | None, upgrades: Mapping[Upgrade, tuple[Change, ...]], outcome: TenantOutcome
+    ) -> set[Change]:
+        """Ask the gate; the replacements of refused upgrades are recorded as failed and not carried out."""
+        if self.upgrades is None or spec is None or not upgrades:
+            return set()
+        tenant = spec.name
+        self._check_stop()
+        try:
+            refused = dict(self.upgrades.before_upgrades(spec, list(upgrades)))
+        except ReconcileError as exc:
+            refused = {upgrade: str(exc) for upgrade in upgrades}
+        held: set[Change] = set()
+        for upgrade, why in refused.items():
+            log.warning("tenant=%s upgrade %s held back: %s", tenant, upgrade.describe(), why)
+            for change in upgrades.get(upgrade, ()):
+                outcome.failed.append((change, why))
+                held.add(change)
+        return held
+
+    def _after_upgrades(
+        self,
+        spec: TenantSpec | None,
+        upgrades: Mapping[Upgrade, tuple[Change, ...]],
+        held: set[Change],
+        outcome: TenantOutcome,
+        ready: dict[str, Container],
+        replaced_ok: list[Change],
+    ) -> None:
+        """An upgrade is all replicas or none: if one new replica failed, the ready ones go too, before routing."""
+        if self.upgrades is None or spec is None or not upgrades:
+            return
+        tenant = spec.name
+        failures = {change: why for change, why in outcome.failed}
+        results: dict[Upgrade, str | None] = {}
+        for upgrade, changes in upgrades.items():
+            if any(change in held for change in changes):
+                continue
+            why = next((failures[c] for c in changes if c in failures), None)
+            results[upgrade] = why
+            if why is None:
+                continue
+            for change in changes:
+                if change not in replaced_ok or not isinstance(change.after, Container):
+                    continue
+                replaced_ok.remove(change)
+                ready.pop(change.after.name, None)
+                if change in outcome.applied:
+                    outcome.applied.remove(change)
+                outcome.failed.append((change, f"another replica of the upgrade failed: {why}"))
+                self.docker.remove_container(replace(change.after, state="running"))
+                log.warning("tenant=%s - container %s (upgrade rolled back: %s)", tenant, change.after.name, why)
+        if results:
+            self.upgrades.after_upgrades(spec, results)
+
     def apply_tenant(
         self, tenant: str, plan: Plan, spec: TenantSpec | None, observed: Snapshot, *, hold_removal: str | None = None
     ) -> TenantOutcome:
@@ -120,10 +178,13 @@ class Executor:
                 self.docker.create_volume(resource, labels)
                 self._done(outcome, change)
 
-        # 2. New containers: creates, the new half of replacements, and restarts of stopped ones.
+        # 2. New containers: creates, the new half of replacements, and restarts of stopped ones. Replacements that
+        # change a service's image are upgrades: the gate backs up and migrates first, or keeps the old version.
+        upgrades = upgrades_in(by.replaces) if self.upgrades is not None and spec is not None else {}
+        held = self._before_upgrades(spec, upgrades, outcome)
         ready: dict[str, Container] = {}
         replaced_ok: list[Change] = []
-        for change in by.creates + by.replaces + by.starts:
+        for change in by.creates + [c for c in by.replaces if c not in held] + by.starts:
             self._check_stop()
             new = change.after
             assert isinstance(new, Container)
@@ -147,6 +208,8 @@ class Executor:
             self._done(outcome, change, f"ready at {started.ip}")
             if change.action is Action.REPLACE:
                 replaced_ok.append(change)
+
+        self._after_upgrades(spec, upgrades, held, outcome, ready, replaced_ok)
 
         leaving = [
             c.before

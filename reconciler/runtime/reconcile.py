@@ -26,13 +26,13 @@ from desired_state.status import read_statuses, write_statuses
 from reconciler.core.diff import SubnetPool, diff
 from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.core.plan import Change, Plan
-from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, ownership
+from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, ownership, pinned
 from reconciler.core.resources import DesiredTenant, HealthCheck, Snapshot
 from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.executor import Executor, Interrupted, TenantOutcome
 from reconciler.runtime.metrics import PHASES, Metrics
 from reconciler.runtime.passlocks import PassLocks
-from reconciler.runtime.stages import DnsPublisher, Router
+from reconciler.runtime.stages import DnsPublisher, Router, TenantOperations
 from renderers.containers import Naming, render_tenant
 
 log = logging.getLogger("reconciler")
@@ -46,6 +46,8 @@ class PassInputs:
     plan: Plan
     # Tenants the pass acts on: the requested scope minus tenants the database no longer has (None: all).
     scope: frozenset[str] | None = None
+    # Tenants left alone by this pass because an operation (a restore) is working on them, with why.
+    held: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +93,8 @@ class Reconciler:
     policies: tuple[Callable[[Plan], Plan], ...] = ()
     extra_conditions: Callable[[str, DesiredTenant | None, TenantStatus | None], list[Condition]] | None = None
     on_status: Callable[[TenantStatus | None, TenantStatus], None] | None = None
+    # Tenant operations (``runtime.upgrades``): backup and migration before upgrades, pins, holds, history.
+    operations: TenantOperations | None = None
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -101,6 +105,7 @@ class Reconciler:
             ready_timeout=self.ready_timeout,
             stop=self.stop,
             on_applied=self._count_action,
+            upgrades=self.operations,
         )
         # A tenant is never reconciled by two passes at once; passes of different tenants run side by side.
         self.locks = PassLocks()
@@ -120,15 +125,19 @@ class Reconciler:
             name: render_tenant(spec, self.naming, healthcheck=self.healthcheck)
             for name, spec in desired.tenants.items()
         }
-        plan = diff(rendered, snapshot, scope=effective, protected=desired.errors.keys(), pool=self.pool)
+        held = dict(self.operations.holds()) if self.operations is not None else {}
+        protected = desired.errors.keys() | held.keys()
+        plan = diff(rendered, snapshot, scope=effective, protected=protected, pool=self.pool)
         plan = ownership(plan, self.naming.owner)
+        if self.operations is not None:
+            plan = pinned(plan, self.operations.pins(desired))
         for policy in self.policies:
             plan = policy(plan)
         vanished = snapshot.tenants() - desired.known
         plan = mass_delete_guard(
             plan, len(snapshot.containers), self.limits, vanished=vanished, allow=allow_mass_delete
         )
-        return PassInputs(desired, snapshot, rendered, plan, effective)
+        return PassInputs(desired, snapshot, rendered, plan, effective, held)
 
     # --- one pass ----------------------------------------------------------------------------------------
 
@@ -226,6 +235,9 @@ class Reconciler:
             if tenant in desired.errors:
                 statuses.append(self._invalid_status(tenant, desired, previous.get(tenant)))
                 continue
+            if tenant in inputs.held:
+                log.info("tenant=%s left alone: %s", tenant, inputs.held[tenant], extra={"tenant": tenant})
+                continue
             hold = None
             if self.dns is not None and tenant in leaving and self.dns.published(tenant):
                 hold = "waiting for the DNS record to be removed first"
@@ -242,11 +254,14 @@ class Reconciler:
                 if self.metrics:
                     self.metrics.tenant_errors.labels(tenant=tenant).inc()
                 finished.append((tenant, None, exc))
+                self._record_deploy(tenant, spec, previous.get(tenant), [], str(exc))
                 continue
             result.outcomes[tenant] = outcome
             before = previous.get(tenant)
             if spec is not None and before is not None and before.applied_hash == spec_digest(spec):
                 result.heals.extend(outcome.applied)
+            else:
+                self._record_deploy(tenant, spec, before, outcome.applied, None)
             finished.append((tenant, outcome, None))
 
         if self.dns is not None and not self.stop.is_set():
@@ -304,6 +319,21 @@ class Reconciler:
             log.warning("DNS sync failed: %s", exc)
         return set(publish)
 
+    def _record_deploy(
+        self,
+        tenant: str,
+        spec: TenantSpec | None,
+        before: TenantStatus | None,
+        applied: list[Change],
+        error: str | None,
+    ) -> None:
+        """A new spec rolled out (or failing to): one history row per spec digest, kept by the operations hook."""
+        if self.operations is None or spec is None or (error is None and not applied):
+            return
+        if before is not None and before.applied_hash == spec_digest(spec):
+            return
+        self.operations.deployed(tenant, spec_digest(spec), applied, error)
+
     # --- status --------------------------------------------------------------------------------------------
 
     def _invalid_status(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> TenantStatus:
@@ -351,6 +381,12 @@ class Reconciler:
             conditions.append(self.dns.condition(tenant))
         if outcome is not None and outcome.waiting:
             conditions.append(Condition("Removal", "False", "Waiting", outcome.waiting))
+        pins = [r.reason for r in inputs.plan.refused if r.policy == "pinned" and r.change.tenant == tenant]
+        if pins and spec is not None:
+            # Not a "Degraded" condition: the failed upgrade already sent its one alert.
+            conditions.append(Condition("Pinned", "True", "UpgradeFailed", pins[0]))
+            if phase in ("Ready", "Progressing"):
+                phase = "Degraded"
         if self.extra_conditions is not None and spec is not None:
             extra = self.extra_conditions(tenant, inputs.rendered.get(tenant), previous)
             conditions.extend(extra)

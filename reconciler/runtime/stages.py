@@ -25,9 +25,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from desired_state.model import Condition
+from desired_state.model import Condition, DesiredState
 from desired_state.specs import TenantSpec
+from reconciler.core.plan import Change
 from reconciler.core.resources import Container
+from reconciler.core.upgrades import Pin, Upgrade
 
 
 class Router(Protocol):
@@ -68,3 +70,31 @@ class DnsPublisher(Protocol):
 
     def published(self, tenant: str) -> bool:
         """Whether our record for the tenant exists after the last ``sync`` (removal waits until it is gone)."""
+
+
+class UpgradeGate(Protocol):
+    """Around the replacements that change a service's image (``runtime.upgrades`` implements it).
+
+    ``before_upgrades`` runs before any new container of those services starts (backup, then migration) and
+    returns the upgrades that must not go ahead, with why; their old containers keep serving. Raising
+    ``ReconcileError`` holds back every upgrade of the tenant in this pass. ``after_upgrades`` gets the outcome
+    of the upgrades that went ahead: None, or why the new version did not take over (its new containers, every
+    replica of them, were removed and the old ones kept serving).
+    """
+
+    def before_upgrades(self, spec: TenantSpec, upgrades: Sequence[Upgrade]) -> Mapping[Upgrade, str]: ...
+
+    def after_upgrades(self, spec: TenantSpec, results: Mapping[Upgrade, str | None]) -> None: ...
+
+
+class TenantOperations(UpgradeGate, Protocol):
+    """What a pass asks of tenant operations (``runtime.upgrades.UpgradeGuard``), besides the upgrade gate."""
+
+    def holds(self) -> Mapping[str, str]:
+        """Tenants the pass must leave alone right now (a restore is running on them), with why."""
+
+    def pins(self, desired: DesiredState) -> Mapping[str, Sequence[Pin]]:
+        """Active pins by tenant, for ``core.policies.pinned`` (read-only)."""
+
+    def deployed(self, tenant: str, digest: str, applied: Sequence[Change], error: str | None) -> None:
+        """A pass rolled out a new spec of the tenant (digest), or failed to: recorded in the history once."""
