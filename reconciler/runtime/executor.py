@@ -76,7 +76,14 @@ class Executor:
             change.name,
             change.reason,
             f" {detail}" if detail else "",
-            extra={"tenant": change.tenant, "action": change.action.name.lower(), "reason": change.reason},
+            extra={
+                "tenant": change.tenant,
+                # Containers (and routes) belong to one service; networks and volumes to the whole tenant.
+                "service": getattr(change.before or change.after, "service", None),
+                "kind": change.kind,
+                "action": change.action.name.lower(),
+                "reason": change.reason,
+            },
         )
         if self.on_applied:
             self.on_applied(change)
