@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,6 +104,13 @@ class BackupService:
     metrics: OperationsMetrics | None = None
     # For tests: the free space of the backup dir (shutil.disk_usage otherwise).
     free_space: Callable[[Path], int] = field(default=lambda path: shutil.disk_usage(path).free)
+    # One backup or restore per tenant at a time in this process (a scheduled backup next to a requested restore).
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def _tenant_lock(self, tenant: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(tenant, threading.Lock())
 
     # --- backup ------------------------------------------------------------------------------------------------
 
@@ -114,6 +122,10 @@ class BackupService:
         Raises ``BackupRefused`` (nothing started) or ``BackupError`` (started and failed); both are recorded in
         ``backups`` and ``operations``, counted, and alerted.
         """
+        with self._tenant_lock(tenant):
+            return self._backup(tenant, trigger, keep=keep, request_id=request_id)
+
+    def _backup(self, tenant: str, trigger: str, *, keep: int | None, request_id: int | None) -> BackupRecord:
         directory = self._tenant_dir(tenant)
         volume = self.naming.volume(tenant)
         refusal = self._refusal(tenant, volume)
@@ -321,6 +333,20 @@ class BackupService:
         ``RestoreRefused`` before touching anything, or ``ReconcileError`` when the restore itself failed (the
         volume keeps its previous content whenever the archive could not be extracted).
         """
+        with self._tenant_lock(tenant):
+            return self._restore(
+                tenant, backup_id, trigger=trigger, request_id=request_id, before_release=before_release
+            )
+
+    def _restore(
+        self,
+        tenant: str,
+        backup_id: int,
+        *,
+        trigger: str,
+        request_id: int | None,
+        before_release: Callable[[], None] | None,
+    ) -> RestoreResult:
         try:
             backup, path = self.verify(tenant, backup_id)
         except RestoreRefused as exc:
