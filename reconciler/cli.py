@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--json", action="store_true", help="machine-readable output")
     run = sub.add_parser("run", help="reconcile continuously (resync, Docker events, nudges)")
     run.add_argument("--allow-mass-delete", action="store_true")
+    nudge = sub.add_parser("nudge", help="ask the running reconciler to reconcile a tenant now (via RabbitMQ)")
+    target = nudge.add_mutually_exclusive_group(required=True)
+    target.add_argument("tenant", nargs="?", help="tenant name")
+    target.add_argument("--all", action="store_true", help="every tenant")
+    nudge.add_argument("--reason", default="", help="why (shown in the reconciler's log)")
+    nudge.add_argument("--requested-by", default="", help="who asks (shown in the reconciler's log)")
     status = sub.add_parser("status", help="each tenant's phase, conditions and last error")
     status.add_argument("--json", action="store_true")
     return parser
@@ -84,6 +90,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _tenants(args, settings, make_engine(settings.database_url))
     if args.command == "status":
         return _status(args, make_engine(settings.database_url))
+    if args.command == "nudge":
+        return _nudge(args, settings)
 
     from reconciler.core.render_plan import render_json, render_text
     from reconciler.runtime.wiring import build_runtime
@@ -133,6 +141,27 @@ def _tenants(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     from reconciler.runtime.purge import purge_tenant
 
     return purge_tenant(settings, args.name, confirmed=args.yes)
+
+
+def _nudge(args: argparse.Namespace, settings: Settings) -> int:
+    from reconciler.runtime.nudges import Nudge, Topology, nudge_publisher, where
+
+    if not settings.rabbitmq_url:
+        print("error: RECONCILER_RABBITMQ_URL is not set; nudges go through RabbitMQ", file=sys.stderr)
+        return EXIT_ERROR
+    nudge = Nudge(tenant=None if args.all else args.tenant, reason=args.reason, requested_by=args.requested_by)
+    topology = Topology(settings.rabbitmq_exchange, settings.rabbitmq_queue)
+    try:
+        with nudge_publisher(settings.rabbitmq_url, topology) as publisher:
+            publisher.publish(nudge)
+    except Exception as exc:  # pika's errors name the cause; the URL (with its password) stays out
+        print(
+            f"error: nudge not sent to RabbitMQ at {where(settings.rabbitmq_url)}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    print(f"nudged {nudge.describe()} via exchange {topology.exchange!r}")
+    return EXIT_OK
 
 
 def _status(args: argparse.Namespace, engine: Engine) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from desired_state.specs import ServiceSpec, TenantSpec, VersionSpec
 from reconciler.core.resources import (
@@ -23,6 +23,7 @@ from reconciler.core.resources import (
     LABEL_TRACK,
     Container,
     DesiredTenant,
+    HealthCheck,
     Network,
     Volume,
 )
@@ -73,26 +74,40 @@ def spec_hash(fields: dict[str, object]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def render_healthcheck(template: HealthCheck, service: ServiceSpec) -> HealthCheck:
+    command = template.command.replace("{port}", str(service.port)).replace("{health}", service.health)
+    return replace(template, command=command)
+
+
 def render_container(
-    tenant: TenantSpec, service: ServiceSpec, replica: int, naming: Naming, version: VersionSpec | None = None
+    tenant: TenantSpec,
+    service: ServiceSpec,
+    replica: int,
+    naming: Naming,
+    version: VersionSpec | None = None,
+    *,
+    healthcheck: HealthCheck | None = None,
 ) -> Container:
     version = version or service.tracks()[0]
     network = naming.network(tenant.name)
     volume = naming.volume(tenant.name)
     env = container_env(tenant, service, replica)
-    digest = spec_hash(
-        {
-            "image": version.image,
-            "env": env,
-            "memory": service.memory,
-            "cpus": service.cpus,
-            "port": service.port,
-            "health": service.health,
-            "network": network,
-            "volume": volume,
-            "mount": DATA_MOUNT,
-        }
-    )
+    check = render_healthcheck(healthcheck, service) if healthcheck is not None else None
+    fields: dict[str, object] = {
+        "image": version.image,
+        "env": env,
+        "memory": service.memory,
+        "cpus": service.cpus,
+        "port": service.port,
+        "health": service.health,
+        "network": network,
+        "volume": volume,
+        "mount": DATA_MOUNT,
+    }
+    if check is not None:
+        # Only when configured, so turning the setting on replaces containers and leaving it off changes nothing.
+        fields["healthcheck"] = [check.command, check.interval, check.timeout, check.retries, check.start_period]
+    digest = spec_hash(fields)
     labels = naming.base_labels(tenant.name) | {
         LABEL_SERVICE: service.name,
         LABEL_REPLICA: str(replica),
@@ -118,14 +133,15 @@ def render_container(
         state="stopped" if tenant.state == "stopped" else "running",
         labels=tuple(sorted(labels.items())),
         track=version.track,
+        healthcheck=check,
     )
 
 
-def render_tenant(tenant: TenantSpec, naming: Naming) -> DesiredTenant:
+def render_tenant(tenant: TenantSpec, naming: Naming, *, healthcheck: HealthCheck | None = None) -> DesiredTenant:
     if tenant.state == "absent":
         return DesiredTenant(tenant=tenant.name, network=None, volume=None, containers=(), state="absent")
     containers = tuple(
-        render_container(tenant, service, replica, naming, version)
+        render_container(tenant, service, replica, naming, version, healthcheck=healthcheck)
         for service in tenant.services
         for version in service.tracks()
         for replica in range(version.replicas)

@@ -41,6 +41,9 @@ def _drift_reasons(desired: Container, observed: Container, network_missing: boo
             reasons.append("spec changed (env, limits, port or health)")
     if observed.state == "dead":
         reasons.append("container is dead")
+    if observed.running and observed.health_status == "unhealthy":
+        # Docker reports a failing health check but never acts on it; a fresh container is the remedy.
+        reasons.append("Docker health check reports unhealthy")
     return reasons
 
 

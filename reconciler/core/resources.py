@@ -46,6 +46,18 @@ class Volume:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """A Docker health check (``--health-cmd``, run with the container's shell). As a setting, ``{port}`` and
+    ``{health}`` in the command stand for the service's port and health path; rendered, they are filled in."""
+
+    command: str
+    interval: float = 10.0
+    timeout: float = 3.0
+    retries: int = 3
+    start_period: float = 10.0
+
+
+@dataclass(frozen=True)
 class Container:
     """One replica of one tenant service."""
 
@@ -67,6 +79,8 @@ class Container:
     labels: tuple[tuple[str, str], ...] = ()
     # Which version of a two-version (weighted) service: "" for the first, "b" for the second.
     track: str = ""
+    # Desired only: the Docker health check to give the container (None: the image's own, if any).
+    healthcheck: HealthCheck | None = None
     # Observed only.
     id: str | None = None
     ip: str | None = None

@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO, Any, BinaryIO, Literal
 
 import docker
@@ -273,6 +274,16 @@ class DockerDriver:
             self.cli.volume.remove(name)
 
     def run_container(self, container: Container) -> None:
+        check: dict[str, Any] = {}
+        if container.healthcheck is not None:
+            hc = container.healthcheck
+            check = {
+                "health_cmd": hc.command,
+                "health_interval": timedelta(seconds=hc.interval),
+                "health_timeout": timedelta(seconds=hc.timeout),
+                "health_retries": hc.retries,
+                "health_start_period": timedelta(seconds=hc.start_period),
+            }
         with self._mutate(f"run container {container.name}", container.tenant):
             self.cli.container.run(
                 container.image,
@@ -285,6 +296,7 @@ class DockerDriver:
                 networks=[container.network],
                 volumes=[(container.volume, DATA_MOUNT)],
                 restart="unless-stopped",
+                **check,
             )
 
     def start_container(self, container: Container) -> None:

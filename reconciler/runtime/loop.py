@@ -1,14 +1,22 @@
-"""``reconciler run``: the periodic resync, the Docker event watcher, and the worker that drains the queue.
+"""``reconciler run``'s loop: a work queue of tenant keys drained by N workers, fed by the periodic resync, the
+Docker event watcher and RabbitMQ nudges (``runtime.nudges``, started as an extension).
+
+Each key is a tenant; a worker runs a pass scoped to it (re-reading the database and observing Docker, whatever
+woke it up), so passes of different tenants run side by side while one tenant is never in two passes at once
+(the queue never hands out a key twice, and ``Reconciler.locks`` holds per-tenant locks). The resync queues
+``ALL``: a sweep (``Reconciler.sweep``) that does the pass-wide work (tenants gone from the database, under the
+mass-delete guard that sees every owned container; orphan DNS records) and then queues every tenant it saw.
 
 Events are hints and the resync is the truth: the event stream reconnects with backoff when it breaks, and the
-jittered periodic full pass converges everything on its own. A failing tenant is retried on its own backoff
-schedule while the others keep converging. SIGTERM stops the loop between actions.
+jittered resync converges everything on its own. A failing tenant is retried on its own exponential backoff
+while the others keep converging; a pass running past ``reconcile_timeout`` is interrupted between two actions
+and retried the same way. Docker ``die`` and ``unhealthy`` events also feed the crash tracker. SIGTERM stops
+the loop between actions.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
@@ -18,9 +26,12 @@ from types import FrameType
 
 from reconciler.core.errors import ReconcileError
 from reconciler.drivers.docker import DockerDriver
+from reconciler.runtime.alerts import Alerter
+from reconciler.runtime.crashloop import CrashTracker
 from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.reconcile import Reconciler
-from reconciler.runtime.workqueue import ALL, Backoff, WorkQueue
+from reconciler.runtime.scheduler import Scheduler
+from reconciler.runtime.workqueue import ALL, Backoff, Item, WorkQueue
 
 log = logging.getLogger("reconciler.loop")
 
@@ -29,6 +40,52 @@ WATCHED_CONTAINER_ACTIONS = frozenset({"die", "destroy", "stop", "kill", "oom", 
 WATCHED_NETWORK_ACTIONS = frozenset({"destroy", "disconnect"})
 # Several events of one tenant (die, then stop, then destroy) fold into one reconcile.
 EVENT_DEBOUNCE = 0.2
+# A tenant re-queued while its pass runs (a storm of nudges or events) starts again no sooner than this after
+# the previous start: a thousand nudges in a second cost two or three reconciles, not a thousand.
+REQUEUE_COOLDOWN = 0.5
+# A tenant whose removal waits (e.g. for its DNS record to go) is looked at again this soon.
+WAITING_RETRY = 1.0
+RESYNC_JOB = "resync"
+# Workers still busy at shutdown get this long to reach the next action boundary.
+WORKER_JOIN_TIMEOUT = 30.0
+
+
+class PassDeadline(threading.Event):
+    """What the reconciler and executor check between actions: set when the process stops or, seen from one
+    worker thread, when that worker's current reconcile ran past its deadline."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self._stop = stop
+        self._local = threading.local()
+
+    def begin(self, timeout: float) -> None:
+        self._local.deadline = time.monotonic() + timeout
+
+    def end(self) -> None:
+        self._local.deadline = None
+
+    def expired(self) -> bool:
+        deadline: float | None = getattr(self._local, "deadline", None)
+        return deadline is not None and time.monotonic() >= deadline
+
+    def is_set(self) -> bool:
+        return self._stop.is_set() or self.expired()
+
+    def set(self) -> None:
+        self._stop.set()
+
+    def clear(self) -> None:
+        self._stop.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline: float | None = getattr(self._local, "deadline", None)
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            timeout = remaining if timeout is None else min(timeout, remaining)
+        if timeout is None or timeout > 0:
+            self._stop.wait(timeout)
+        return self.is_set()
 
 
 @dataclass
@@ -39,16 +96,22 @@ class Loop:
     resync_jitter: float = 0.1
     backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 300.0))
     metrics: Metrics | None = None
-    queue: WorkQueue = field(default_factory=WorkQueue)
+    queue: WorkQueue = field(default_factory=lambda: WorkQueue(cooldown=REQUEUE_COOLDOWN))
     stop: threading.Event = field(default_factory=threading.Event)
-    # Extra starters (nudge consumer, scheduler, ...) given the queue and the stop event.
+    # Extra starters (the nudge consumer, ...) given the queue and the stop event.
     extensions: list[Callable[[WorkQueue, threading.Event], None]] = field(default_factory=list)
     allow_mass_delete: bool = False
+    workers: int = 4
+    reconcile_timeout: float = 300.0
+    # Shared with other periodic jobs (backups) when given; otherwise the loop runs a private one.
+    scheduler: Scheduler | None = None
+    crashes: CrashTracker | None = None
+    alerts: Alerter | None = None
 
     def __post_init__(self) -> None:
-        self.reconciler.stop = self.stop
-        self.reconciler.executor.stop = self.stop
-        self._next_resync = 0.0
+        self.deadline = PassDeadline(self.stop)
+        self.reconciler.stop = self.deadline
+        self.reconciler.executor.stop = self.deadline
 
     def install_signal_handlers(self) -> None:
         def handle(signum: int, frame: FrameType | None) -> None:
@@ -62,9 +125,11 @@ class Loop:
         self.stop.set()
         self.queue.close()
 
-    def _schedule_resync(self) -> None:
-        jitter = 1 + random.uniform(-self.resync_jitter, self.resync_jitter)
-        self._next_resync = time.monotonic() + self.resync_interval * jitter
+    def resync(self) -> None:
+        """The periodic job: queue the sweep, which queues every tenant in turn."""
+        self.queue.add(ALL, priority=1, trigger="resync")
+
+    # --- Docker events ---------------------------------------------------------------------------------------
 
     def _watch_events(self) -> None:
         prefix = self.reconciler.naming.prefix + "-"
@@ -76,6 +141,8 @@ class Loop:
                 for event in self.docker.events(self.stop):
                     delay = 1.0
                     tenant = event.tenant
+                    if self.crashes is not None and self.crashes.observe(event) and tenant:
+                        self.queue.add(tenant, priority=0, trigger="event")
                     if event.kind == "network" and event.action in WATCHED_NETWORK_ACTIONS:
                         name = event.name
                         tenant = name[len(prefix) :] if name.startswith(prefix) else None
@@ -83,7 +150,7 @@ class Loop:
                         continue
                     if tenant:
                         log.debug("event %s %s %s -> reconcile %s", event.kind, event.action, event.name, tenant)
-                        self.queue.add(tenant, EVENT_DEBOUNCE, priority=0)
+                        self.queue.add(tenant, EVENT_DEBOUNCE, priority=0, trigger="event")
             except ReconcileError as exc:
                 log.warning("Docker event stream lost (%s); reconnecting in %.0fs", exc, delay)
             except Exception:
@@ -94,49 +161,128 @@ class Loop:
                 return
             delay = min(delay * 2, 30.0)
 
-    def process(self, key: str) -> None:
-        scope = None if key == ALL else {key}
-        trigger = "resync" if key == ALL else "event"
+    # --- one key ---------------------------------------------------------------------------------------------
+
+    def process(self, item: Item) -> None:
+        if self.metrics:
+            self.metrics.queue_wait.labels(trigger=item.trigger).observe(time.monotonic() - item.queued_at)
+        log.debug(
+            "%s: reconcile started (trigger=%s, queued %.0f ms ago)",
+            "sweep" if item.key == ALL else f"tenant={item.key}",
+            item.trigger,
+            (time.monotonic() - item.queued_at) * 1000,
+            extra={"tenant": item.key},
+        )
+        self.deadline.begin(self.reconcile_timeout)
         try:
-            result = self.reconciler.run_pass(scope, allow_mass_delete=self.allow_mass_delete, trigger=trigger)
+            if item.key == ALL:
+                self._sweep(item.trigger)
+            else:
+                self._reconcile(item.key, item.trigger)
+        finally:
+            self.deadline.end()
+
+    def _retry(self, key: str, why: str) -> None:
+        delay = self.backoff.failure(key)
+        what = "sweep" if key == ALL else f"tenant={key}"
+        log.info("%s retry in %.1fs (failure %d): %s", what, delay, self.backoff.failures(key), why)
+        self.queue.add(key, delay, priority=1, trigger="retry")
+
+    def _timed_out(self) -> bool:
+        if self.stop.is_set() or not self.deadline.expired():
+            return False
+        if self.metrics:
+            self.metrics.reconcile_timeouts.inc()
+        return True
+
+    def _reconcile(self, tenant: str, trigger: str) -> None:
+        try:
+            result = self.reconciler.run_pass({tenant}, allow_mass_delete=self.allow_mass_delete, trigger=trigger)
         except ReconcileError as exc:
-            delay = self.backoff.failure(key)
-            log.error("pass %s failed: %s; retrying in %.1fs", key, exc, delay)
-            self.queue.add(key, delay)
+            log.error("tenant=%s pass failed: %s", tenant, exc, extra={"tenant": tenant})
             if self.metrics:
                 self.metrics.passes.labels(result="error").inc()
+            self._retry(tenant, str(exc))
             return
-        for tenant in result.failed_tenants:
-            delay = self.backoff.failure(tenant)
-            log.info("tenant=%s retry in %.1fs (failure %d)", tenant, delay, self.backoff.failures(tenant))
-            self.queue.add(tenant, delay)
-        for tenant in result.outcomes:
+        if self._timed_out():
+            log.error("tenant=%s reconcile ran past %gs: interrupted between actions", tenant, self.reconcile_timeout)
+            self._retry(tenant, f"timed out after {self.reconcile_timeout:g}s")
+        elif tenant in result.errors:
+            self._retry(tenant, result.errors[tenant])
+        else:
             self.backoff.success(tenant)
-            if result.outcomes[tenant].waiting:
-                self.queue.add(tenant, 1.0)
-        if key != ALL and key not in result.errors:
-            self.backoff.success(key)
+            outcome = result.outcomes.get(tenant)
+            if outcome is not None and outcome.waiting:
+                self.queue.add(tenant, WAITING_RETRY, priority=1, trigger="retry")
+
+    def _sweep(self, trigger: str) -> None:
+        try:
+            result = self.reconciler.sweep(allow_mass_delete=self.allow_mass_delete, trigger=trigger)
+        except ReconcileError as exc:
+            log.error("sweep failed: %s", exc)
+            if self.metrics:
+                self.metrics.passes.labels(result="error").inc()
+            self._retry(ALL, str(exc))
+            return
+        if self.alerts is not None:
+            self.alerts.mass_delete(result.plan.errors)
+        if self._timed_out():
+            self._retry(ALL, f"timed out after {self.reconcile_timeout:g}s")
+        elif result.errors:
+            self._retry(ALL, "; ".join(f"{t}: {e}" for t, e in sorted(result.errors.items())))
+        else:
+            self.backoff.success(ALL)
+            if any(outcome.waiting for outcome in result.outcomes.values()):
+                self.queue.add(ALL, WAITING_RETRY, priority=1, trigger="retry")
+        # A nudge for every tenant keeps its priority; a periodic resync queues them behind nudges and events.
+        priority, fanned = (0, "nudge") if trigger == "nudge" else (1, "resync")
+        for tenant in result.tenants:
+            self.queue.add(tenant, priority=priority, trigger=fanned)
+
+    # --- running -------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            item = self.queue.get_item(timeout=1.0)
+            if item is None:
+                continue
+            try:
+                self.process(item)
+            except Exception:
+                # Unexpected bugs must not kill a worker: the next resync tries again.
+                log.exception("unexpected error while reconciling %s", item.key)
+            finally:
+                self.queue.done(item.key)
+                if self.metrics:
+                    self.metrics.queue_depth.set(len(self.queue))
 
     def run(self) -> None:
+        """Run until ``request_stop`` (SIGTERM, or the service losing leadership)."""
         threading.Thread(target=self._watch_events, name="docker-events", daemon=True).start()
         for start in self.extensions:
             start(self.queue, self.stop)
-        self.queue.add(ALL)
-        self._schedule_resync()
-        while not self.stop.is_set():
-            if time.monotonic() >= self._next_resync:
-                self.queue.add(ALL)
-                self._schedule_resync()
-            key = self.queue.get(timeout=max(0.05, min(1.0, self._next_resync - time.monotonic())))
-            if self.metrics:
-                self.metrics.queue_depth.set(len(self.queue))
-            if key is None:
-                continue
-            try:
-                self.process(key)
-            except Exception:
-                # Unexpected bugs must not kill the loop: the next resync tries again.
-                log.exception("unexpected error while reconciling %s", key)
-            finally:
-                self.queue.done(key)
+        scheduler = self.scheduler or Scheduler()
+        scheduler.add_interval(
+            RESYNC_JOB, self.resync_interval, self.resync, jitter=self.resync_interval * self.resync_jitter
+        )
+        if self.scheduler is None:
+            scheduler.start(paused=False)
+        self.queue.add(ALL, priority=1, trigger="startup")
+        workers = [
+            threading.Thread(target=self._work, name=f"worker-{index}", daemon=True) for index in range(self.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            while not self.stop.wait(0.5):
+                if self.metrics:
+                    self.metrics.queue_depth.set(len(self.queue))
+        finally:
+            scheduler.remove(RESYNC_JOB)
+            if self.scheduler is None:
+                scheduler.shutdown()
+            self.queue.close()
+            deadline = time.monotonic() + WORKER_JOIN_TIMEOUT
+            for worker in workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
         log.info("stopped")

@@ -59,6 +59,22 @@ class Metrics:
         self.event_stream_connected = Gauge(
             "reconciler_event_stream_connected", "1 while the Docker event stream is open.", registry=r
         )
+        self.queue_wait = Histogram(
+            "reconciler_queue_wait_seconds",
+            "Time from queueing a key to the start of its reconcile, by trigger.",
+            ["trigger"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.reconcile_timeouts = Counter(
+            "reconciler_reconcile_timeouts", "Reconciles interrupted for running past the timeout.", registry=r
+        )
+        self.crash_loops = Gauge(
+            "reconciler_crash_loops", "Replicas crash-looping now (restarts withheld while backing off).", registry=r
+        )
+        self.alerts = Counter(
+            "reconciler_alerts", "Alert messages by outcome (sent, failed, dropped, logged).", ["outcome"], registry=r
+        )
         for phase in PHASES:
             self.tenants.labels(phase=phase).set(0)
         for result in ("ok", "error", "refused"):

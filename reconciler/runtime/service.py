@@ -1,21 +1,41 @@
-"""``reconciler run`` as a service: metrics and health endpoints, signal handling, the loop."""
+"""``reconciler run`` as a service: leadership, metrics and health endpoints, alerts, signals, the loop.
+
+Only the leader runs the loop (``runtime.leader``): a standby serves /healthz, /metrics and /readyz (which says
+``leader: standby``) and polls for the lock every second. When it becomes the leader it starts a fresh loop,
+the nudge consumer and the scheduled jobs; when it loses the lock (its database session died) it stops applying
+at the next action boundary and stands by again. On SQLite a second instance is refused at start.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from types import FrameType
 
 from sqlalchemy import text
 
+from reconciler.core.crashloop import CrashLoopLimits
 from reconciler.core.errors import ReconcileError
-from reconciler.runtime.loop import Loop
+from reconciler.runtime.crashloop import CrashTracker
+from reconciler.runtime.leader import (
+    POLL_INTERVAL,
+    AnotherInstance,
+    Leadership,
+    build_leadership,
+    identity,
+    wait_for_leadership,
+)
+from reconciler.runtime.loop import REQUEUE_COOLDOWN, Loop
 from reconciler.runtime.metrics import HealthServer
+from reconciler.runtime.nudges import NudgeConsumer, TenantNames, Topology
 from reconciler.runtime.wiring import Runtime
-from reconciler.runtime.workqueue import Backoff
+from reconciler.runtime.workqueue import Backoff, WorkQueue
 
 log = logging.getLogger("reconciler")
 
 
-def readiness_checks(runtime: Runtime) -> dict[str, str]:
+def readiness_checks(runtime: Runtime, leading: threading.Event | None = None) -> dict[str, str]:
     results: dict[str, str] = {}
     try:
         with runtime.engine.connect() as connection:
@@ -28,35 +48,126 @@ def readiness_checks(runtime: Runtime) -> dict[str, str]:
         results["docker"] = "ok"
     except ReconcileError as exc:
         results["docker"] = f"unreachable: {exc}"
+    if leading is not None:
+        results["leader"] = "ok" if leading.is_set() else "standby"
     return results
 
 
-def build_loop(runtime: Runtime, *, allow_mass_delete: bool = False) -> Loop:
+def crash_tracker(runtime: Runtime) -> CrashTracker:
+    s = runtime.settings
+    limits = CrashLoopLimits(
+        s.crashloop_deaths, s.crashloop_window, s.crashloop_backoff_initial, s.crashloop_backoff_max
+    )
+    return CrashTracker(runtime.docker, limits, metrics=runtime.metrics)
+
+
+def build_loop(runtime: Runtime, *, allow_mass_delete: bool = False, crashes: CrashTracker | None = None) -> Loop:
     settings = runtime.settings
-    return Loop(
+    loop = Loop(
         reconciler=runtime.reconciler,
         docker=runtime.docker,
         resync_interval=settings.resync_interval,
         resync_jitter=settings.resync_jitter,
         backoff=Backoff(settings.backoff_initial, settings.backoff_max),
         metrics=runtime.metrics,
+        queue=WorkQueue(cooldown=REQUEUE_COOLDOWN),
         allow_mass_delete=allow_mass_delete,
+        workers=settings.workers,
+        reconcile_timeout=settings.reconcile_timeout,
+        scheduler=runtime.scheduler,
+        crashes=crashes,
+        alerts=runtime.alerts,
     )
+    if settings.rabbitmq_url:
+        url = settings.rabbitmq_url
+        topology = Topology(settings.rabbitmq_exchange, settings.rabbitmq_queue)
+        names = TenantNames(runtime.engine)
+
+        def start_consumer(queue: WorkQueue, stop: threading.Event) -> None:
+            NudgeConsumer(url, topology, queue, names, stop, metrics=runtime.metrics).start()
+
+        loop.extensions.append(start_consumer)
+    else:
+        log.info("no RabbitMQ configured (RECONCILER_RABBITMQ_URL): periodic resync and Docker events only")
+    return loop
+
+
+def _watch_leadership(leadership: Leadership, loop: Loop) -> None:
+    while not loop.stop.wait(POLL_INTERVAL):
+        if not leadership.still_held():
+            log.error("lost the leader lock: stopping at the next action boundary, then standing by")
+            loop.request_stop()
+            return
 
 
 def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
-    loop = build_loop(runtime, allow_mass_delete=allow_mass_delete)
-    loop.install_signal_handlers()
-    server = HealthServer(runtime.metrics, runtime.settings.metrics_addr, lambda: readiness_checks(runtime))
-    server.start()
-    log.info(
-        "reconciler running: owner=%s resync=%.0fs metrics=http://%s/metrics",
-        runtime.settings.owner_id,
-        runtime.settings.resync_interval,
-        runtime.settings.metrics_addr,
-    )
+    settings = runtime.settings
+    metrics = runtime.metrics
     try:
-        loop.run()
+        leadership = build_leadership(settings.database_url, settings.owner_id)
+        leadership.try_acquire()
+    except AnotherInstance as exc:
+        log.error("%s", exc)
+        return 1
+    shutdown = threading.Event()
+    leading = threading.Event()
+    current: list[Loop] = []
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s received: finishing the current action and stopping", signum)
+        shutdown.set()
+        for loop in current:
+            loop.request_stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+    crashes = crash_tracker(runtime)
+    reconciler = runtime.reconciler
+    reconciler.policies = (*reconciler.policies, crashes.policy)
+    reconciler.extra_conditions = crashes.conditions
+    reconciler.on_status = runtime.alerts.on_status
+    runtime.alerts.start()
+    server = HealthServer(metrics, settings.metrics_addr, lambda: readiness_checks(runtime, leading))
+    server.start()
+    host = settings.metrics_addr.rpartition(":")[0] or "127.0.0.1"
+    log.info(
+        "reconciler running: owner=%s workers=%d resync=%.0fs metrics=http://%s:%d/metrics",
+        settings.owner_id,
+        settings.workers,
+        settings.resync_interval,
+        host,
+        server.port,
+    )
+    metrics.leader.set(0)
+    metrics.broker_connected.set(0)
+    runtime.scheduler.start(paused=True)
+    try:
+        while not shutdown.is_set():
+            if not wait_for_leadership(leadership, shutdown):
+                break
+            leading.set()
+            metrics.leader.set(1)
+            log.info("leader: %s applies changes for owner %s", identity(), settings.owner_id)
+            runtime.alerts.notify(f"🔑 {identity()} is now the active reconciler (owner {settings.owner_id})")
+            loop = build_loop(runtime, allow_mass_delete=allow_mass_delete, crashes=crashes)
+            current[:] = [loop]
+            if shutdown.is_set():
+                loop.request_stop()
+            threading.Thread(target=_watch_leadership, args=(leadership, loop), name="leader", daemon=True).start()
+            runtime.scheduler.resume()
+            try:
+                loop.run()
+            finally:
+                runtime.scheduler.pause()
+                leading.clear()
+                metrics.leader.set(0)
+                current.clear()
+            if not shutdown.is_set():
+                runtime.alerts.notify(f"⚠️ {identity()} lost the leader lock and stands by (owner {settings.owner_id})")
     finally:
+        leadership.release()
+        runtime.scheduler.shutdown()
+        runtime.alerts.stop()
         server.stop()
     return 0

@@ -76,15 +76,34 @@ class Settings(BaseSettings):
     dns_target_cname: str | None = None
     dns_ttl: int = Field(default=60, ge=1)
 
-    # RabbitMQ nudges. Unset URL → periodic resync and Docker events only.
+    # RabbitMQ nudges. Unset URL → periodic resync and Docker events only. See docs/messages.md.
     rabbitmq_url: str | None = None
     rabbitmq_exchange: str = "tenant-reconciler"
     rabbitmq_queue: str = "tenant-reconciler.nudges"
 
-    # Telegram alerts. Unset token → alerts are only logged.
+    # Telegram alerts. Unset token → alerts are only logged. Base URL as python-telegram-bot takes it
+    # (default https://api.telegram.org/bot; the token is appended).
     telegram_token: SecretStr | None = None
     telegram_chat_id: str | None = None
     telegram_base_url: str | None = None
+    # At most this many alert messages per minute; the rest are logged and dropped.
+    alert_rate_per_minute: int = Field(default=20, ge=1)
+
+    # Crash loops: a replica that dies this many times within the window is crash-looping; the reconciler
+    # then leaves it alone for the backoff (doubling after each failed attempt, up to the max).
+    crashloop_deaths: int = Field(default=3, ge=2)
+    crashloop_window: float = Field(default=120.0, gt=0)
+    crashloop_backoff_initial: float = Field(default=30.0, gt=0)
+    crashloop_backoff_max: float = Field(default=600.0, gt=0)
+
+    # Docker health check for every tenant container, run with the container's shell; {port} and {health}
+    # are replaced by the service's port and health path. Unset → none (the image's own HEALTHCHECK, if any).
+    # The demo sets "wget -q -O- http://127.0.0.1:{port}{health}" (the demo image has busybox wget).
+    healthcheck_command: str | None = None
+    healthcheck_interval: float = Field(default=10.0, ge=1)
+    healthcheck_timeout: float = Field(default=3.0, ge=1)
+    healthcheck_retries: int = Field(default=3, ge=1)
+    healthcheck_start_period: float = Field(default=10.0, ge=0)
 
     # Tenant operations (docs/operations-backups.md). Unset backup dir → no backups (upgrades go ahead without one).
     backup_dir: str | None = None

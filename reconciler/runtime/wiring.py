@@ -5,16 +5,19 @@ The only place that knows which stages exist; called by the CLI. Nothing here ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
 from desired_state.database import make_engine
 from reconciler.core.diff import SubnetPool
 from reconciler.core.policies import MassDeleteLimits
+from reconciler.core.resources import HealthCheck
 from reconciler.drivers.docker import DockerDriver
+from reconciler.runtime.alerts import Alerter, build_alerter
 from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.reconcile import Reconciler
+from reconciler.runtime.scheduler import Scheduler
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.stages import DnsPublisher, Router
 from renderers.containers import Naming
@@ -27,6 +30,9 @@ class Runtime:
     docker: DockerDriver
     reconciler: Reconciler
     metrics: Metrics
+    # Periodic jobs, run only while this instance leads (``reconciler run``); register jobs at wiring time.
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    alerts: Alerter = field(default_factory=Alerter)
 
 
 def build_router(settings: Settings, naming: Naming) -> Router | None:
@@ -60,5 +66,28 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
         dns=build_dns(settings, naming) if with_stages else None,
         metrics=metrics,
         ready_timeout=settings.ready_timeout,
+        healthcheck=build_healthcheck(settings),
     )
-    return Runtime(settings=settings, engine=engine, docker=docker, reconciler=reconciler, metrics=metrics)
+    token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
+    alerts = build_alerter(
+        token,
+        settings.telegram_chat_id,
+        settings.telegram_base_url,
+        per_minute=settings.alert_rate_per_minute,
+        metrics=metrics,
+    )
+    return Runtime(
+        settings=settings, engine=engine, docker=docker, reconciler=reconciler, metrics=metrics, alerts=alerts
+    )
+
+
+def build_healthcheck(settings: Settings) -> HealthCheck | None:
+    if not settings.healthcheck_command:
+        return None
+    return HealthCheck(
+        command=settings.healthcheck_command,
+        interval=settings.healthcheck_interval,
+        timeout=settings.healthcheck_timeout,
+        retries=settings.healthcheck_retries,
+        start_period=settings.healthcheck_start_period,
+    )

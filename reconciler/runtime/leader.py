@@ -1,0 +1,174 @@
+"""One active instance: only the leader applies changes; others stand by.
+
+Used by ``runtime.service``. On PostgreSQL the leader holds a session-level advisory lock
+(``pg_try_advisory_lock``) on a dedicated connection for as long as it leads; the server releases it the moment
+that connection dies (process killed, host gone), and a standby polling every second takes over. The leader
+checks its connection just as often and stops applying as soon as it cannot be sure it still holds the lock.
+The lock key is derived from the owner id, so reconcilers of different owners sharing a database do not wait
+for each other.
+
+On SQLite there is no shared server to arbitrate, so a second ``reconciler run`` on the same database file is
+refused with a clear message: an ``fcntl`` lock on ``<database>.lock`` held for the process's lifetime.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import IO, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from desired_state.database import database_url, make_engine
+
+log = logging.getLogger("reconciler.leader")
+
+# How often a standby tries the lock and the leader checks that it still holds it (takeover within ~1 s).
+POLL_INTERVAL = 1.0
+
+
+class AnotherInstance(RuntimeError):
+    """A second ``reconciler run`` on a database that allows only one."""
+
+
+def identity() -> str:
+    return f"{socket.gethostname()}/pid {os.getpid()}"
+
+
+def lock_key(owner: str) -> int:
+    """A signed 64-bit advisory lock key for this application and owner id."""
+    digest = hashlib.sha256(f"tenant-reconciler leader {owner}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Leadership(Protocol):
+    def try_acquire(self) -> bool:
+        """Become the leader if nobody else is; True when this instance leads (now or already)."""
+
+    def still_held(self) -> bool:
+        """For the leader: whether the lock is certainly still ours."""
+
+    def release(self) -> None: ...
+
+
+class PostgresLeadership:
+    def __init__(self, url: str | None, owner: str) -> None:
+        self.engine = make_engine(url)
+        self.key = lock_key(owner)
+        self._connection: Connection | None = None
+        self._held = False
+
+    def _connect(self) -> Connection:
+        if self._connection is None:
+            self._connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._connection
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        self._held = False
+        if connection is not None:
+            try:
+                connection.invalidate()
+                connection.close()
+            except SQLAlchemyError as exc:
+                log.debug("closing the leader connection: %s", exc)
+
+    def try_acquire(self) -> bool:
+        if self._held:
+            return True
+        try:
+            got = self._connect().execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar()
+        except SQLAlchemyError as exc:
+            log.warning("leader lock: database unreachable (%s)", type(exc).__name__)
+            self._drop()
+            return False
+        self._held = bool(got)
+        return self._held
+
+    def still_held(self) -> bool:
+        if not self._held:
+            return False
+        try:
+            # The lock lives as long as this session; a query that succeeds proves the session is alive.
+            self._connect().execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            log.error("leader lock: connection lost (%s)", type(exc).__name__)
+            self._drop()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._held and self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            except SQLAlchemyError as exc:
+                log.debug("releasing the leader lock: %s", exc)
+        self._drop()
+        self.engine.dispose()
+
+
+class SqliteSingleInstance:
+    """Refuses a second instance on the same SQLite file (there is no standby on SQLite)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._file: IO[str] | None = None
+
+    def try_acquire(self) -> bool:
+        if self._file is not None:
+            return True
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 (held open for the process's lifetime)
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise AnotherInstance(
+                f"another `reconciler run` ({holder}) already uses the SQLite database {self.path} "
+                f"(lock file {self.lock_path}); SQLite allows one instance: stop that one first, or use "
+                "PostgreSQL (RECONCILER_DATABASE_URL) to run a standby next to the active instance"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(identity() + "\n")
+        handle.flush()
+        self._file = handle
+        return True
+
+    def still_held(self) -> bool:
+        return self._file is not None
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def build_leadership(url: str | None, owner: str) -> Leadership:
+    resolved = make_url(database_url(url))
+    if resolved.get_backend_name() == "sqlite":
+        return SqliteSingleInstance(Path(resolved.database or "reconciler.sqlite3").resolve())
+    return PostgresLeadership(url, owner)
+
+
+def wait_for_leadership(leadership: Leadership, stop: threading.Event, interval: float = POLL_INTERVAL) -> bool:
+    """Block until this instance leads (True) or ``stop`` is set (False); logs standing by once."""
+    announced = False
+    while not stop.is_set():
+        if leadership.try_acquire():
+            return True
+        if not announced:
+            log.info("standing by: another instance holds the leader lock; trying every %.0fs", interval)
+            announced = True
+        stop.wait(interval)
+    return False
