@@ -12,7 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
 # ------------------------------------------------------------------ apt packages
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
-for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl; do
+for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap; do
   installed "$pkg" || missing+=("$pkg")
 done
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql)
