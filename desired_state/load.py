@@ -1,10 +1,11 @@
 """Load the desired state: database rows → validated ``DesiredState``.
 
 First step of every reconcile pass (the ``load`` arrow in ARCHITECTURE.md), called by the runtime and by
-``reconciler plan``. Three queries whatever the number of tenants (catalog, tenants, tenant services), in
-one read-only transaction so the UI's edits are seen whole or not at all. Each tenant is validated on its
-own: a ``SpecError`` lands in ``DesiredState.errors`` under the tenant's name and the other tenants load
-normally, so one bad edit in the UI never stops the platform.
+``reconciler plan``. Five queries whatever the number of tenants (catalog, tenants, tenant services, their
+routes and versions), in one read-only transaction so the UI's edits are seen whole or not at all. Each
+tenant is validated on its own: a ``SpecError`` lands in ``DesiredState.errors`` under the tenant's name and
+the other tenants load normally, so one bad edit in the UI never stops the platform. Routes are then checked
+across tenants: when two tenants claim the same host and path, the newer tenant (higher id) gets the error.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Text, cast, select
 
 from desired_state.model import DesiredState
-from desired_state.specs import CatalogEntry, SpecError, TenantSpec, build_tenant, parse_catalog
-from desired_state.tables import CatalogService, Tenant, TenantService
+from desired_state.specs import CatalogEntry, SpecError, TenantSpec, build_tenant, parse_catalog, route_conflicts
+from desired_state.tables import CatalogService, Tenant, TenantService, TenantServiceRoute, TenantServiceVersion
 
 log = logging.getLogger(__name__)
 
 
-def load_desired_state(engine: Engine) -> DesiredState:
-    """Read every tenant and the catalog; valid tenants become specs, invalid ones errors."""
+def load_desired_state(engine: Engine, base_domain: str | None = None) -> DesiredState:
+    """Read every tenant and the catalog; valid tenants become specs, invalid ones errors.
+
+    With ``base_domain`` set (``Settings.base_domain``), every route host must lie under it.
+    """
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             # PostgreSQL's default READ COMMITTED gives each statement its own snapshot; one snapshot for
@@ -37,19 +41,25 @@ def load_desired_state(engine: Engine) -> DesiredState:
                 select(Tenant.id, Tenant.name, Tenant.domain, Tenant.state, Tenant.generation).order_by(Tenant.name)
             ).all()
             service_rows = _service_rows(connection)
+            _attach_routing(connection, service_rows)
 
     catalog, catalog_errors = _parse_catalog_rows(catalog_rows)
     tenants: dict[str, TenantSpec] = {}
     errors: dict[str, SpecError] = {}
     generations: dict[str, int] = {}
+    tenant_ids: dict[str, int] = {}
     for tenant_id, name, domain, state, generation in tenant_rows:
         generations[name] = generation
+        tenant_ids[name] = tenant_id
         try:
-            services = _decode_env(name, service_rows.get(tenant_id, {}))
+            services = _decode_routing(name, _decode_env(name, service_rows.get(tenant_id, {})))
             raw = {"name": name, "domain": domain, "state": state, "services": services}
-            tenants[name] = build_tenant_checked(raw, catalog, catalog_errors)
+            tenants[name] = build_tenant_checked(raw, catalog, catalog_errors, base_domain)
         except SpecError as exc:
             errors[name] = exc
+    for name, conflict in route_conflicts(tenants, tenant_ids).items():
+        del tenants[name]
+        errors[name] = conflict
     return DesiredState(catalog=catalog, tenants=tenants, errors=errors, generations=generations)
 
 
@@ -81,9 +91,13 @@ def _catalog_rows(connection: Connection) -> list[dict[str, Any]]:
 
 
 def _service_rows(connection: Connection) -> dict[int, dict[str, Any]]:
-    """tenant id → {service name → raw override}, with NULL overrides dropped so catalog defaults apply."""
+    """tenant id → {service name → raw override}, with NULL overrides dropped so catalog defaults apply.
+
+    Each override also carries its row id under ``_id`` until ``_decode_routing`` removes it.
+    """
     rows = connection.execute(
         select(
+            TenantService.id,
             TenantService.tenant_id,
             TenantService.service,
             TenantService.image,
@@ -98,8 +112,65 @@ def _service_rows(connection: Connection) -> dict[int, dict[str, Any]]:
         override = {
             field: row[field] for field in ("image", "replicas", "memory", "cpus", "env") if row[field] is not None
         }
+        override["_id"] = row["id"]
         services[row["tenant_id"]][row["service"]] = override
     return services
+
+
+def _attach_routing(connection: Connection, services: dict[int, dict[str, Any]]) -> None:
+    """Add each service's route row (``route``, JSON lists still text) and version rows (``versions``)."""
+    by_id = {override["_id"]: override for overrides in services.values() for override in overrides.values()}
+    routes = connection.execute(
+        select(
+            TenantServiceRoute.tenant_service_id,
+            TenantServiceRoute.host,
+            TenantServiceRoute.path,
+            cast(TenantServiceRoute.allow, Text).label("allow"),
+            cast(TenantServiceRoute.deny, Text).label("deny"),
+        )
+    ).mappings()
+    for row in routes:
+        override = by_id.get(row["tenant_service_id"])
+        if override is not None:
+            override["route"] = {k: row[k] for k in ("host", "path", "allow", "deny") if row[k] is not None}
+    versions = connection.execute(
+        select(
+            TenantServiceVersion.tenant_service_id,
+            TenantServiceVersion.image,
+            TenantServiceVersion.replicas,
+            TenantServiceVersion.weight,
+        ).order_by(TenantServiceVersion.tenant_service_id, TenantServiceVersion.position)
+    ).mappings()
+    for row in versions:
+        override = by_id.get(row["tenant_service_id"])
+        if override is not None:
+            version = {k: row[k] for k in ("image", "replicas", "weight") if row[k] is not None}
+            override.setdefault("versions", []).append(version)
+
+
+def _decode_routing(tenant: str, services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Drop the row ids and decode the route's JSON lists; malformed JSON is this tenant's error."""
+    decoded: dict[str, dict[str, Any]] = {}
+    for service, override in services.items():
+        decoded[service] = {k: v for k, v in override.items() if k != "_id"}
+        route = override.get("route")
+        if route is None:
+            continue
+        route = dict(route)
+        for field in ("allow", "deny"):
+            if field not in route:
+                continue
+            try:
+                route[field] = decode_json_column(route[field])
+            except ValueError as exc:
+                raise SpecError(
+                    tenant,
+                    f"services.{service}.route.{field}",
+                    route[field],
+                    f"is not valid JSON ({exc}); expected a list of CIDRs",
+                ) from exc
+        decoded[service]["route"] = route
+    return decoded
 
 
 def catalog_input(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,7 +229,10 @@ def _decode_env(tenant: str, services: dict[str, dict[str, Any]]) -> dict[str, d
 
 
 def build_tenant_checked(
-    raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry], catalog_errors: Mapping[str, SpecError]
+    raw: Mapping[str, Any],
+    catalog: Mapping[str, CatalogEntry],
+    catalog_errors: Mapping[str, SpecError],
+    base_domain: str | None = None,
 ) -> TenantSpec:
     """``build_tenant``, except that a service whose catalog entry is broken is reported as such.
 
@@ -166,7 +240,7 @@ def build_tenant_checked(
     operator needs to hear which catalog entry to fix instead. The tenant's own fields are checked first.
     """
     try:
-        return build_tenant(raw, catalog)
+        return build_tenant(raw, catalog, base_domain)
     except SpecError as exc:
         service = exc.field.removeprefix("services.")
         problem = catalog_errors.get(service) if exc.field.startswith("services.") else None

@@ -129,6 +129,55 @@ class TenantService(TimestampsMixin, Base):
     env: Mapped[Any | None] = mapped_column(JSON)
 
 
+class TenantServiceRoute(TimestampsMixin, Base):
+    """Where a tenant service is exposed through Traefik, when it differs from the default.
+
+    No row: the catalog's public service is exposed at the tenant's domain, other services are not exposed.
+    A row exposes the service; NULL ``host`` means the tenant's domain, NULL ``path`` the whole host. ``allow``
+    and ``deny`` are JSON lists of CIDRs (NULL: none). Which of two tenants keeps a contested host and path is
+    decided by ``tenants.id`` (the older tenant); see docs/schema.md.
+    """
+
+    __tablename__ = "tenant_service_routes"
+    __table_args__ = (UniqueConstraint("tenant_service_id", name="tenant_service_routes_tenant_service_id_unique"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    tenant_service_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("tenant_services.id", ondelete="CASCADE", name="tenant_service_routes_tenant_service_id_foreign"),
+    )
+    host: Mapped[str | None] = mapped_column(String(255))
+    path: Mapped[str | None] = mapped_column(String(255))
+    allow: Mapped[Any | None] = mapped_column(JSON)
+    deny: Mapped[Any | None] = mapped_column(JSON)
+
+
+class TenantServiceVersion(TimestampsMixin, Base):
+    """One of (at most) two versions of a tenant service served side by side with weights.
+
+    No rows: the service runs one version (``tenant_services.image``, else the catalog's). With rows,
+    ``tenant_services.image`` must be NULL; ``position`` 0 is the first version, 1 the second. NULL
+    ``replicas`` means ``tenant_services.replicas``. Weights are relative (50/50, 90/10, 1/3).
+    """
+
+    __tablename__ = "tenant_service_versions"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_service_id", "position", name="tenant_service_versions_tenant_service_id_position_unique"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    tenant_service_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("tenant_services.id", ondelete="CASCADE", name="tenant_service_versions_tenant_service_id_foreign"),
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    image: Mapped[str] = mapped_column(String(255))
+    replicas: Mapped[int | None] = mapped_column(Integer)
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
 class TenantStatusRow(Base):
     """What the reconciler last did for a tenant; written only by the reconciler, read by the UI.
 

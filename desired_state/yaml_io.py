@@ -11,8 +11,13 @@ fill or dump the tables that ``load.load_desired_state`` reads. The format (docs
         domain: acme.erp.test
         state: running
         services:
-          a: {replicas: 2}
+          a: {replicas: 2, route: {deny: [203.0.113.0/24]}}
           b: {image: "erp/demo-svc:2", env: {ERP_LOCALE: fa_IR}}
+          c:
+            route: {path: /reports, allow: [10.0.0.0/8]}
+            versions:
+              - {image: "erp/demo-svc:1", weight: 90}
+              - {image: "erp/demo-svc:2", weight: 10, replicas: 1}
 
 Import is all-or-nothing: every catalog entry and every tenant is validated (against the database's catalog
 updated by the file's) before anything is written, and any problem is reported with its file position.
@@ -42,11 +47,13 @@ from desired_state.specs import (
     parse_catalog,
     parse_memory,
 )
-from desired_state.tables import CatalogService, Tenant, TenantService
+from desired_state.tables import CatalogService, Tenant, TenantService, TenantServiceRoute, TenantServiceVersion
 
 TOP_LEVEL_KEYS = ("catalog", "tenants")
 CATALOG_FIELDS = ("image", "port", "health", "memory", "cpus", "migrate", "public")
-SERVICE_FIELDS = ("image", "replicas", "memory", "cpus", "env")
+SERVICE_FIELDS = ("image", "replicas", "memory", "cpus", "env", "route", "versions")
+# Columns of tenant_services; route and versions live in their own tables.
+_SERVICE_COLUMNS = ("image", "replicas", "memory", "cpus", "env")
 
 # Position in the YAML document as string parts (list indices as "0", "1", ...), the key of the mark index.
 _Path = tuple[str, ...]
@@ -376,6 +383,7 @@ def _write_catalog(
 
 
 def _service_values(tenant: TenantInput) -> dict[str, dict[str, Any]]:
+    """Per service: its tenant_services columns plus ``route`` (route row values or None) and ``versions``."""
     return {
         name: {
             "image": override.image,
@@ -383,9 +391,63 @@ def _service_values(tenant: TenantInput) -> dict[str, dict[str, Any]]:
             "memory": format_memory(override.memory) if override.memory is not None else None,
             "cpus": override.cpus,
             "env": dict(override.env),
+            "route": None
+            if override.route is None
+            else {
+                "host": override.route.host,
+                "path": override.route.path,
+                "allow": list(override.route.allow) or None,
+                "deny": list(override.route.deny) or None,
+            },
+            "versions": [
+                {"image": version.image, "replicas": version.replicas, "weight": version.weight}
+                for version in override.versions
+            ],
         }
         for name, override in tenant.services.items()
     }
+
+
+def _stored_routing(
+    connection: Connection, service_ids: Mapping[tuple[int, str], int]
+) -> dict[int, tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+    """tenant_services.id → (route values or None, versions) as stored, in the shape of ``_service_values``."""
+    ids = list(service_ids.values())
+    stored: dict[int, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {i: (None, []) for i in ids}
+    if not ids:
+        return stored
+    routes = connection.execute(
+        select(
+            TenantServiceRoute.tenant_service_id,
+            TenantServiceRoute.host,
+            TenantServiceRoute.path,
+            cast(TenantServiceRoute.allow, Text).label("allow"),
+            cast(TenantServiceRoute.deny, Text).label("deny"),
+        ).where(TenantServiceRoute.tenant_service_id.in_(ids))
+    ).mappings()
+    for row in routes:
+        route = {
+            "host": row["host"],
+            "path": row["path"],
+            "allow": _decoded_or_text(row["allow"]),
+            "deny": _decoded_or_text(row["deny"]),
+        }
+        stored[row["tenant_service_id"]] = (route, stored[row["tenant_service_id"]][1])
+    versions = connection.execute(
+        select(
+            TenantServiceVersion.tenant_service_id,
+            TenantServiceVersion.image,
+            TenantServiceVersion.replicas,
+            TenantServiceVersion.weight,
+        )
+        .where(TenantServiceVersion.tenant_service_id.in_(ids))
+        .order_by(TenantServiceVersion.tenant_service_id, TenantServiceVersion.position)
+    ).mappings()
+    for row in versions:
+        stored[row["tenant_service_id"]][1].append(
+            {"image": row["image"], "replicas": row["replicas"], "weight": row["weight"]}
+        )
+    return stored
 
 
 def _write_tenants(
@@ -424,6 +486,10 @@ def _write_tenants(
             "env": {} if env is None else env,
         }
         service_ids[(row["tenant_id"], row["service"])] = row["id"]
+    routing = _stored_routing(connection, service_ids)
+    for (tenant_id, service), service_id in service_ids.items():
+        route, versions = routing[service_id]
+        stored_services[tenant_id][service].update(route=route, versions=versions)
 
     created = updated = unchanged = 0
     changed: list[str] = []
@@ -467,20 +533,54 @@ def _write_services(
     ids: Mapping[tuple[int, str], int],
     now: datetime,
 ) -> None:
-    """Make the tenant's service rows exactly ``services``, touching only rows that differ."""
+    """Make the tenant's service rows (and their route and version rows) exactly ``services``, touching only
+    rows that differ."""
     removed = [ids[(tenant_id, name)] for name in old if name not in services]
     if removed:
         connection.execute(delete(TenantService).where(TenantService.id.in_(removed)))
     for name, values in sorted(services.items()):
+        columns = {key: values[key] for key in _SERVICE_COLUMNS}
         if name not in old:
+            service_id = connection.execute(
+                insert(TenantService)
+                .values(tenant_id=tenant_id, service=name, created_at=now, updated_at=now, **columns)
+                .returning(TenantService.id)
+            ).scalar_one()
+            _write_routing(connection, service_id, values, None, now)
+            continue
+        service_id = ids[(tenant_id, name)]
+        if {key: old[name][key] for key in _SERVICE_COLUMNS} != columns:
             connection.execute(
-                insert(TenantService).values(
-                    tenant_id=tenant_id, service=name, created_at=now, updated_at=now, **values
+                update(TenantService).where(TenantService.id == service_id).values(updated_at=now, **columns)
+            )
+        _write_routing(connection, service_id, values, old[name], now)
+
+
+def _write_routing(
+    connection: Connection,
+    service_id: int,
+    values: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    now: datetime,
+) -> None:
+    """Route and version rows of one service: rewritten when they differ from what is stored."""
+    if old is None or old["route"] != values["route"]:
+        if old is not None:
+            connection.execute(delete(TenantServiceRoute).where(TenantServiceRoute.tenant_service_id == service_id))
+        if values["route"] is not None:
+            connection.execute(
+                insert(TenantServiceRoute).values(
+                    tenant_service_id=service_id, created_at=now, updated_at=now, **values["route"]
                 )
             )
-        elif old[name] != values:
+    if old is None or old["versions"] != values["versions"]:
+        if old is not None:
+            connection.execute(delete(TenantServiceVersion).where(TenantServiceVersion.tenant_service_id == service_id))
+        for position, version in enumerate(values["versions"]):
             connection.execute(
-                update(TenantService).where(TenantService.id == ids[(tenant_id, name)]).values(updated_at=now, **values)
+                insert(TenantServiceVersion).values(
+                    tenant_service_id=service_id, position=position, created_at=now, updated_at=now, **version
+                )
             )
 
 
@@ -530,6 +630,7 @@ def export_yaml(engine: Engine) -> str:
         ).all()
         service_rows = connection.execute(
             select(
+                TenantService.id,
                 TenantService.tenant_id,
                 TenantService.service,
                 TenantService.image,
@@ -539,9 +640,11 @@ def export_yaml(engine: Engine) -> str:
                 cast(TenantService.env, Text).label("env"),
             ).order_by(TenantService.tenant_id, TenantService.service)
         ).mappings()
+        rows = [dict(row) for row in service_rows]
+        routing = _stored_routing(connection, {(row["tenant_id"], row["service"]): row["id"] for row in rows})
         services: dict[int, dict[str, dict[str, Any]]] = {}
-        for row in service_rows:
-            services.setdefault(row["tenant_id"], {})[row["service"]] = _export_service(row)
+        for row in rows:
+            services.setdefault(row["tenant_id"], {})[row["service"]] = _export_service(row, *routing[row["id"]])
 
     tenants = [
         {"name": name, "domain": domain, "state": state, "services": services.get(tenant_id, {})}
@@ -567,7 +670,9 @@ def _export_catalog_entry(row: Mapping[Any, Any]) -> dict[str, Any]:
     return entry
 
 
-def _export_service(row: Mapping[Any, Any]) -> dict[str, Any]:
+def _export_service(
+    row: Mapping[Any, Any], route: Mapping[str, Any] | None, versions: list[dict[str, Any]]
+) -> dict[str, Any]:
     env = _decoded_or_text(row["env"])
     service: dict[str, Any] = {
         "image": row["image"],
@@ -575,5 +680,8 @@ def _export_service(row: Mapping[Any, Any]) -> dict[str, Any]:
         "memory": _canonical_memory(row["memory"]),
         "cpus": row["cpus"],
         "env": dict(sorted(env.items())) if isinstance(env, dict) else env,
+        # A route row without any field still exposes the service: exported as an empty mapping.
+        "route": None if route is None else {k: v for k, v in route.items() if v is not None},
+        "versions": [{k: v for k, v in version.items() if v is not None} for version in versions] or None,
     }
-    return {key: value for key, value in service.items() if value is not None and value != {}}
+    return {key: value for key, value in service.items() if value is not None and (value != {} or key == "route")}
