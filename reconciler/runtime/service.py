@@ -29,6 +29,7 @@ from reconciler.runtime.leader import (
 from reconciler.runtime.loop import REQUEUE_COOLDOWN, Loop
 from reconciler.runtime.metrics import HealthServer
 from reconciler.runtime.nudges import NudgeConsumer, TenantNames, Topology
+from reconciler.runtime.observers import start_observers
 from reconciler.runtime.wiring import Runtime
 from reconciler.runtime.workqueue import Backoff, WorkQueue
 
@@ -129,6 +130,7 @@ def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
     reconciler.on_status = runtime.alerts.on_status
     runtime.alerts.start()
     server = HealthServer(metrics, settings.metrics_addr, lambda: readiness_checks(runtime, leading))
+    stop_observers = start_observers(runtime, shutdown, leading.is_set)
     server.start()
     host = settings.metrics_addr.rpartition(":")[0] or "127.0.0.1"
     log.info(
@@ -170,4 +172,5 @@ def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
         runtime.scheduler.shutdown()
         runtime.alerts.stop()
         server.stop()
+        stop_observers()
     return 0
