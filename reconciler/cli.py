@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from reconciler import __version__
+from reconciler.runtime import ops_commands
 from reconciler.runtime.logs import configure_logging
 from reconciler.runtime.settings import Settings
 
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     nudge.add_argument("--requested-by", default="", help="who asks (shown in the reconciler's log)")
     status = sub.add_parser("status", help="each tenant's phase, conditions and last error")
     status.add_argument("--json", action="store_true")
+    ops_commands.add_parsers(sub)
     return parser
 
 
@@ -97,6 +99,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler.runtime.wiring import build_runtime
 
     runtime = build_runtime(settings)
+    if args.command in ops_commands.COMMANDS:
+        return ops_commands.run_command(args, runtime)
     if args.command == "plan":
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
         print(render_json(inputs.plan) if args.json else render_text(inputs.plan))

@@ -49,13 +49,15 @@ class BackupSchedule:
     _reported: set[tuple[str, str]] = field(default_factory=set)
 
     def register(self) -> None:
-        """Add the refresh job, the operation-request poller, and the current policies' jobs."""
+        """Add the policy refresh and the operation-request poller (at wiring time: no database read here).
+
+        The first refresh runs one refresh interval after the scheduler starts; ``refresh`` may be called at once.
+        """
         config = self.ops.config
         self.scheduler.add_interval("backup-policies", config.policy_refresh_interval, self.refresh)
         self.scheduler.add_interval(
             "operation-requests", config.request_poll_interval, lambda: process_requests(self.ops)
         )
-        self.refresh()
 
     def refresh(self) -> None:
         wanted: dict[str, str] = {}

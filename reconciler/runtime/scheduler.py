@@ -17,6 +17,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from reconciler.core.schedule import parse_schedule
+
 log = logging.getLogger("reconciler.scheduler")
 
 # A run that could not start on time (the process was busy or paused) still runs within this many seconds.
@@ -46,9 +48,11 @@ class Scheduler:
         self._scheduler.add_job(self._guarded(job_id, func), trigger, id=job_id, name=job_id, replace_existing=True)
 
     def add_cron(self, job_id: str, cron: str, func: Callable[[], Any]) -> None:
-        """Run ``func`` on a crontab schedule (``minute hour day month weekday``, in the scheduler's timezone)."""
+        """Run ``func`` on a cron schedule in the scheduler's timezone: ``minute hour day month weekday``, six fields
+        with seconds first, or ``@daily`` and friends; weekday numbers as in cron (0 is Sunday), see
+        ``core.schedule``."""
         try:
-            trigger = CronTrigger.from_crontab(cron, timezone=self._scheduler.timezone)
+            trigger = CronTrigger(timezone=self._scheduler.timezone, **parse_schedule(cron))
         except ValueError as exc:
             raise ValueError(f"job {job_id}: {cron!r} is not a crontab expression such as '30 2 * * *': {exc}") from exc
         self._scheduler.add_job(self._guarded(job_id, func), trigger, id=job_id, name=job_id, replace_existing=True)

@@ -15,11 +15,14 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import HealthCheck
 from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.alerts import Alerter, build_alerter
+from reconciler.runtime.backup_schedule import BackupSchedule
 from reconciler.runtime.metrics import Metrics
+from reconciler.runtime.operations import OperationsMetrics
 from reconciler.runtime.reconcile import Reconciler
 from reconciler.runtime.scheduler import Scheduler
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.stages import DnsPublisher, Router
+from reconciler.runtime.tenant_ops import TenantOps, build_tenant_ops
 from renderers.containers import Naming
 
 
@@ -33,6 +36,8 @@ class Runtime:
     # Periodic jobs, run only while this instance leads (``reconciler run``); register jobs at wiring time.
     scheduler: Scheduler = field(default_factory=Scheduler)
     alerts: Alerter = field(default_factory=Alerter)
+    # Backups, restores, rollbacks; its upgrade gate is the reconciler's ``operations`` (docs/operations-backups.md).
+    operations: TenantOps | None = None
 
 
 def build_router(settings: Settings, naming: Naming) -> Router | None:
@@ -56,6 +61,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
     docker = DockerDriver(owner=settings.owner_id, docker_host=settings.docker_host)
     metrics = Metrics()
+    operations = build_tenant_ops(settings, engine, docker, naming, OperationsMetrics(metrics.registry))
     reconciler = Reconciler(
         engine=engine,
         docker=docker,
@@ -67,7 +73,9 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
         metrics=metrics,
         ready_timeout=settings.ready_timeout,
         healthcheck=build_healthcheck(settings),
+        operations=operations.guard,
     )
+    operations.reconciler = reconciler
     token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
     alerts = build_alerter(
         token,
@@ -76,9 +84,18 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
         per_minute=settings.alert_rate_per_minute,
         metrics=metrics,
     )
-    return Runtime(
-        settings=settings, engine=engine, docker=docker, reconciler=reconciler, metrics=metrics, alerts=alerts
+    operations.relay.target = alerts.notify
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        docker=docker,
+        reconciler=reconciler,
+        metrics=metrics,
+        alerts=alerts,
+        operations=operations,
     )
+    BackupSchedule(operations, runtime.scheduler).register()
+    return runtime
 
 
 def build_healthcheck(settings: Settings) -> HealthCheck | None:
