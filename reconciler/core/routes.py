@@ -219,7 +219,9 @@ def verify(expected: RouteTable, observed: RouteTable) -> RouteVerdict:
 
     Reasons, in the order checked: ``RouterMissing`` (an expected router is not listed), ``RouterError`` (listed
     but disabled or with errors), ``ConfigPending`` (Traefik still serves other content: an older file, or objects
-    that should be gone), ``ServerDown`` (configuration loaded, a server's health check fails), ``ServersUp``.
+    that should be gone), ``ServerDown`` (configuration loaded, but some router has no server UP behind it),
+    ``SomeServersDown`` (ready: every router reaches a healthy server, some servers fail their health check),
+    ``ServersUp``.
     """
     want_routers, have_routers = _by_name(expected.routers), _by_name(observed.routers)
     for name, router in want_routers.items():
@@ -257,6 +259,7 @@ def verify(expected: RouteTable, observed: RouteTable) -> RouteVerdict:
         return RouteVerdict(False, "ConfigPending", f"middlewares still listed: {', '.join(extra)}")
 
     down: list[str] = []
+    serving: set[str] = set()  # services with at least one server UP
     for service in expected.services:
         if service.kind != "loadBalancer":
             continue
@@ -265,9 +268,28 @@ def verify(expected: RouteTable, observed: RouteTable) -> RouteVerdict:
             # Traefik lists server status once the new servers are wired in; until then it is not serving them.
             return RouteVerdict(False, "ConfigPending", f"service {service.name}: servers not yet in rotation")
         down.extend(url for url in service.servers if status[url] != "UP")
-    if down:
-        return RouteVerdict(
-            False, "ServerDown", f"health check failing for {', '.join(sorted(down))}", loaded=True, down=tuple(down)
-        )
+        if any(status[url] == "UP" for url in service.servers):
+            serving.add(service.name)
     servers = sum(len(s.servers) for s in expected.services)
-    return RouteVerdict(True, "ServersUp", f"{len(expected.routers)} router(s), {servers} server(s) UP", loaded=True)
+    if not down:
+        return RouteVerdict(
+            True, "ServersUp", f"{len(expected.routers)} router(s), {servers} server(s) UP", loaded=True
+        )
+    failing = f"health check failing for {', '.join(sorted(down))}"
+    by_name = _by_name(expected.services)
+    dead = [r.name for r in expected.routers if not _can_serve(r.service, by_name, serving)]
+    if dead:
+        message = f"no server UP behind {', '.join(dead)}; {failing}"
+        return RouteVerdict(False, "ServerDown", message, loaded=True, down=tuple(down))
+    # Every router still reaches a healthy server: the route serves, with less capacity.
+    return RouteVerdict(True, "SomeServersDown", failing, loaded=True, down=tuple(down))
+
+
+def _can_serve(name: str, services: Mapping[str, RouteService], serving: set[str]) -> bool:
+    service = services.get(name)
+    if service is None:
+        return False
+    if service.kind == "weighted":
+        # Weighted services carry a health check in our files, so Traefik skips a member with no server UP.
+        return any(weight > 0 and member in serving for member, weight in service.members)
+    return name in serving

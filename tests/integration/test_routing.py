@@ -7,7 +7,6 @@ The end-to-end cases through the whole reconciler are in ``test_routing_e2e.py``
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from reconciler.core.subnets import allocate_subnet
 from reconciler.drivers.traefik import TraefikDriver
 from reconciler.runtime.routing import TraefikRouter
 from renderers.traefik import RouteNaming
+from tests.integration.traffic import LoadLoop, body_fields
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +39,6 @@ CATALOG = parse_catalog({"a": {"image": "erp/demo-svc:1", "public": True}})
 # A pool of its own, so these networks never take a subnet the reconciler under test would hand out.
 TEST_POOL = "10.214.0.0/16"
 OTHER_CLIENT = "127.0.0.2"
-
-
-def body_fields(text: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in text.split() if "=" in part)
 
 
 @dataclass
@@ -266,45 +262,11 @@ def test_withdraw_removes_routes_and_file(stack: Stack) -> None:
     assert stack.get("acme").status_code == 404
 
 
-class LoadLoop:
-    """A client looping requests through Traefik in a thread; counts answers by status and body."""
-
-    def __init__(self, stack: Stack, tenant: str) -> None:
-        self.stack, self.tenant = stack, tenant
-        self.ok = 0
-        self.failed: list[str] = []
-        self.versions: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.stack.traefik.web_url, trust_env=False, timeout=5.0) as client:
-            while not self._stop.is_set():
-                try:
-                    response = client.get("/", headers={"Host": self.stack.domain(self.tenant)})
-                except httpx.HTTPError as exc:
-                    self.failed.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                if response.status_code == 200:
-                    self.ok += 1
-                    self.versions[body_fields(response.text).get("version", "?")] += 1
-                else:
-                    self.failed.append(f"HTTP {response.status_code}")
-
-    def __enter__(self) -> LoadLoop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
 def test_swap_backends_under_load_loses_no_request(stack: Stack) -> None:
     spec = stack.spec("acme", {"a": {"replicas": 2}})
     old = [stack.start("acme", replica, "erp/demo-svc:1") for replica in range(2)]
     stack.router.publish(spec, old)
-    with LoadLoop(stack, "acme") as load:
+    with LoadLoop(stack.traefik.web_url, stack.domain("acme")) as load:
         time.sleep(0.5)
         new = [stack.start("acme", replica, "erp/demo-svc:2") for replica in range(2)]
         # The executor's order: new in (seen UP), old out (confirmed gone), then old stopped.
@@ -313,7 +275,7 @@ def test_swap_backends_under_load_loses_no_request(stack: Stack) -> None:
         for container in old:
             stack.docker.containers.get(container.name).remove(force=True)
         time.sleep(1.0)
-    print(f"swap under load: {load.ok} ok, {len(load.failed)} failed, versions {dict(load.versions)}")
+    print(f"swap under load: {load.summary()}")
     assert load.failed == []
     assert load.ok > 50
     assert body_fields(stack.get("acme").text)["version"] == "2"

@@ -71,6 +71,8 @@ def test_replicas_behind_one_load_balancer() -> None:
     balancer = config["services"]["erp-acme.a"]["loadBalancer"]
     assert balancer["servers"] == [{"url": "http://10.1.0.2:8080"}, {"url": "http://10.1.0.3:8080"}]
     assert balancer["healthCheck"]["path"] == "/health"
+    assert balancer["serversTransport"] == "erp-acme.transport"
+    assert config["serversTransports"] == {"erp-acme.transport": {"forwardingTimeouts": {"dialTimeout": "500ms"}}}
     assert config["middlewares"] == {"erp-acme.retry": {"retry": {"attempts": 2}}}
     assert rendered.routed == ("acme.erp.test",) and rendered.unrouted == ()
 
@@ -109,7 +111,10 @@ def test_two_versions_become_a_weighted_service() -> None:
     config = http(render(tenant))
     assert config["routers"]["erp-acme.a"]["service"] == "erp-acme.a"
     assert config["services"]["erp-acme.a"] == {
-        "weighted": {"services": [{"name": "erp-acme.a.a", "weight": 90}, {"name": "erp-acme.a.b", "weight": 10}]}
+        "weighted": {
+            "services": [{"name": "erp-acme.a.a", "weight": 90}, {"name": "erp-acme.a.b", "weight": 10}],
+            "healthCheck": {},
+        }
     }
     assert len(config["services"]["erp-acme.a.a"]["loadBalancer"]["servers"]) == 2
     assert config["services"]["erp-acme.a.b"]["loadBalancer"]["servers"] == [{"url": "http://10.1.0.4:8080"}]
@@ -120,7 +125,9 @@ def test_a_version_without_backends_or_weight_leaves_the_split() -> None:
         {"a": {"versions": [{"image": "erp/demo-svc:1", "weight": 0}, {"image": "erp/demo-svc:2", "weight": 1}]}}
     )
     config = http(render(tenant))
-    assert config["services"]["erp-acme.a"] == {"weighted": {"services": [{"name": "erp-acme.a.b", "weight": 1}]}}
+    assert config["services"]["erp-acme.a"] == {
+        "weighted": {"services": [{"name": "erp-acme.a.b", "weight": 1}], "healthCheck": {}}
+    }
     assert "erp-acme.a.a" not in config["services"]
     # Only the zero-weight version has backends: nothing can serve.
     only_first = [c for c in backends(tenant) if c.track == ""]
@@ -184,6 +191,8 @@ def test_rendered_table_verifies_against_a_matching_api_view() -> None:
     # What Traefik's API says after loading the file: items keyed by name@file, server status per URL.
     api: dict[str, dict[str, Any]] = {"routers": {}, "services": {}, "middlewares": {}}
     for section, items in rendered.config["http"].items():
+        if section not in api:
+            continue  # servers transports are listed elsewhere in the API and not verified
         for name, item in items.items():
             entry = dict(item, status="enabled")
             if section == "routers":
@@ -196,7 +205,14 @@ def test_rendered_table_verifies_against_a_matching_api_view() -> None:
     down = dict(api["services"]["erp-acme.a.b@file"], serverStatus={"http://10.1.0.3:8080": "DOWN"})
     api["services"]["erp-acme.a.b@file"] = down
     verdict = verify(rendered.table, RouteTable.from_dynamic(api))
-    assert (verdict.reason, verdict.loaded, verdict.down) == ("ServerDown", True, ("http://10.1.0.3:8080",))
+    # Version a still serves: the route works with less capacity.
+    assert (verdict.ready, verdict.reason, verdict.down) == (True, "SomeServersDown", ("http://10.1.0.3:8080",))
+    api["services"]["erp-acme.a.a@file"] = dict(
+        api["services"]["erp-acme.a.a@file"], serverStatus={"http://10.1.0.2:8080": "DOWN"}
+    )
+    verdict = verify(rendered.table, RouteTable.from_dynamic(api))
+    assert (verdict.ready, verdict.reason, verdict.loaded) == (False, "ServerDown", True)
+    assert set(verdict.down) == {"http://10.1.0.2:8080", "http://10.1.0.3:8080"}
     assert verify(rendered.table, RouteTable()).reason == "RouterMissing"
     assert verify(RouteTable(), observed).reason == "ConfigPending"
 
