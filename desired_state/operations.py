@@ -241,27 +241,31 @@ def holds(engine: Engine, stale_after: timedelta) -> dict[str, str]:
     the tenant is reconciled again instead of staying down forever.
     """
     now = datetime.now(UTC)
+    query = select(OperationRow.id, OperationRow.tenant, OperationRow.kind, OperationRow.started_at).where(
+        OperationRow.status == "running", OperationRow.kind.in_(HOLDING_KINDS)
+    )
+    # Read-only in the common case (every pass asks): a write transaction only to retire an abandoned hold.
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
     found: dict[str, str] = {}
-    with engine.begin() as connection:
-        rows = connection.execute(
-            select(OperationRow.id, OperationRow.tenant, OperationRow.kind, OperationRow.started_at).where(
-                OperationRow.status == "running", OperationRow.kind.in_(HOLDING_KINDS)
-            )
-        ).all()
-        for operation_id, tenant, kind, started_at in rows:
-            if started_at is not None and now - started_at > stale_after:
-                connection.execute(
-                    update(OperationRow)
-                    .where(OperationRow.id == operation_id)
-                    .values(
-                        status="failed",
-                        finished_at=now,
-                        updated_at=now,
-                        error=f"abandoned: still running after {stale_after}; the process doing it probably died",
-                    )
-                )
-                continue
+    abandoned: list[int] = []
+    for operation_id, tenant, kind, started_at in rows:
+        if started_at is not None and now - started_at > stale_after:
+            abandoned.append(operation_id)
+        else:
             found[tenant] = f"{kind} in progress (operation {operation_id})"
+    if abandoned:
+        with engine.begin() as connection:
+            connection.execute(
+                update(OperationRow)
+                .where(OperationRow.id.in_(abandoned), OperationRow.status == "running")
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    updated_at=now,
+                    error=f"abandoned: still running after {stale_after}; the process doing it probably died",
+                )
+            )
     return found
 
 

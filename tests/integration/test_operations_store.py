@@ -1,0 +1,129 @@
+"""The tenant-operations rows on SQLite and PostgreSQL: exactly-once migrations, holds, request claims, pins,
+rollback writes and policies (``desired_state.operations`` and ``desired_state.backups``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from desired_state.backups import read_policies, set_policy
+from desired_state.database import make_engine, upgrade
+from desired_state.operations import (
+    claim_request,
+    create_request,
+    finish_operation,
+    holds,
+    migration_succeeded,
+    read_pins,
+    revert_migrations,
+    set_service_image,
+    start_operation,
+    write_pin,
+)
+from desired_state.tables import OperationRow, Tenant, TenantService
+from desired_state.yaml_io import import_yaml
+
+pytestmark = pytest.mark.integration
+
+TENANT = """
+catalog:
+  a: {image: "erp/demo-svc:1"}
+tenants:
+  - name: acme
+    domain: acme.erp.test
+    services:
+      a: {}
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    url = (
+        f"sqlite:///{tmp_path / 'ops.sqlite3'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    upgrade(url)
+    engine = make_engine(url)
+    import_yaml(engine, TENANT)
+    yield engine
+    engine.dispose()
+
+
+def _migrate(engine: Engine, status: str = "succeeded") -> int:
+    operation_id = start_operation(engine, "acme", "migrate", service="a", from_image="x:1", to_image="x:2")
+    finish_operation(engine, operation_id, status, output="migrated")
+    return operation_id
+
+
+def test_a_migration_succeeds_once_per_target_image(engine: Engine) -> None:
+    assert migration_succeeded(engine, "acme", "a", "x:2") is None
+    _migrate(engine, "failed")
+    assert migration_succeeded(engine, "acme", "a", "x:2") is None
+    _migrate(engine)
+    found = migration_succeeded(engine, "acme", "a", "x:2")
+    assert found is not None and found.output == "migrated"
+    with pytest.raises(IntegrityError):
+        _migrate(engine)
+
+
+def test_a_restore_reverts_later_migrations_so_they_run_again(engine: Engine) -> None:
+    taken = datetime.now(UTC) - timedelta(seconds=5)
+    _migrate(engine)
+    assert revert_migrations(engine, "acme", taken) == 1
+    assert migration_succeeded(engine, "acme", "a", "x:2") is None
+    _migrate(engine)  # allowed again: the unique index covers succeeded rows only
+    assert revert_migrations(engine, "acme", datetime.now(UTC) + timedelta(seconds=5)) == 0
+
+
+def test_a_running_restore_holds_the_tenant_until_it_is_abandoned(engine: Engine) -> None:
+    assert holds(engine, timedelta(hours=1)) == {}
+    operation_id = start_operation(engine, "acme", "restore", backup_id=1)
+    assert "restore in progress" in holds(engine, timedelta(hours=1))["acme"]
+    with engine.begin() as connection:
+        old = datetime.now(UTC) - timedelta(hours=2)
+        connection.execute(update(OperationRow).where(OperationRow.id == operation_id).values(started_at=old))
+    assert holds(engine, timedelta(hours=1)) == {}
+    with engine.connect() as connection:
+        status, error = connection.execute(
+            select(OperationRow.status, OperationRow.error).where(OperationRow.id == operation_id)
+        ).one()
+    assert status == "failed" and "abandoned" in error
+
+
+def test_a_request_is_claimed_once(engine: Engine) -> None:
+    request_id = create_request(engine, "acme", "backup")
+    assert claim_request(engine, request_id)
+    assert not claim_request(engine, request_id)
+
+
+def test_a_pin_is_replaced_not_duplicated(engine: Engine) -> None:
+    for reason in ("first", "second"):
+        write_pin(
+            engine, "acme", "a", pinned_image="x:1", failed_image="x:2", reason=reason, backup_id=3, operation_id=4
+        )
+    (pin,) = read_pins(engine, "acme")
+    assert (pin.reason, pin.backup_id) == ("second", 3)
+
+
+def test_rollback_sets_the_override_and_bumps_the_generation(engine: Engine) -> None:
+    assert set_service_image(engine, "acme", "a", "x:1") is None
+    with engine.connect() as connection:
+        assert connection.execute(select(Tenant.generation).where(Tenant.name == "acme")).scalar_one() == 2
+        assert connection.execute(select(TenantService.image)).scalar_one() == "x:1"
+    with pytest.raises(ValueError, match="has no service 'b'"):
+        set_service_image(engine, "acme", "b", "x:1")
+
+
+def test_policies_by_tenant_name(engine: Engine) -> None:
+    set_policy(engine, "acme", "30 2 * * *", keep=3)
+    set_policy(engine, "acme", "@daily", keep=0)
+    (policy,) = read_policies(engine)
+    assert (policy.tenant, policy.schedule, policy.keep, policy.enabled) == ("acme", "@daily", 7, True)
+    with pytest.raises(ValueError, match="not in the tenants table"):
+        set_policy(engine, "nobody", "@daily", keep=1)
