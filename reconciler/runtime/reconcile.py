@@ -95,6 +95,8 @@ class Reconciler:
     on_status: Callable[[TenantStatus | None, TenantStatus], None] | None = None
     # Tenant operations (``runtime.upgrades``): backup and migration before upgrades, pins, holds, history.
     operations: TenantOperations | None = None
+    # Route hosts must lie under it when set (``Settings.base_domain``); checked per tenant by the loader.
+    base_domain: str | None = None
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -113,7 +115,7 @@ class Reconciler:
     # --- planning (no effects) -------------------------------------------------------------------------
 
     def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
-        desired = load_desired_state(self.engine)
+        desired = load_desired_state(self.engine, self.base_domain)
         requested = frozenset(scope) if scope is not None else None
         # One tenant: observe only its objects (same 3 list calls, smaller answers).
         only = next(iter(requested)) if requested is not None and len(requested) == 1 else None

@@ -74,6 +74,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
         ready_timeout=settings.ready_timeout,
         healthcheck=build_healthcheck(settings),
         operations=operations.guard,
+        base_domain=settings.base_domain,
     )
     operations.reconciler = reconciler
     token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
