@@ -520,3 +520,47 @@ def test_an_unhealthy_new_version_is_removed_and_pinned(
         assert h.apply().ok
     finally:
         h.rt.engine.dispose()
+
+
+def test_reconciler_run_answers_requests_and_runs_schedules(
+    owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    h = make_harness(
+        owner_id,
+        postgres_url,
+        docker_client,
+        tmp_path,
+        backup_min_free_mib="1",
+        operation_poll_interval="0.5",
+        backup_policy_refresh="1",
+    )
+    try:
+        h.import_yaml(tenant_yaml(h))
+        assert h.apply().ok
+        request_id = create_request(h.rt.engine, "acme", "backup")
+        set_policy(h.rt.engine, "acme", "*/3 * * * * *", keep=1)
+        h.start_run(log_path=tmp_path / "run.log")
+        done = wait_until(
+            lambda: (
+                (r := get_request(h.rt.engine, request_id)) is not None
+                and r.status != "pending"
+                and r.status != "running"
+                and r
+            ),
+            timeout=40,
+            what="the backup request answered by reconciler run",
+        )
+        assert done.status == "succeeded", (done.error, (tmp_path / "run.log").read_text()[-3000:])
+        wait_until(
+            lambda: any(
+                b.trigger == "schedule" and b.status in ("succeeded", "pruned")
+                for b in list_backups(h.rt.engine, "acme")
+            ),
+            timeout=30,
+            what="a scheduled backup",
+        )
+        assert h.stop_run() == 0
+        assert len([b for b in list_backups(h.rt.engine, "acme") if b.status == "succeeded"]) == 1  # keep 1
+    finally:
+        h.stop_run()
+        h.rt.engine.dispose()
