@@ -40,9 +40,9 @@ WATCHED_CONTAINER_ACTIONS = frozenset({"die", "destroy", "stop", "kill", "oom", 
 WATCHED_NETWORK_ACTIONS = frozenset({"destroy", "disconnect"})
 # Several events of one tenant (die, then stop, then destroy) fold into one reconcile.
 EVENT_DEBOUNCE = 0.2
-# A tenant re-queued while its pass runs (a storm of nudges or events) starts again no sooner than this after
-# the previous start: a thousand nudges in a second cost two or three reconciles, not a thousand.
-REQUEUE_COOLDOWN = 0.5
+# A tenant starts at most once per this many seconds: the first nudge after a quiet spell runs at once, a storm
+# of nudges or events (a thousand in a second) costs two or three reconciles, not a thousand.
+REQUEUE_COOLDOWN = 1.0
 # A tenant whose removal waits (e.g. for its DNS record to go) is looked at again this soon.
 WAITING_RETRY = 1.0
 RESYNC_JOB = "resync"

@@ -6,8 +6,9 @@ workers (``runtime.loop``). Thread-safe: producers run in their own threads.
 - A key queued many times is held once, at its earliest due time and most urgent priority (dedup); producers
   pass a short delay, so a burst folds into one reconcile (debounce).
 - A key being processed is not handed out again until ``done``; if it was re-added meanwhile it comes back once
-  afterwards, and not sooner than ``cooldown`` after the previous start, so a storm of nudges for one tenant
-  costs a handful of reconciles (like controller-runtime's queue, plus a per-key rate limit).
+  afterwards (like controller-runtime's queue).
+- A key starts at most once per ``cooldown``: the first nudge after a quiet spell runs at once, a storm of
+  nudges for one tenant costs one reconcile per cooldown (a per-key rate limit on top of the dedup).
 - Among keys due now, priority 0 (nudges, events) goes before 1 (resync, retries); a key waiting longer than
   ``aging`` seconds past its due time counts as priority 0, so a flood of nudges cannot starve the resync.
 """
@@ -65,8 +66,9 @@ class WorkQueue:
     def add(self, key: str, delay: float = 0.0, *, priority: int = 1, trigger: str = "resync") -> None:
         """Queue ``key`` to run in ``delay`` seconds (priority 0 goes before 1 when both are due)."""
         now = time.monotonic()
-        entry = _Entry(now + delay, priority, trigger, now, next(self._seq))
         with self._cond:
+            due = max(now + delay, self._started.get(key, float("-inf")) + self.cooldown)
+            entry = _Entry(due, priority, trigger, now, next(self._seq))
             if key in self._processing:
                 previous = self._dirty.get(key)
                 self._dirty[key] = entry if previous is None else previous.merge(entry)
