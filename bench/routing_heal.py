@@ -1,0 +1,191 @@
+"""Benchmark: routing heal time end to end, and failed requests during upgrades, through a real Traefik.
+
+Starts its own PostgreSQL and Traefik (deploy/devstack.py, free 127.0.0.1 ports), builds the demo images if
+needed, and runs the reconciler as ``reconciler run`` (a real process reacting to Docker events) with its own
+owner id. Two measurements:
+
+- heal: a tenant with one replica; its container is removed (``docker rm -f``); the time from the removal until
+  the tenant's URL answers again through Traefik from the replacement container. The clock runs on the client
+  polling the URL every 10 ms, so it covers the Docker event, the pass, the new container's start and
+  readiness, the file rewrite and Traefik's reload.
+- upgrade: a tenant with two replicas behind a client looping requests; its image is switched between
+  ``erp/demo-svc:1`` and ``:2`` several times (one pass each, in-process); every request is counted.
+
+Everything it created is removed at the end. Usage::
+
+    python bench/routing_heal.py [--heals 10] [--upgrades 6]    # prints markdown for docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "deploy"))
+
+import devstack  # noqa: E402
+import docker  # noqa: E402
+import httpx  # noqa: E402
+
+from desired_state.database import upgrade  # noqa: E402
+from desired_state.yaml_io import import_yaml  # noqa: E402
+from reconciler.runtime.settings import Settings  # noqa: E402
+from reconciler.runtime.wiring import build_runtime  # noqa: E402
+
+CATALOG = (
+    'catalog:\n  a: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 32M, cpus: 0.25, public: true}\n'
+)
+
+
+def tenant_yaml(name: str, host: str, service: str) -> str:
+    return f"{CATALOG}tenants:\n  - name: {name}\n    domain: {host}\n    services:\n      a: {service}\n"
+
+
+def fields(text: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split() if "=" in part)
+
+
+class Load(threading.Thread):
+    def __init__(self, url: str, host: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.host = url, host
+        self.counts: Counter[str] = Counter()
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, trust_env=False, timeout=5.0) as client:
+            while not self.stop_event.is_set():
+                try:
+                    status = client.get("/", headers={"Host": self.host}).status_code
+                    self.counts["ok" if status == 200 else f"http {status}"] += 1
+                except httpx.HTTPError as exc:
+                    self.counts[type(exc).__name__] += 1
+
+
+def wait_serving(client: httpx.Client, host: str, not_from: str | None, timeout: float = 60.0) -> str:
+    """Poll until the host answers 200 from a container other than ``not_from``; returns the answering host."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = client.get("/", headers={"Host": host})
+            if response.status_code == 200:
+                answered = fields(response.text).get("host", "")
+                if answered != not_from:
+                    return answered
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{host} not served within {timeout}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--heals", type=int, default=10)
+    parser.add_argument("--upgrades", type=int, default=6)
+    args = parser.parse_args()
+
+    subprocess.run(["bash", str(REPO / "deploy/images/build.sh")], check=True, capture_output=True)
+    owner = f"b{secrets.token_hex(4)}"
+    client = docker.from_env(timeout=120)
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = devstack.Postgres(Path(tmp) / "pg")
+        traefik = devstack.Traefik(Path(tmp) / "traefik")
+        run: subprocess.Popen[bytes] | None = None
+        try:
+            pg.start()
+            traefik.start()
+            env = {
+                "RECONCILER_DATABASE_URL": pg.create_database(),
+                "RECONCILER_OWNER_ID": owner,
+                "RECONCILER_NAME_PREFIX": owner,
+                "RECONCILER_TRAEFIK_DYNAMIC_DIR": str(traefik.dynamic_dir),
+                "RECONCILER_TRAEFIK_API_URL": traefik.api_url,
+                "RECONCILER_RESYNC_INTERVAL": "30",
+                "RECONCILER_METRICS_ADDR": "127.0.0.1:0",
+                "RECONCILER_BACKUP_DIR": str(Path(tmp) / "backups"),
+            }
+            os.environ.update(env)
+            settings = Settings()
+            upgrade(settings.database_url)
+            runtime = build_runtime(settings)
+            web = httpx.Client(base_url=traefik.web_url, trust_env=False, timeout=5.0)
+
+            # --- heal ------------------------------------------------------------------------------------------
+            heal_host = f"heal.{owner}.erp.test"
+            import_yaml(runtime.engine, tenant_yaml("heal", heal_host, "{replicas: 1}"))
+            assert runtime.reconciler.run_pass().ok
+            run = subprocess.Popen(
+                [sys.executable, "-m", "reconciler.cli", "run"],
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            current = wait_serving(web, heal_host, None)
+            heals = []
+            for _ in range(args.heals):
+                label = [f"tenant-reconciler.owner={owner}", "tenant-reconciler.tenant=heal"]
+                (container,) = client.containers.list(filters={"label": label})
+                started = time.monotonic()
+                container.remove(force=True)
+                current = wait_serving(web, heal_host, current)
+                heals.append(time.monotonic() - started)
+                time.sleep(1.0)
+            run.send_signal(signal.SIGTERM)
+            run.wait(timeout=60)
+            run = None
+
+            # --- upgrades under load ---------------------------------------------------------------------------
+            up_host = f"upgrade.{owner}.erp.test"
+            import_yaml(runtime.engine, tenant_yaml("upgrade", up_host, "{replicas: 2}"))
+            assert runtime.reconciler.run_pass().ok
+            wait_serving(web, up_host, None)
+            load = Load(traefik.web_url, up_host)
+            load.start()
+            upgrade_times = []
+            for i in range(args.upgrades):
+                image = "erp/demo-svc:2" if i % 2 == 0 else "erp/demo-svc:1"
+                import_yaml(runtime.engine, tenant_yaml("upgrade", up_host, f'{{replicas: 2, image: "{image}"}}'))
+                started = time.monotonic()
+                result = runtime.reconciler.run_pass(scope=["upgrade"])
+                upgrade_times.append(time.monotonic() - started)
+                assert result.ok, result.errors
+                time.sleep(0.5)
+            load.stop_event.set()
+            load.join(timeout=10)
+        finally:
+            if run is not None:
+                run.kill()
+                run.wait()
+            for container in client.containers.list(all=True, filters={"label": [f"tenant-reconciler.owner={owner}"]}):
+                container.remove(force=True)
+            for network in client.networks.list(filters={"label": [f"tenant-reconciler.owner={owner}"]}):
+                network.remove()
+            for volume in client.volumes.list(filters={"label": [f"tenant-reconciler.owner={owner}"]}):
+                volume.remove(force=True)
+            traefik.stop()
+            pg.remove()
+
+    total = sum(load.counts.values())
+    failed = total - load.counts["ok"]
+    print(f"heal (container removed -> URL served by its replacement), {len(heals)} runs:")
+    print(f"  median {statistics.median(heals):.2f} s, min {min(heals):.2f} s, max {max(heals):.2f} s")
+    print(f"  all: {', '.join(f'{h:.2f}' for h in heals)}")
+    print(f"upgrades of a 2-replica service under load, {len(upgrade_times)} runs:")
+    print(f"  pass duration median {statistics.median(upgrade_times):.2f} s, max {max(upgrade_times):.2f} s")
+    print(f"  requests {total}, failed {failed} ({failed / total:.3%}); by outcome {dict(load.counts)}")
+
+
+if __name__ == "__main__":
+    main()
