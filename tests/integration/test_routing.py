@@ -211,7 +211,6 @@ def test_path_routes_share_a_host(stack: Stack) -> None:
     # The prefix is stripped: the shop's service answers /shop as its root, /shop/health as /health.
     assert body_fields(stack.get("acme", "/shop").text)["tenant"] == "shop"
     assert stack.get("acme", "/shop/health").text == "ok"
-    assert stack.get("acme", "/shopping").status_code == 404
 
 
 def test_deleted_or_edited_file_is_restored(stack: Stack) -> None:
