@@ -35,6 +35,9 @@ CONDITION = "RouteReady"
 CONFIRM_TIMEOUT = 15.0
 # How often the API is read while waiting: often enough that a replacement is not slowed down noticeably.
 POLL_INTERVAL = 0.1
+# An API that stays unreachable this long fails the wait early: Traefik restarts in about a second, and a pass
+# should not spend the whole confirmation timeout on every tenant while Traefik is down.
+UNREACHABLE_GRACE = 3.0
 
 
 @dataclass(frozen=True)
@@ -69,18 +72,21 @@ class TraefikRouter:
         self._published: dict[str, _Published] = {}
         self._conditions: dict[str, Condition] = {}
         self._restored: set[str] = set()
+        self._api_error: str | None = None
 
     # --- Router protocol -------------------------------------------------------------------------------------
 
     def begin_pass(self) -> None:
         try:
             observed = self.driver.observe()
-        except ReconcileError:
+        except ReconcileError as exc:
             with self._lock:
                 self._observed = None
+                self._api_error = str(exc)
             raise
         with self._lock:
             self._observed = observed
+            self._api_error = None
             published = dict(self._published)
         for tenant, last in published.items():
             if last.content is not None and self.driver.read(tenant) != last.content:
@@ -108,6 +114,12 @@ class TraefikRouter:
                 log.info("tenant=%s routes written: %s", tenant, _summary(rendered))
         with self._lock:
             self._published[tenant] = _Published(rendered, content)
+            api_error = self._api_error
+        if not changed and snapshot is None and api_error is not None:
+            # Nothing new to confirm and Traefik unreadable this pass: say so instead of failing the tenant.
+            with self._lock:
+                self._conditions[tenant] = Condition(CONDITION, "Unknown", "TraefikUnreachable", api_error)
+            return
         known = _servers(previous.rendered.table) if previous is not None else frozenset()
         verdict = self._verdict(tenant, rendered.table, snapshot) if snapshot is not None and not changed else None
         if verdict is None or not _settled(verdict, _servers(rendered.table) - known):
@@ -180,22 +192,26 @@ class TraefikRouter:
     ) -> None:
         deadline = self._clock() + self.timeout
         last_error = ""
+        unreachable_since: float | None = None
         while True:
             try:
                 table = self.driver.observe()
             except ReconcileError as exc:
                 last_error = str(exc)
+                unreachable_since = self._clock() if unreachable_since is None else unreachable_since
             else:
                 last_error = ""
+                unreachable_since = None
                 with self._lock:
                     self._observed = table
+                    self._api_error = None
                 if done(table):
                     return
-            if self._clock() >= deadline:
+            now = self._clock()
+            if now >= deadline or (unreachable_since is not None and now - unreachable_since >= UNREACHABLE_GRACE):
                 why = last_error or (detail() if detail else "")
-                raise TransientError(
-                    f"tenant {tenant!r}: {failure} within {self.timeout:g}s: {why}".rstrip(": "), tenant=tenant
-                )
+                limit = f"within {self.timeout:g}s" if now >= deadline else "(Traefik API unreachable)"
+                raise TransientError(f"tenant {tenant!r}: {failure} {limit}: {why}".rstrip(": "), tenant=tenant)
             self._sleep(self.interval)
 
 
