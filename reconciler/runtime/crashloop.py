@@ -79,6 +79,8 @@ class CrashTracker:
         self._last: dict[SlotKey, tuple[str, str, str]] = {}  # container, cause, logs
         self._kills: dict[str, float] = {}
         self._oom: set[str] = set()
+        # Tenants this tracker has seen crash-looping itself (their verdict is its own, not inherited).
+        self._seen_looping: set[str] = set()
 
     # --- fed by the event watcher ---------------------------------------------------------------------------
 
@@ -181,6 +183,8 @@ class CrashTracker:
         loops = self.loops()
         looping = [loops[slot_key(c)] for c in desired.containers if slot_key(c) in loops]
         if looping:
+            with self._lock:
+                self._seen_looping.add(tenant)
             parts = []
             for loop in looping:
                 held = loop.hold_until is not None and now < loop.hold_until
@@ -190,8 +194,10 @@ class CrashTracker:
             message = "; ".join(parts) + (f"\nlast log lines:\n{logs}" if logs else "")
             return [Condition(DEGRADED, "True", "CrashLoop", message)]
         before = previous.condition(DEGRADED) if previous is not None else None
-        if before is not None and before.status == "True" and now - self.started < self.limits.window:
-            # Restarted since: no history yet. Keep the verdict until one window has been watched.
+        with self._lock:
+            inherited = tenant not in self._seen_looping
+        if before is not None and before.status == "True" and inherited and now - self.started < self.limits.window:
+            # Written before this process started, which has no history yet: keep it until one window is watched.
             return [Condition(DEGRADED, "True", before.reason, before.message)]
         return [Condition(DEGRADED, "False", "NoCrashLoop")]
 
