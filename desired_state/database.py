@@ -86,7 +86,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front (waiting up to the busy timeout). A deferred BEGIN that reads,
+        # then writes after another thread committed (status write-back next to the usage collector or an
+        # operation) fails at once with "database is locked": SQLite cannot upgrade a stale read snapshot.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _alembic_config() -> Config:
