@@ -31,6 +31,32 @@ MAX_PENDING = 100
 
 Sender = Callable[[str], None]
 
+_SECRETS: set[str] = set()
+
+
+def _scrubbing_factory(create: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = create(*args, **kwargs)
+        if _SECRETS:
+            message = record.getMessage()
+            if any(secret in message for secret in _SECRETS):
+                for secret in _SECRETS:
+                    message = message.replace(secret, "<token>")
+                record.msg, record.args = message, ()
+        return record
+
+    return factory
+
+
+def never_log(secret: str) -> None:
+    """Scrub ``secret`` from every log record of this process. The HTTP client under python-telegram-bot logs
+    request URLs at INFO, and the Bot API puts the token in the URL: a logger level set elsewhere is not enough."""
+    if not secret:
+        return
+    if not _SECRETS:
+        logging.setLogRecordFactory(_scrubbing_factory(logging.getLogRecordFactory()))
+    _SECRETS.add(secret)
+
 
 class TelegramSender:
     """Sends one message per call through python-telegram-bot on a private event loop (one thread only)."""
@@ -41,7 +67,8 @@ class TelegramSender:
         self._base_url = base_url
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bot: object | None = None
-        # The library's debug lines name API methods; keep them (and anything else) out of the operator's log.
+        never_log(token)
+        # The library's debug lines name API methods: noise in the operator's log.
         logging.getLogger("telegram").setLevel(logging.WARNING)
 
     def scrub(self, text: str) -> str:
