@@ -1,0 +1,151 @@
+"""Benchmark: does collecting per-tenant usage slow a reconcile pass? And what does one collection cost?
+
+Creates TENANTS tenants with two containers each (50 containers by default) on the real engine, with a throwaway
+SQLite database and its own owner id, converges them, then runs no-op passes back to back for a fixed time in
+three conditions: no collector; the collector on its own thread reading cgroup files every second; the collector
+using the Docker stats API (16 in parallel) every second. The collector writes its rows into the same database,
+as in production. The production default interval is 15 s, so these are far heavier than real use. Also times
+one collection of each kind and one classic `stats(stream=False)` call. Everything it created is removed at the
+end. Usage:
+
+    python bench/usage_collection.py [tenants] [seconds per condition]     # default 25 tenants, 15 s
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import docker
+
+from desired_state.database import upgrade
+from desired_state.yaml_io import import_yaml
+from reconciler.drivers.usage import UsageSampler
+from reconciler.runtime.reconcile import Reconciler
+from reconciler.runtime.settings import Settings
+from reconciler.runtime.usage import UsageCollector
+from reconciler.runtime.wiring import build_runtime
+
+COLLECT_INTERVAL = 1.0
+
+
+def tenants_yaml(count: int) -> str:
+    lines = [
+        "catalog:",
+        '  a: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 16M, cpus: 0.05}',
+        "tenants:",
+    ]
+    for i in range(count):
+        lines += [
+            f"  - name: use{i:03d}",
+            f"    domain: use{i:03d}.erp.test",
+            "    services:",
+            "      a: {replicas: 2}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def cleanup(owner: str) -> None:
+    client = docker.from_env(timeout=120)
+    label = {"label": [f"tenant-reconciler.owner={owner}"]}
+    for container in client.containers.list(all=True, filters=label):
+        container.remove(force=True)
+    for network in client.networks.list(filters=label):
+        network.remove()
+    for volume in client.volumes.list(filters=label):
+        volume.remove(force=True)
+
+
+def passes_for(reconciler: Reconciler, seconds: float) -> list[float]:
+    durations = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        result = reconciler.run_pass()
+        durations.append(time.perf_counter() - started)
+        assert result.ok and result.plan.empty, "a no-op pass planned changes"
+    return durations
+
+
+def summary(durations: list[float]) -> str:
+    ordered = sorted(durations)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (
+        f"{len(durations)} | {statistics.median(durations) * 1000:.0f} ms | {p95 * 1000:.0f} ms "
+        f"| {max(durations) * 1000:.0f} ms"
+    )
+
+
+def main(argv: list[str]) -> int:
+    tenants = int(argv[0]) if argv else 25
+    seconds = float(argv[1]) if len(argv) > 1 else 15.0
+    owner = f"u{secrets.token_hex(4)}"
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(
+            {
+                "RECONCILER_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+                "RECONCILER_OWNER_ID": owner,
+                "RECONCILER_NAME_PREFIX": owner,
+            }
+        )
+        settings = Settings()
+        upgrade(settings.database_url)
+        runtime = build_runtime(settings, with_stages=False)
+        import_yaml(runtime.engine, tenants_yaml(tenants))
+        try:
+            first = runtime.reconciler.run_pass()
+            assert first.ok, first.errors
+            samplers = {source: UsageSampler(owner, source=source) for source in ("cgroup", "docker-api")}
+            containers = len(samplers["cgroup"].running())
+            collect_rows = []
+            for source, sampler in samplers.items():
+                collector = UsageCollector(sampler, runtime.engine, COLLECT_INTERVAL)
+                collector.collect_once()  # the first one also samples new containers twice
+                started = time.perf_counter()
+                collector.collect_once()
+                collect_rows.append((source, time.perf_counter() - started))
+            one_id = samplers["cgroup"].running()[0][0]
+            started = time.perf_counter()
+            samplers["cgroup"].api.stats(one_id, stream=False)
+            classic = time.perf_counter() - started
+
+            rows = [("no collector", passes_for(runtime.reconciler, seconds))]
+            for source, sampler in samplers.items():
+                stop = threading.Event()
+                collector = UsageCollector(sampler, runtime.engine, COLLECT_INTERVAL)
+                thread = collector.start(stop)
+                time.sleep(0.5)
+                rows.append(
+                    (f"collector every {COLLECT_INTERVAL:g} s, {source}", passes_for(runtime.reconciler, seconds))
+                )
+                stop.set()
+                thread.join()
+            for sampler in samplers.values():
+                sampler.close()
+        finally:
+            runtime.engine.dispose()
+            cleanup(owner)
+
+    print(f"{containers} containers in {tenants} tenants, {seconds:g} s of back-to-back no-op passes per condition\n")
+    print("| condition | passes | median | p95 | max |")
+    print("|---|---:|---:|---:|---:|")
+    for name, durations in rows:
+        print(f"| {name} | {summary(durations)} |")
+    print("\n| one collection of all containers | duration |")
+    print("|---|---:|")
+    for source, took in collect_rows:
+        print(f"| {source} | {took * 1000:.0f} ms |")
+    print(f"| one `stats(stream=False)` call (for comparison) | {classic * 1000:.0f} ms |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
