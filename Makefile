@@ -12,6 +12,7 @@ export PATH="$(BIN):$$PATH"
 export RECONCILER_OWNER_ID=demo
 export RECONCILER_BASE_DOMAIN=erp.test
 export RECONCILER_POWERDNS_ZONES='["erp.test."]'
+export RECONCILER_HEALTHCHECK_COMMAND='wget -q -O- http://127.0.0.1:{port}{health}'
 endef
 export DEMO_ENV
 
@@ -45,6 +46,8 @@ demo: setup
 	done; \
 	echo "  curl -s $$RECONCILER_TRAEFIK_API_URL/api/http/routers | python3 -m json.tool"; \
 	echo "  . $(STATE)/env; . $(STATE)/demo.env; reconciler plan"; \
+	echo "  . $(STATE)/env; . $(STATE)/demo.env; reconciler run     # continuous: resync, Docker events, RabbitMQ nudges"; \
+	echo "  . $(STATE)/env; . $(STATE)/demo.env; reconciler nudge acme"; \
 	echo "Stop it all with: make demo-down"
 
 demo-down:
