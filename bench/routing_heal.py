@@ -5,9 +5,9 @@ needed, and runs the reconciler as ``reconciler run`` (a real process reacting t
 owner id. Two measurements:
 
 - heal: a tenant with one replica; its container is removed (``docker rm -f``); the time from the removal until
-  the tenant's URL answers again through Traefik from the replacement container. The clock runs on the client
-  polling the URL every 10 ms, so it covers the Docker event, the pass, the new container's start and
-  readiness, the file rewrite and Traefik's reload.
+  the tenant's URL answers again through Traefik from the replacement container. The clock runs on four clients
+  polling the URL, so it covers the Docker event, the pass, the new container's start and readiness, the file
+  rewrite and Traefik's reload.
 - upgrade: a tenant with two replicas behind a client looping requests; its image is switched between
   ``erp/demo-svc:1`` and ``:2`` several times (one pass each, in-process); every request is counted.
 
@@ -74,20 +74,36 @@ class Load(threading.Thread):
                     self.counts[type(exc).__name__] += 1
 
 
-def wait_serving(client: httpx.Client, host: str, not_from: str | None, timeout: float = 60.0) -> str:
-    """Poll until the host answers 200 from a container other than ``not_from``; returns the answering host."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            response = client.get("/", headers={"Host": host})
-            if response.status_code == 200:
-                answered = fields(response.text).get("host", "")
-                if answered != not_from:
-                    return answered
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.01)
-    raise RuntimeError(f"{host} not served within {timeout}s")
+def wait_serving(url: str, host: str, not_from: str | None, timeout: float = 60.0, pollers: int = 4) -> str:
+    """Poll until the host answers 200 from a container other than ``not_from``; returns the answering host.
+
+    Several pollers, because one request that lands on the dead backend can take up to a second (dial timeout
+    and retry) and would otherwise blur the moment the replacement starts answering.
+    """
+    found: list[str] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        with httpx.Client(base_url=url, trust_env=False, timeout=5.0) as client:
+            while not done.is_set():
+                try:
+                    response = client.get("/", headers={"Host": host})
+                except httpx.HTTPError:
+                    continue
+                answered = fields(response.text).get("host", "") if response.status_code == 200 else ""
+                if answered and answered != not_from:
+                    found.append(answered)
+                    done.set()
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=poll, daemon=True) for _ in range(pollers)]
+    for i, thread in enumerate(threads):
+        thread.start()
+        time.sleep(0.01 * (i + 1) / pollers)
+    if not done.wait(timeout):
+        done.set()
+        raise RuntimeError(f"{host} not served within {timeout}s")
+    return found[0]
 
 
 def main() -> None:
@@ -120,7 +136,6 @@ def main() -> None:
             settings = Settings()
             upgrade(settings.database_url)
             runtime = build_runtime(settings)
-            web = httpx.Client(base_url=traefik.web_url, trust_env=False, timeout=5.0)
 
             # --- heal ------------------------------------------------------------------------------------------
             heal_host = f"heal.{owner}.erp.test"
@@ -132,14 +147,14 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            current = wait_serving(web, heal_host, None)
+            current = wait_serving(traefik.web_url, heal_host, None)
             heals = []
             for _ in range(args.heals):
                 label = [f"tenant-reconciler.owner={owner}", "tenant-reconciler.tenant=heal"]
                 (container,) = client.containers.list(filters={"label": label})
                 started = time.monotonic()
                 container.remove(force=True)
-                current = wait_serving(web, heal_host, current)
+                current = wait_serving(traefik.web_url, heal_host, current)
                 heals.append(time.monotonic() - started)
                 time.sleep(1.0)
             run.send_signal(signal.SIGTERM)
@@ -150,7 +165,7 @@ def main() -> None:
             up_host = f"upgrade.{owner}.erp.test"
             import_yaml(runtime.engine, tenant_yaml("upgrade", up_host, "{replicas: 2}"))
             assert runtime.reconciler.run_pass().ok
-            wait_serving(web, up_host, None)
+            wait_serving(traefik.web_url, up_host, None)
             load = Load(traefik.web_url, up_host)
             load.start()
             upgrade_times = []

@@ -38,6 +38,10 @@ POLL_INTERVAL = 0.1
 # An API that stays unreachable this long fails the wait early: Traefik restarts in about a second, and a pass
 # should not spend the whole confirmation timeout on every tenant while Traefik is down.
 UNREACHABLE_GRACE = 3.0
+# When a router has no healthy server (typically a lone replica just restarted at its old address, which
+# Traefik marked DOWN), wait up to about one health-check round for it to come back before reporting
+# ServerDown: otherwise RouteReady would flap to False for a pass (and DNS follow it) after every such heal.
+HEALTH_GRACE = 2.5
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ class TraefikRouter:
         verdict = self._verdict(tenant, rendered.table, snapshot) if snapshot is not None and not changed else None
         if verdict is None or not _settled(verdict, _servers(rendered.table) - known):
             verdict = self._confirm(tenant, rendered, new_servers=_servers(rendered.table) - known)
+        if verdict.loaded and not verdict.ready:
+            verdict = self._await_health(tenant, rendered, verdict)
         with self._lock:
             self._restored.discard(tenant)
             self._conditions[tenant] = self._condition(rendered, verdict, restored=False)
@@ -182,6 +188,21 @@ class TraefikRouter:
 
         self._wait(tenant, confirmed, "Traefik did not confirm the routes", lambda: outcome[0].message)
         return outcome[0]
+
+    def _await_health(self, tenant: str, rendered: RenderedRoutes, verdict: RouteVerdict) -> RouteVerdict:
+        """Poll for up to HEALTH_GRACE until every router reaches a healthy server; never raises."""
+        deadline = self._clock() + HEALTH_GRACE
+        prefix = self.naming.tenant_prefix(tenant)
+        while not verdict.ready and self._clock() < deadline:
+            self._sleep(self.interval)
+            try:
+                table = self.driver.observe()
+            except ReconcileError:
+                break
+            with self._lock:
+                self._observed = table
+            verdict = verify(rendered.table, table.select(prefix))
+        return verdict
 
     def _wait(
         self,
