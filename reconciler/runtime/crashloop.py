@@ -92,6 +92,7 @@ class CrashTracker:
         now = self.clock()
         if event.action.startswith("kill"):
             with self._lock:
+                self._kills = {n: t for n, t in self._kills.items() if now - t < KILL_GRACE}
                 self._kills[name] = now
             return False
         if event.action == "oom":

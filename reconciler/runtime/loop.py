@@ -3,7 +3,8 @@ Docker event watcher and RabbitMQ nudges (``runtime.nudges``, started as an exte
 
 Each key is a tenant; a worker runs a pass scoped to it (re-reading the database and observing Docker, whatever
 woke it up), so passes of different tenants run side by side while one tenant is never in two passes at once
-(the queue never hands out a key twice, and ``Reconciler.locks`` holds per-tenant locks). The resync queues
+(the queue never hands out a key twice, and ``Reconciler.locks`` holds per-tenant locks). Tenants queued by the
+periodic resync share passes, ``RESYNC_BATCH`` at a time. The resync queues
 ``ALL``: a sweep (``Reconciler.sweep``) that does the pass-wide work (tenants gone from the database, under the
 mass-delete guard that sees every owned container; orphan DNS records) and then queues every tenant it saw.
 
@@ -45,6 +46,10 @@ EVENT_DEBOUNCE = 0.2
 REQUEUE_COOLDOWN = 1.0
 # A tenant whose removal waits (e.g. for its DNS record to go) is looked at again this soon.
 WAITING_RETRY = 1.0
+# Tenants queued by the periodic resync are reconciled this many per pass: every pass loads the whole desired
+# state (~60 ms for 1000 tenants), so one pass per tenant would cost O(n²) per resync. Nudged, evented and
+# retried tenants get passes of their own.
+RESYNC_BATCH = 25
 RESYNC_JOB = "resync"
 # Workers still busy at shutdown get this long to reach the next action boundary.
 WORKER_JOIN_TIMEOUT = 30.0
@@ -163,22 +168,24 @@ class Loop:
 
     # --- one key ---------------------------------------------------------------------------------------------
 
-    def process(self, item: Item) -> None:
-        if self.metrics:
-            self.metrics.queue_wait.labels(trigger=item.trigger).observe(time.monotonic() - item.queued_at)
-        log.debug(
-            "%s: reconcile started (trigger=%s, queued %.0f ms ago)",
-            "sweep" if item.key == ALL else f"tenant={item.key}",
-            item.trigger,
-            (time.monotonic() - item.queued_at) * 1000,
-            extra={"tenant": item.key},
-        )
+    def process(self, items: list[Item]) -> None:
+        now = time.monotonic()
+        for item in items:
+            if self.metrics:
+                self.metrics.queue_wait.labels(trigger=item.trigger).observe(now - item.queued_at)
+            log.debug(
+                "%s: reconcile started (trigger=%s, queued %.0f ms ago)",
+                "sweep" if item.key == ALL else f"tenant={item.key}",
+                item.trigger,
+                (now - item.queued_at) * 1000,
+                extra={"tenant": item.key},
+            )
         self.deadline.begin(self.reconcile_timeout)
         try:
-            if item.key == ALL:
-                self._sweep(item.trigger)
+            if items[0].key == ALL:
+                self._sweep(items[0].trigger)
             else:
-                self._reconcile(item.key, item.trigger)
+                self._reconcile([item.key for item in items], items[0].trigger)
         finally:
             self.deadline.end()
 
@@ -195,25 +202,31 @@ class Loop:
             self.metrics.reconcile_timeouts.inc()
         return True
 
-    def _reconcile(self, tenant: str, trigger: str) -> None:
+    def _reconcile(self, tenants: list[str], trigger: str) -> None:
         try:
-            result = self.reconciler.run_pass({tenant}, allow_mass_delete=self.allow_mass_delete, trigger=trigger)
+            result = self.reconciler.run_pass(set(tenants), allow_mass_delete=self.allow_mass_delete, trigger=trigger)
         except ReconcileError as exc:
-            log.error("tenant=%s pass failed: %s", tenant, exc, extra={"tenant": tenant})
+            log.error("pass of %s failed: %s", ", ".join(tenants), exc)
             if self.metrics:
                 self.metrics.passes.labels(result="error").inc()
-            self._retry(tenant, str(exc))
+            for tenant in tenants:
+                self._retry(tenant, str(exc))
             return
-        if self._timed_out():
-            log.error("tenant=%s reconcile ran past %gs: interrupted between actions", tenant, self.reconcile_timeout)
-            self._retry(tenant, f"timed out after {self.reconcile_timeout:g}s")
-        elif tenant in result.errors:
-            self._retry(tenant, result.errors[tenant])
-        else:
-            self.backoff.success(tenant)
+        timed_out = self._timed_out()
+        if timed_out:
+            log.error(
+                "pass of %s ran past %gs: interrupted between actions", ", ".join(tenants), self.reconcile_timeout
+            )
+        for tenant in tenants:
             outcome = result.outcomes.get(tenant)
-            if outcome is not None and outcome.waiting:
-                self.queue.add(tenant, WAITING_RETRY, priority=1, trigger="retry")
+            if tenant in result.errors:
+                self._retry(tenant, result.errors[tenant])
+            elif outcome is None and timed_out:
+                self._retry(tenant, f"timed out after {self.reconcile_timeout:g}s")
+            else:
+                self.backoff.success(tenant)
+                if outcome is not None and outcome.waiting:
+                    self.queue.add(tenant, WAITING_RETRY, priority=1, trigger="retry")
 
     def _sweep(self, trigger: str) -> None:
         try:
@@ -243,16 +256,17 @@ class Loop:
 
     def _work(self) -> None:
         while not self.stop.is_set():
-            item = self.queue.get_item(timeout=1.0)
-            if item is None:
+            items = self.queue.get_batch(RESYNC_BATCH, timeout=1.0)
+            if not items:
                 continue
             try:
-                self.process(item)
+                self.process(items)
             except Exception:
                 # Unexpected bugs must not kill a worker: the next resync tries again.
-                log.exception("unexpected error while reconciling %s", item.key)
+                log.exception("unexpected error while reconciling %s", ", ".join(item.key for item in items))
             finally:
-                self.queue.done(item.key)
+                for item in items:
+                    self.queue.done(item.key)
                 if self.metrics:
                     self.metrics.queue_depth.set(len(self.queue))
 

@@ -82,26 +82,39 @@ class WorkQueue:
         return None if item is None else item.key
 
     def get_item(self, timeout: float | None = None) -> Item | None:
+        batch = self.get_batch(1, timeout)
+        return batch[0] if batch else None
+
+    def get_batch(self, limit: int, timeout: float | None = None, *, batchable: str = "resync") -> list[Item]:
+        """The most urgent due key; when it is a tenant queued by ``batchable`` (the periodic resync), up to ``limit``
+        due tenants of that trigger, so one pass serves many tenants nobody is waiting for. Empty on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
-                due = [(key, entry) for key, entry in self._queued.items() if entry.due <= now]
+                due = sorted(
+                    ((key, entry) for key, entry in self._queued.items() if entry.due <= now),
+                    key=lambda pair: self._rank(pair[1], now),
+                )
                 if due:
-                    key, entry = min(due, key=lambda pair: self._rank(pair[1], now))
-                    del self._queued[key]
-                    self._processing.add(key)
-                    self._started[key] = now
-                    return Item(key, entry.trigger, entry.queued_at)
+                    taken = due[:1]
+                    if limit > 1 and due[0][0] != ALL and due[0][1].trigger == batchable:
+                        same = [pair for pair in due[1:] if pair[0] != ALL and pair[1].trigger == batchable]
+                        taken += same[: limit - 1]
+                    for key, _ in taken:
+                        del self._queued[key]
+                        self._processing.add(key)
+                        self._started[key] = now
+                    return [Item(key, entry.trigger, entry.queued_at) for key, entry in taken]
                 wait = min((entry.due for entry in self._queued.values()), default=None)
                 wait = None if wait is None else wait - now
                 if deadline is not None:
                     remaining = deadline - now
                     if remaining <= 0:
-                        return None
+                        return []
                     wait = remaining if wait is None else min(wait, remaining)
                 self._cond.wait(wait)
-            return None
+            return []
 
     def _rank(self, entry: _Entry, now: float) -> tuple[int, float, int]:
         priority = 0 if now - entry.due >= self.aging else entry.priority

@@ -64,6 +64,21 @@ class TestWorkQueue:
         assert queue.get(timeout=0.1) is None
 
 
+    def test_resync_tenants_are_handed_out_in_batches_nudges_and_the_sweep_alone(self) -> None:
+        queue = WorkQueue()
+        for index in range(5):
+            queue.add(f"t{index}", priority=1, trigger="resync")
+        queue.add(ALL, priority=1, trigger="resync")
+        queue.add("nudged", priority=0, trigger="nudge")
+        assert [i.key for i in queue.get_batch(3, timeout=0.1)] == ["nudged"]
+        batch = queue.get_batch(3, timeout=0.1)
+        assert [i.key for i in batch] == ["t0", "t1", "t2"] and {i.trigger for i in batch} == {"resync"}
+        queue.add("t9", priority=1, trigger="retry")
+        assert [i.key for i in queue.get_batch(3, timeout=0.1)] == ["t3", "t4"]
+        assert [i.key for i in queue.get_batch(3, timeout=0.1)] == [ALL]
+        assert [i.key for i in queue.get_batch(3, timeout=0.1)] == ["t9"]
+
+
 class TestPassLocks:
     def test_one_tenant_is_never_in_two_passes_but_two_tenants_run_together(self) -> None:
         locks = PassLocks()
