@@ -75,3 +75,20 @@ def test_unreachable_api_fails_changes_fast_and_reports_unchanged_tenants(tmp_pa
     condition = router.ready("acme")
     assert (condition.status, condition.reason) == ("Unknown", "TraefikUnreachable")
     assert router.owned_tenants() == {"acme"}
+
+
+def test_withdrawing_a_tenant_without_routes_needs_no_api(tmp_path: Path) -> None:
+    clock = FakeClock()
+    driver = TraefikDriver(tmp_path, f"http://127.0.0.1:{closed_port()}", prefix="erp", owner="ci", timeout=0.5)
+    router = TraefikRouter(
+        driver, naming=RouteNaming("erp"), entrypoint="web", owner="ci", clock=clock, sleep=clock.sleep
+    )
+    with pytest.raises(TransientError):
+        router.begin_pass()
+    router.withdraw("stopped-one")  # no file, nothing published: returns at once
+    assert clock.now == 0.0
+    # A file of ours is removed, and then its removal must be confirmed: that needs the API.
+    driver.write("acme", "# tenant-reconciler owner=ci tenant=acme\nhttp: {}\n")
+    with pytest.raises(TransientError, match="unreachable"):
+        router.withdraw("acme")
+    assert not driver.path("acme").exists()
