@@ -21,6 +21,7 @@ from typing import Any
 import devstack
 import httpx
 import pytest
+import yaml
 
 from desired_state.database import make_engine, upgrade
 from desired_state.usage import read_usages
@@ -147,6 +148,36 @@ def test_prometheus_scrapes_reconciler_run_and_reads_usage_back(
     assert {(TENANT, "a"), (TENANT, "b")} <= set(memory_avg)
     assert {(TENANT, "a"), (TENANT, "b")} <= set(cpu_avg)
     assert all(value >= 0 for value in cpu_avg.values())
+
+
+def test_alert_rules_evaluate_on_live_metrics_and_a_broken_tenant_goes_pending(
+    observed: tuple[Harness, str], prometheus: devstack.Prometheus, tmp_path: Path
+) -> None:
+    """The rules of deploy/prometheus/alerts.yml, loaded into a real Prometheus scraping `reconciler run`: every rule
+    evaluates without error on real series (vector matching is only checked then), and an invalid tenant makes
+    TenantDegraded pending."""
+    h, address = observed
+    job = f"reconciler-{h.owner}"
+    rules = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
+    prometheus.reload(_scrape_config(job, address) + f'rule_files:\n  - "{rules}"\n')
+    h.import_yaml(TENANT_YAML + "  - name: broken\n    domain: broken.erp.test\n    services:\n      b: {}\n")
+    h.execute_sql(
+        "UPDATE tenant_services SET memory = 'lots' WHERE tenant_id = (SELECT id FROM tenants WHERE name = 'broken')"
+    )
+    _start(h, address, tmp_path / "run.log")
+
+    def pending() -> list[dict[str, Any]]:
+        return _query(prometheus.url, 'ALERTS{alertname="TenantDegraded", alertstate="pending"}')
+
+    alerts = wait_until(pending, 60, 0.5, what="TenantDegraded pending for the broken tenant")
+    assert {a["metric"]["tenant"] for a in alerts} == {"broken"}
+
+    groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    evaluated = [rule for group in groups for rule in group["rules"]]
+    assert len(evaluated) == len([r for g in yaml.safe_load(rules.read_text())["groups"] for r in g["rules"]]), (
+        "Prometheus did not load every rule"
+    )
+    assert [(r["name"], r.get("lastError")) for r in evaluated if r["health"] != "ok"] == []
 
 
 def test_usage_reaches_the_ui_table_within_one_interval(observed: tuple[Harness, str], tmp_path: Path) -> None:
