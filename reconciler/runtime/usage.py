@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -148,10 +148,11 @@ class UsageCollector:
         self._previous = {s.container_id: s for s in samples}
         self.metrics.update(usages, time.monotonic() - started)
         if self.engine is not None:
-            write_usages(self.engine, self._rows(usages))
+            write_usages(self.engine, self.rows(usages))
         return usages
 
-    def _rows(self, usages: list[ServiceUsage]) -> Iterable[TenantUsage]:
+    def rows(self, usages: list[ServiceUsage]) -> list[TenantUsage]:
+        """The table rows for ``usages``: Prometheus's window averages where it has them, else the local figures."""
         now = datetime.now(UTC)
         memory: dict[tuple[str, str], float] = {}
         cpu: dict[tuple[str, str], float] = {}
@@ -165,17 +166,18 @@ class UsageCollector:
                 if not self._prometheus_failing:
                     log.warning("%s; usage rows use local figures until it answers", exc)
                 self._prometheus_failing = True
-        for u in usages:
-            averaged_cpu = cpu.get(u.key)
-            yield TenantUsage(
+        return [
+            TenantUsage(
                 tenant=u.tenant,
                 service=u.service,
                 memory_bytes=int(memory.get(u.key, u.memory_bytes)),
                 memory_limit_bytes=u.memory_limit_bytes,
-                cpu_cores=averaged_cpu if averaged_cpu is not None else u.cpu_cores,
+                cpu_cores=cpu.get(u.key, u.cpu_cores),
                 containers=u.containers,
                 collected_at=now,
             )
+            for u in usages
+        ]
 
     def run(self, stop: threading.Event) -> None:
         failing = False

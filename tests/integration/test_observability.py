@@ -26,10 +26,12 @@ import yaml
 from desired_state.database import make_engine, upgrade
 from desired_state.usage import read_usages
 from desired_state.yaml_io import import_yaml
+from reconciler.core.usage import ServiceUsage
+from reconciler.drivers.usage import UsageSampler
 from reconciler.runtime.metrics import HealthServer
 from reconciler.runtime.service import readiness_checks
 from reconciler.runtime.settings import Settings
-from reconciler.runtime.usage import PrometheusUsageReader
+from reconciler.runtime.usage import PrometheusUsageReader, UsageCollector
 from reconciler.runtime.wiring import build_runtime
 from tests.integration.harness import REPO_ROOT, Harness, wait_until
 from tests.unit.test_deploy_bundle import exported_metric_names, queried_metric_names
@@ -126,12 +128,13 @@ def test_prometheus_scrapes_reconciler_run_and_reads_usage_back(
     assert _query(prometheus.url, f'up{{job="{job}"}}')[0]["value"][1] == "1"
 
     # Per-tenant usage: in Prometheus, per service, with the memory limits of the catalog (2 x 64M for a).
-    memory = wait_until(
-        lambda: _query(prometheus.url, f'reconciler_tenant_memory_bytes{{job="{job}", tenant="{TENANT}"}}'),
+    wait_until(
+        lambda: _query(prometheus.url, f'sum(reconciler_tenant_containers{{job="{job}", tenant="{TENANT}"}}) == 3'),
         60,
         0.5,
-        what="tenant memory in Prometheus",
+        what="the tenant's 3 containers in Prometheus",
     )
+    memory = _query(prometheus.url, f'reconciler_tenant_memory_bytes{{job="{job}", tenant="{TENANT}"}}')
     assert {m["metric"]["service"] for m in memory} == {"a", "b"}
     assert all(float(m["value"][1]) > 0 for m in memory)
     limits = _query(prometheus.url, f'reconciler_tenant_memory_limit_bytes{{job="{job}", service="a"}}')
@@ -148,6 +151,26 @@ def test_prometheus_scrapes_reconciler_run_and_reads_usage_back(
     assert {(TENANT, "a"), (TENANT, "b")} <= set(memory_avg)
     assert {(TENANT, "a"), (TENANT, "b")} <= set(cpu_avg)
     assert all(value >= 0 for value in cpu_avg.values())
+
+    # The collector's rows with read-back on: Prometheus's averages where it has the series, the local figures
+    # for the others, and for all of them while Prometheus does not answer.
+    sampler = UsageSampler(h.owner)
+    try:
+        local = [
+            *UsageCollector(sampler, None, USAGE_INTERVAL).collect_once(),
+            ServiceUsage("new", "a", 7, None, None, 1),
+        ]
+        reader = PrometheusUsageReader(prometheus.url, 60)
+        rows = {r.tenant + "/" + r.service: r for r in UsageCollector(sampler, None, 1, prometheus=reader).rows(local)}
+        memory_avg, _ = reader.averages()
+        for service in ("a", "b"):
+            assert rows[f"{TENANT}/{service}"].memory_bytes == pytest.approx(memory_avg[(TENANT, service)], rel=0.2)
+        assert (rows["new/a"].memory_bytes, rows["new/a"].cpu_cores) == (7, None)
+        down = PrometheusUsageReader(f"http://127.0.0.1:{devstack.free_port()}", 60)
+        fallback = UsageCollector(sampler, None, 1, prometheus=down).rows(local)
+        assert [(r.memory_bytes, r.cpu_cores) for r in fallback] == [(u.memory_bytes, u.cpu_cores) for u in local]
+    finally:
+        sampler.close()
 
 
 def test_alert_rules_evaluate_on_live_metrics_and_a_broken_tenant_goes_pending(
@@ -193,7 +216,7 @@ def test_usage_reaches_the_ui_table_within_one_interval(observed: tuple[Harness,
         what="usage rows for all 3 containers",
     )
     delay = time.monotonic() - seen_running
-    assert delay <= USAGE_INTERVAL + 1.5, f"rows appeared {delay:.1f}s after the containers ran"
+    assert delay <= USAGE_INTERVAL + 2.5, f"rows appeared {delay:.1f}s after the containers ran"
     by_service = {u.service: u for u in rows}
     assert set(by_service) == {"a", "b"}
     assert by_service["a"].containers == 2
