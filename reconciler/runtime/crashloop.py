@@ -116,19 +116,19 @@ class CrashTracker:
         return key is not None and self.record(key, name, cause)
 
     def record(self, key: SlotKey, container: str, cause: str) -> bool:
+        """One death (called by the event watcher thread only)."""
         now = self.clock()
         with self._lock:
             before = self._history.get(key, SlotHistory())
-            after = record_death(before, now, self.limits)
-            self._history[key] = after
-            looping = after.looping(now, self.limits)
-            entered = looping and not before.looping(now, self.limits)
             previous_logs = self._last.get(key, ("", "", ""))[2]
-            self._last[key] = (container, cause, previous_logs)
-        if looping:
-            logs = self._tail(container)
-            with self._lock:
-                self._last[key] = (container, cause, logs or previous_logs)
+        after = record_death(before, now, self.limits)
+        looping = after.looping(now, self.limits)
+        entered = looping and not before.looping(now, self.limits)
+        # The log lines are read before the loop becomes visible, so the first Degraded status already has them.
+        logs = (self._tail(container) or previous_logs) if looping else previous_logs
+        with self._lock:
+            self._history[key] = after
+            self._last[key] = (container, cause, logs)
         if entered:
             tenant = key[0]
             wait = (after.hold_until or now) - now

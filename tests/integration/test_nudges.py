@@ -105,6 +105,11 @@ def test_a_thousand_nudges_in_a_second_cost_at_most_three_reconciles(nudged: Har
     assert 1 <= storm <= 3, f"{storm} reconciles of acme for 1000 nudges"
     assert reconcile_starts(log, "globex", trigger="nudge") == 0
 
+    # `reconciler nudge --all`: the sweep, then every tenant, all as nudges.
+    sent = h.cli("nudge", "--all", "--reason", "test")
+    assert sent.returncode == 0 and "nudged all tenants" in sent.stdout, sent.stderr
+    wait_until(lambda: reconcile_starts(log, "globex", trigger="nudge") == 1, timeout=10, what="globex nudged")
+
 
 def test_malformed_messages_are_dead_lettered_and_the_consumer_keeps_going(
     nudged: Harness, rabbitmq: Any, tmp_path: Path
@@ -157,6 +162,9 @@ def test_broker_down_and_back_under_a_running_reconciler(nudged: Harness, rabbit
     rabbitmq.stop()
     try:
         wait_until(lambda: not _consuming(h), timeout=20, what="broker_connected 0")
+        refused = h.cli("nudge", "acme")
+        assert refused.returncode == 1 and f"RabbitMQ at 127.0.0.1:{rabbitmq.port}" in refused.stderr
+        assert "guest" not in refused.stderr
         # A change while the broker is down converges through the periodic resync.
         h.import_yaml(_tenants("acme", replicas=2))
         wait_until(lambda: _ready(h, "acme", 2), timeout=30, what="acme scaled to 2 without the broker")
@@ -165,8 +173,8 @@ def test_broker_down_and_back_under_a_running_reconciler(nudged: Harness, rabbit
         rabbitmq.start()
     wait_until(lambda: _consuming(h), timeout=30, what="consumer reconnected")
     before = reconcile_starts(log, "acme", trigger="nudge")
-    with nudge_publisher(h.env["RECONCILER_RABBITMQ_URL"], _topology(h)) as publisher:
-        publisher.publish(Nudge("acme", "broker is back"))
+    sent = h.cli("nudge", "acme", "--reason", "broker is back", "--requested-by", "test")
+    assert sent.returncode == 0 and "nudged tenant=acme" in sent.stdout, sent.stderr
     wait_until(lambda: reconcile_starts(log, "acme", trigger="nudge") > before, timeout=10, what="nudge served")
     assert proc.poll() is None
     text = log.read_text()
