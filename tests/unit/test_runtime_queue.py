@@ -63,7 +63,6 @@ class TestWorkQueue:
         assert queue.get(timeout=0.1) == "healthy"
         assert queue.get(timeout=0.1) is None
 
-
     def test_resync_tenants_are_handed_out_in_batches_nudges_and_the_sweep_alone(self) -> None:
         queue = WorkQueue()
         for index in range(5):
