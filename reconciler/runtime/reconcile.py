@@ -383,6 +383,11 @@ class Reconciler:
             conditions.append(self.dns.condition(tenant))
         if outcome is not None and outcome.waiting:
             conditions.append(Condition("Removal", "False", "Waiting", outcome.waiting))
+        guarded = [r.reason for r in inputs.plan.refused if r.policy == "mass-delete" and r.change.tenant == tenant]
+        if guarded:
+            # Its containers still run: the removal was refused, so the tenant is not Absent yet.
+            conditions.append(Condition("Removal", "False", "MassDeleteRefused", guarded[0]))
+            phase = "Failed"
         pins = [r.reason for r in inputs.plan.refused if r.policy == "pinned" and r.change.tenant == tenant]
         if pins and spec is not None:
             # Not a "Degraded" condition: the failed upgrade already sent its one alert.

@@ -336,6 +336,10 @@ def test_mass_delete_guard_refuses_an_empty_tenants_table(harness: Harness) -> N
     assert not result.ok and "mass delete refused" in result.plan.errors[0]
     assert {c.id for c in harness.containers()} == before
     assert all(c.status == "running" for c in harness.containers())
+    statuses = {s["tenant"]: s for s in json.loads(harness.cli("status", "--json").stdout)}
+    assert statuses["acme"]["phase"] == "Failed"
+    removal = next(c for c in statuses["acme"]["conditions"] if c["type"] == "Removal")
+    assert removal["reason"] == "MassDeleteRefused" and "--allow-mass-delete" in removal["message"]
     allowed = harness.cli("apply", "--allow-mass-delete")
     assert allowed.returncode == 0, allowed.stderr
     assert harness.containers() == []
