@@ -71,6 +71,19 @@ def free_port(*, udp_too: bool = False, low: int = 0, high: int = 0) -> int:
     raise DevstackError("no free port found on 127.0.0.1")
 
 
+def preferred_port(port: int, *, udp_too: bool = False) -> int:
+    """``port`` if it is free on 127.0.0.1 (the well-known ports the docs use), else any free one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((LOCALHOST, port))
+        if udp_too:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind((LOCALHOST, port))
+    except OSError:
+        return free_port(udp_too=udp_too)
+    return port
+
+
 def port_open(port: int, host: str = LOCALHOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
@@ -851,6 +864,13 @@ class Stack:
             if service is None:
                 if name == "prometheus":
                     service = Prometheus(self.dir / name, config=prometheus_config)
+                elif name == "powerdns":
+                    # The quick start's usual addresses (DNS 127.0.0.1:5300, API :8081) when they are free.
+                    service = PowerDNS(
+                        self.dir / name, dns_port=preferred_port(5300, udp_too=True), api_port=preferred_port(8081)
+                    )
+                elif name == "traefik":
+                    service = Traefik(self.dir / name, web_port=preferred_port(8000), api_port=preferred_port(8080))
                 else:
                     service = SERVICES[name](self.dir / name)
                 self.services[name] = service
