@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from desired_state.tables import BackupPolicy, BackupRow, Tenant
 
@@ -180,3 +180,20 @@ def set_policy(engine: Engine, tenant: str, schedule: str, keep: int, *, enabled
         ).rowcount
         if not changed:
             connection.execute(insert(BackupPolicy).values({**values, "tenant_id": tenant_id, "created_at": now}))
+
+
+def last_successes(engine: Engine) -> dict[str, datetime]:
+    """Each tenant's newest successful backup time (one query), to seed the backup-age gauge at start."""
+    query = (
+        select(BackupRow.tenant, func.max(BackupRow.finished_at))
+        .where(BackupRow.status.in_(("succeeded", "pruned")))
+        .group_by(BackupRow.tenant)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    # SQLite hands back naive datetimes; they were written in UTC.
+    return {
+        tenant: finished if finished.tzinfo else finished.replace(tzinfo=UTC)
+        for tenant, finished in rows
+        if finished is not None
+    }

@@ -15,6 +15,7 @@ from types import FrameType
 
 from sqlalchemy import text
 
+from desired_state.backups import last_successes
 from reconciler.core.crashloop import CrashLoopLimits
 from reconciler.core.errors import ReconcileError
 from reconciler.runtime.crashloop import CrashTracker
@@ -101,6 +102,14 @@ def _watch_leadership(leadership: Leadership, loop: Loop) -> None:
             return
 
 
+def seed_backup_ages(runtime: Runtime) -> None:
+    """Start the backup-age gauge from the backups table, so the missing-backup alert is right after a restart."""
+    if runtime.operations is None:
+        return
+    for tenant, finished in last_successes(runtime.engine).items():
+        runtime.operations.metrics.backup_last_success.labels(tenant=tenant).set(finished.timestamp())
+
+
 def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
     settings = runtime.settings
     metrics = runtime.metrics
@@ -129,6 +138,7 @@ def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
     reconciler.extra_conditions = crashes.conditions
     reconciler.on_status = runtime.alerts.on_status
     runtime.alerts.start()
+    seed_backup_ages(runtime)
     server = HealthServer(metrics, settings.metrics_addr, lambda: readiness_checks(runtime, leading))
     stop_observers = start_observers(runtime, shutdown, leading.is_set)
     server.start()

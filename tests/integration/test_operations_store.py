@@ -127,3 +127,18 @@ def test_policies_by_tenant_name(engine: Engine) -> None:
     assert (policy.tenant, policy.schedule, policy.keep, policy.enabled) == ("acme", "@daily", 7, True)
     with pytest.raises(ValueError, match="not in the tenants table"):
         set_policy(engine, "nobody", "@daily", keep=1)
+
+
+def test_last_successes_seed_the_backup_age_per_tenant(engine: Engine) -> None:
+    from desired_state.backups import finish_backup, last_successes, start_backup
+
+    older = start_backup(engine, "acme", "schedule", "a1.tar.gz")
+    finish_backup(engine, older.id, status="succeeded", size_bytes=10, sha256="0" * 64)
+    newer = start_backup(engine, "acme", "manual", "a2.tar.gz")
+    newest = finish_backup(engine, newer.id, status="succeeded", size_bytes=10, sha256="1" * 64)
+    failed = start_backup(engine, "globex", "schedule", "g1.tar.gz")
+    finish_backup(engine, failed.id, status="failed", error="disk full")
+    seeds = last_successes(engine)
+    assert set(seeds) == {"acme"}
+    assert newest.finished_at is not None
+    assert abs(seeds["acme"].timestamp() - newest.finished_at.replace(tzinfo=seeds["acme"].tzinfo).timestamp()) < 1
