@@ -16,8 +16,8 @@ from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, DesiredTenant, Network, Snapshot
 from reconciler.core.subnets import allocate_subnet
 
-# Docker states in which a container will come back by itself or is on its way out: leave them alone.
-_TRANSIENT_STATES = frozenset({"restarting", "removing"})
+# Docker states in which a container comes back by itself: leave it alone.
+_TRANSIENT_STATES = frozenset({"restarting"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ def _diff_containers(
     changes: list[Change] = []
     by_slot: dict[tuple[str, str, str, int], list[Container]] = defaultdict(list)
     for container in observed:
-        by_slot[container.slot].append(container)
+        # A container Docker is removing is already gone for planning: its replacement is created now (the
+        # executor waits for the name to be free), not after the next event.
+        if container.state != "removing":
+            by_slot[container.slot].append(container)
     desired_slots = {c.slot for c in tenant.containers}
     replicas_wanted: dict[tuple[str, str], int] = defaultdict(int)
     for container in tenant.containers:

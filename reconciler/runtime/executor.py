@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +32,8 @@ log = logging.getLogger("reconciler.apply")
 
 # Concurrent network creation by others can take a subnet between snapshot and create; a few retries suffice.
 NETWORK_CREATE_ATTEMPTS = 5
+# Removal of a container by Docker takes well under a second; past this the create fails and is retried.
+NAME_FREE_TIMEOUT = 10.0
 
 
 class Interrupted(ReconcileError):
@@ -101,6 +104,15 @@ class Executor:
                 subnet = allocate_subnet(f"{network.name}#{attempt}", self.pool.pool, self.pool.prefixlen, used)
                 network = replace(network, subnet=subnet)
         return network.subnet
+
+    def _await_name_free(self, name: str) -> None:
+        """A container of this name that Docker is still removing (``docker rm -f`` just now) frees it shortly."""
+        deadline = time.monotonic() + NAME_FREE_TIMEOUT
+        while time.monotonic() < deadline and not self.stop.is_set():
+            current = self.docker.container(name)
+            if current is None or current.state != "removing":
+                return
+            time.sleep(0.05)
 
     def _wait_ready(self, container: Container) -> tuple[Container | None, str]:
         return wait_ready(
@@ -202,6 +214,7 @@ class Executor:
             if change.operation == "start":
                 self.docker.start_container(new)
             else:
+                self._await_name_free(new.name)
                 self.docker.run_container(new)
             started, why = self._wait_ready(new)
             if started is None:
