@@ -30,18 +30,25 @@ from reconciler.runtime.wiring import build_runtime
 NOOP_PASSES = 7
 
 
-def tenants_yaml(count: int) -> str:
+def tenants_yaml(count: int, *, prefix: str = "bench", replicas: int = 1) -> str:
+    """N tenants with one small service each (shared with bench/usage_collection.py)."""
     lines = [
         "catalog:",
         '  a: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 16M, cpus: 0.05}',
         "tenants:",
     ]
     for i in range(count):
-        lines += [f"  - name: bench{i:03d}", f"    domain: bench{i:03d}.erp.test", "    services:", "      a: {}"]
+        lines += [
+            f"  - name: {prefix}{i:03d}",
+            f"    domain: {prefix}{i:03d}.erp.test",
+            "    services:",
+            f"      a: {{replicas: {replicas}}}",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def cleanup(owner: str) -> None:
+    """Remove everything labelled with this benchmark's owner id, data volumes included (they are its own)."""
     client = docker.from_env(timeout=120)
     label = {"label": [f"tenant-reconciler.owner={owner}"]}
     for container in client.containers.list(all=True, filters=label):

@@ -25,7 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import docker
 
 from desired_state.database import upgrade
 from desired_state.yaml_io import import_yaml
@@ -35,35 +34,11 @@ from reconciler.runtime.settings import Settings
 from reconciler.runtime.usage import UsageCollector
 from reconciler.runtime.wiring import build_runtime
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from noop_pass import cleanup, tenants_yaml
+
 COLLECT_INTERVAL = 1.0
 ROUNDS = 4
-
-
-def tenants_yaml(count: int) -> str:
-    lines = [
-        "catalog:",
-        '  a: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 16M, cpus: 0.05}',
-        "tenants:",
-    ]
-    for i in range(count):
-        lines += [
-            f"  - name: use{i:03d}",
-            f"    domain: use{i:03d}.erp.test",
-            "    services:",
-            "      a: {replicas: 2}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def cleanup(owner: str) -> None:
-    client = docker.from_env(timeout=120)
-    label = {"label": [f"tenant-reconciler.owner={owner}"]}
-    for container in client.containers.list(all=True, filters=label):
-        container.remove(force=True)
-    for network in client.networks.list(filters=label):
-        network.remove()
-    for volume in client.volumes.list(filters=label):
-        volume.remove(force=True)
 
 
 def passes_for(reconciler: Reconciler, seconds: float) -> list[float]:
@@ -101,7 +76,7 @@ def main(argv: list[str]) -> int:
         settings = Settings()
         upgrade(settings.database_url)
         runtime = build_runtime(settings, with_stages=False)
-        import_yaml(runtime.engine, tenants_yaml(tenants))
+        import_yaml(runtime.engine, tenants_yaml(tenants, prefix="use", replicas=2))
         try:
             first = runtime.reconciler.run_pass()
             assert first.ok, first.errors

@@ -36,14 +36,14 @@ def load_desired_state(engine: Engine, base_domain: str | None = None) -> Desire
             # the three queries keeps a tenant's generation consistent with the services read for it.
             connection = connection.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
-            catalog_rows = _catalog_rows(connection)
+            stored_catalog = catalog_rows(connection)
             tenant_rows = connection.execute(
                 select(Tenant.id, Tenant.name, Tenant.domain, Tenant.state, Tenant.generation).order_by(Tenant.name)
             ).all()
             service_rows = _service_rows(connection)
             _attach_routing(connection, service_rows)
 
-    catalog, catalog_errors = _parse_catalog_rows(catalog_rows)
+    catalog, catalog_errors = _parse_catalog_rows(stored_catalog)
     tenants: dict[str, TenantSpec] = {}
     errors: dict[str, SpecError] = {}
     generations: dict[str, int] = {}
@@ -74,7 +74,8 @@ def decode_json_column(value: object) -> object:
     return json.loads(value)
 
 
-def _catalog_rows(connection: Connection) -> list[dict[str, Any]]:
+def catalog_rows(connection: Connection) -> list[dict[str, Any]]:
+    """The catalog as stored (JSON read as text, so a malformed value is reported, not fatal); shared with export."""
     rows = connection.execute(
         select(
             CatalogService.name,

@@ -38,7 +38,7 @@ import yaml
 from sqlalchemy import Connection, Engine, Text, cast, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from desired_state.load import build_tenant_checked, decode_json_column, parse_catalog_row
+from desired_state.load import build_tenant_checked, catalog_rows, decode_json_column, parse_catalog_row
 from desired_state.specs import (
     CatalogEntry,
     SpecError,
@@ -612,19 +612,7 @@ def export_yaml(engine: Engine) -> str:
     reports them. Importing an export of a valid database changes nothing.
     """
     with engine.connect() as connection, connection.begin():
-        catalog_rows = connection.execute(
-            select(
-                CatalogService.name,
-                CatalogService.image,
-                CatalogService.port,
-                CatalogService.health_path,
-                CatalogService.memory,
-                CatalogService.cpus,
-                cast(CatalogService.migrate_command, Text).label("migrate_command"),
-                CatalogService.public,
-            ).order_by(CatalogService.name)
-        ).mappings()
-        catalog = {row["name"]: _export_catalog_entry(row) for row in catalog_rows}
+        catalog = {row["name"]: _export_catalog_entry(row) for row in catalog_rows(connection)}
         tenant_rows = connection.execute(
             select(Tenant.id, Tenant.name, Tenant.domain, Tenant.state).order_by(Tenant.name)
         ).all()
