@@ -37,7 +37,17 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 LOCALHOST = "127.0.0.1"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _postgres_bin() -> Path:
+    """The newest installed PostgreSQL's binaries (15 on Debian 12; Ubuntu ships other majors)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name), reverse=True
+    )
+    return found[0].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _postgres_bin()
 
 
 class DevstackError(RuntimeError):

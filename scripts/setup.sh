@@ -15,7 +15,7 @@ missing=()
 for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap; do
   installed "$pkg" || missing+=("$pkg")
 done
-[[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v python3 >/dev/null || missing+=(python3)
 if ((${#missing[@]})); then
