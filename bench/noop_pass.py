@@ -25,7 +25,7 @@ import docker
 from desired_state.database import upgrade
 from desired_state.yaml_io import import_yaml
 from reconciler.runtime.settings import Settings
-from reconciler.runtime.wiring import build_runtime
+from reconciler.runtime.wiring import Runtime, build_runtime
 
 NOOP_PASSES = 7
 
@@ -59,20 +59,26 @@ def cleanup(owner: str) -> None:
         volume.remove(force=True)
 
 
+def bench_runtime(tmp: str, owner: str, tenants_text: str) -> Runtime:
+    """A reconciler (no routing or DNS stage) on a throwaway SQLite database in ``tmp``, tenants imported."""
+    os.environ.update(
+        {
+            "RECONCILER_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+            "RECONCILER_OWNER_ID": owner,
+            "RECONCILER_NAME_PREFIX": owner,
+        }
+    )
+    settings = Settings()
+    upgrade(settings.database_url)
+    runtime = build_runtime(settings, with_stages=False)
+    import_yaml(runtime.engine, tenants_text)
+    return runtime
+
+
 def run(count: int) -> dict[str, float]:
     owner = f"b{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ.update(
-            {
-                "RECONCILER_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
-                "RECONCILER_OWNER_ID": owner,
-                "RECONCILER_NAME_PREFIX": owner,
-            }
-        )
-        settings = Settings()
-        upgrade(settings.database_url)
-        runtime = build_runtime(settings, with_stages=False)
-        import_yaml(runtime.engine, tenants_yaml(count))
+        runtime = bench_runtime(tmp, owner, tenants_yaml(count))
         try:
             started = time.perf_counter()
             first = runtime.reconciler.run_pass()

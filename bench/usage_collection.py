@@ -14,7 +14,6 @@ end. Usage:
 
 from __future__ import annotations
 
-import os
 import secrets
 import statistics
 import sys
@@ -26,16 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from desired_state.database import upgrade
-from desired_state.yaml_io import import_yaml
 from reconciler.drivers.usage import UsageSampler
 from reconciler.runtime.reconcile import Reconciler
-from reconciler.runtime.settings import Settings
 from reconciler.runtime.usage import UsageCollector
-from reconciler.runtime.wiring import build_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from noop_pass import cleanup, tenants_yaml
+from noop_pass import bench_runtime, cleanup, tenants_yaml
 
 COLLECT_INTERVAL = 1.0
 ROUNDS = 4
@@ -66,17 +61,7 @@ def main(argv: list[str]) -> int:
     seconds = float(argv[1]) if len(argv) > 1 else 5.0
     owner = f"u{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ.update(
-            {
-                "RECONCILER_DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
-                "RECONCILER_OWNER_ID": owner,
-                "RECONCILER_NAME_PREFIX": owner,
-            }
-        )
-        settings = Settings()
-        upgrade(settings.database_url)
-        runtime = build_runtime(settings, with_stages=False)
-        import_yaml(runtime.engine, tenants_yaml(tenants, prefix="use", replicas=2))
+        runtime = bench_runtime(tmp, owner, tenants_yaml(tenants, prefix="use", replicas=2))
         try:
             first = runtime.reconciler.run_pass()
             assert first.ok, first.errors

@@ -25,6 +25,30 @@ from desired_state.tables import CatalogService, Tenant, TenantService, TenantSe
 log = logging.getLogger(__name__)
 
 
+# Columns read wherever catalog and tenant-service rows are loaded (here, YAML import and export). JSON columns
+# come back as text so one malformed value is reported on its tenant instead of failing the whole query.
+CATALOG_COLUMNS = (
+    CatalogService.name,
+    CatalogService.image,
+    CatalogService.port,
+    CatalogService.health_path,
+    CatalogService.memory,
+    CatalogService.cpus,
+    cast(CatalogService.migrate_command, Text).label("migrate_command"),
+    CatalogService.public,
+)
+TENANT_SERVICE_COLUMNS = (
+    TenantService.id,
+    TenantService.tenant_id,
+    TenantService.service,
+    TenantService.image,
+    TenantService.replicas,
+    TenantService.memory,
+    TenantService.cpus,
+    cast(TenantService.env, Text).label("env"),
+)
+
+
 def load_desired_state(engine: Engine, base_domain: str | None = None) -> DesiredState:
     """Read every tenant and the catalog; valid tenants become specs, invalid ones errors.
 
@@ -76,18 +100,7 @@ def decode_json_column(value: object) -> object:
 
 def catalog_rows(connection: Connection) -> list[dict[str, Any]]:
     """The catalog as stored (JSON read as text, so a malformed value is reported, not fatal); shared with export."""
-    rows = connection.execute(
-        select(
-            CatalogService.name,
-            CatalogService.image,
-            CatalogService.port,
-            CatalogService.health_path,
-            CatalogService.memory,
-            CatalogService.cpus,
-            cast(CatalogService.migrate_command, Text).label("migrate_command"),
-            CatalogService.public,
-        ).order_by(CatalogService.name)
-    ).mappings()
+    rows = connection.execute(select(*CATALOG_COLUMNS).order_by(CatalogService.name)).mappings()
     return [dict(row) for row in rows]
 
 
@@ -97,16 +110,7 @@ def _service_rows(connection: Connection) -> dict[int, dict[str, Any]]:
     Each override also carries its row id under ``_id`` until ``_decode_routing`` removes it.
     """
     rows = connection.execute(
-        select(
-            TenantService.id,
-            TenantService.tenant_id,
-            TenantService.service,
-            TenantService.image,
-            TenantService.replicas,
-            TenantService.memory,
-            TenantService.cpus,
-            cast(TenantService.env, Text).label("env"),
-        ).order_by(TenantService.tenant_id, TenantService.service)
+        select(*TENANT_SERVICE_COLUMNS).order_by(TenantService.tenant_id, TenantService.service)
     ).mappings()
     services: dict[int, dict[str, Any]] = defaultdict(dict)
     for row in rows:

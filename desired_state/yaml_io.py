@@ -38,7 +38,14 @@ import yaml
 from sqlalchemy import Connection, Engine, Text, cast, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from desired_state.load import build_tenant_checked, catalog_rows, decode_json_column, parse_catalog_row
+from desired_state.load import (
+    CATALOG_COLUMNS,
+    TENANT_SERVICE_COLUMNS,
+    build_tenant_checked,
+    catalog_rows,
+    decode_json_column,
+    parse_catalog_row,
+)
 from desired_state.specs import (
     CatalogEntry,
     SpecError,
@@ -317,19 +324,7 @@ def _import(connection: Connection, document: _Document, content: _FileContent, 
 
 def _read_catalog(connection: Connection) -> dict[str, tuple[int, dict[str, Any]]]:
     """name → (id, row with JSON columns as text), locked against concurrent edits until commit."""
-    rows = connection.execute(
-        select(
-            CatalogService.id,
-            CatalogService.name,
-            CatalogService.image,
-            CatalogService.port,
-            CatalogService.health_path,
-            CatalogService.memory,
-            CatalogService.cpus,
-            cast(CatalogService.migrate_command, Text).label("migrate_command"),
-            CatalogService.public,
-        ).with_for_update()
-    ).mappings()
+    rows = connection.execute(select(CatalogService.id, *CATALOG_COLUMNS).with_for_update()).mappings()
     return {row["name"]: (row["id"], dict(row)) for row in rows}
 
 
@@ -463,18 +458,7 @@ def _write_tenants(
     stored_services: dict[int, dict[str, dict[str, Any]]] = {}
     service_ids: dict[tuple[int, str], int] = {}
     service_rows = connection.execute(
-        select(
-            TenantService.id,
-            TenantService.tenant_id,
-            TenantService.service,
-            TenantService.image,
-            TenantService.replicas,
-            TenantService.memory,
-            TenantService.cpus,
-            cast(TenantService.env, Text).label("env"),
-        )
-        .join(Tenant, Tenant.id == TenantService.tenant_id)
-        .where(Tenant.name.in_(names))
+        select(*TENANT_SERVICE_COLUMNS).join(Tenant, Tenant.id == TenantService.tenant_id).where(Tenant.name.in_(names))
     ).mappings()
     for row in service_rows:
         env = _decoded_or_text(row["env"])
@@ -617,16 +601,7 @@ def export_yaml(engine: Engine) -> str:
             select(Tenant.id, Tenant.name, Tenant.domain, Tenant.state).order_by(Tenant.name)
         ).all()
         service_rows = connection.execute(
-            select(
-                TenantService.id,
-                TenantService.tenant_id,
-                TenantService.service,
-                TenantService.image,
-                TenantService.replicas,
-                TenantService.memory,
-                TenantService.cpus,
-                cast(TenantService.env, Text).label("env"),
-            ).order_by(TenantService.tenant_id, TenantService.service)
+            select(*TENANT_SERVICE_COLUMNS).order_by(TenantService.tenant_id, TenantService.service)
         ).mappings()
         rows = [dict(row) for row in service_rows]
         routing = _stored_routing(connection, {(row["tenant_id"], row["service"]): row["id"] for row in rows})
