@@ -145,7 +145,7 @@ def run(rounds: int) -> list[float]:
 
     from desired_state.database import make_engine, upgrade
     from desired_state.yaml_io import import_yaml
-    from reconciler.runtime.nudges import Nudge, Topology, nudge_publisher
+    from reconciler.runtime.service.nudges import Nudge, Topology, nudge_publisher
 
     subprocess.run(["bash", str(REPO_ROOT / "deploy/images/build.sh")], check=True, capture_output=True)
     owner = f"n{secrets.token_hex(4)}"

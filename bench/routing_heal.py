@@ -42,7 +42,7 @@ import httpx  # noqa: E402
 
 from desired_state.database import upgrade  # noqa: E402
 from desired_state.yaml_io import import_yaml  # noqa: E402
-from reconciler.runtime.routing import TraefikRouter  # noqa: E402
+from reconciler.runtime.passes.routing import TraefikRouter  # noqa: E402
 from reconciler.runtime.settings import Settings  # noqa: E402
 from reconciler.runtime.wiring import build_runtime  # noqa: E402
 

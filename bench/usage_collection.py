@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from reconciler.drivers.usage import UsageSampler
-from reconciler.runtime.reconcile import Reconciler
-from reconciler.runtime.usage import UsageCollector
+from reconciler.runtime.passes.reconcile import Reconciler
+from reconciler.runtime.telemetry.usage import UsageCollector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from noop_pass import bench_runtime, cleanup, tenants_yaml

@@ -1,6 +1,6 @@
 """Backup rows and backup policies: what the web UI shows about a tenant's archives and schedules.
 
-Beside the reconcile pipeline: the runtime's backup service (``reconciler.runtime.backups``) writes a ``backups``
+Beside the reconcile pipeline: the runtime's backup service (``reconciler.operations.backups``) writes a ``backups``
 row when an archive starts, finishes, fails or is pruned; the scheduler reads ``backup_policies`` (written by the
 UI) to know each tenant's cron schedule and retention. Plain records in, plain records out; no Docker here.
 """

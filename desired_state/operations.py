@@ -1,7 +1,7 @@
 """Operation history, operation requests and version pins: the rows behind tenant operations.
 
-Beside the reconcile pipeline, like ``desired_state.backups``. The runtime (``reconciler.runtime.upgrades``,
-``runtime.backups``, ``runtime.requests``) writes:
+Beside the reconcile pipeline, like ``desired_state.backups``. The runtime (``reconciler.runtime.operations.upgrades``,
+``runtime.operations.backups``, ``runtime.operations.requests``) writes:
 
 - ``operations``: one row per deploy, upgrade, migration, backup, restore and rollback, with output and error.
   A *running* restore is also a hold: the reconcile pass leaves that tenant alone until it ends (or goes stale).

@@ -319,7 +319,7 @@ class TenantPin(TimestampsMixin, Base):
 class TenantUsageRow(Base):
     """Latest resource use of one tenant service, replaced by the reconciler after every collection.
 
-    Written only by the reconciler (``runtime.usage``), read by the UI's RAM/CPU view. Keyed by tenant name like
+    Written only by the reconciler (``telemetry.usage``), read by the UI's RAM/CPU view. Keyed by tenant name like
     the status rows; a service with no running container has no row.
     """
 

@@ -1,6 +1,6 @@
 """Resource usage write-back: the latest memory and CPU figures per tenant service, for the web UI.
 
-Written by the usage collector (``reconciler.runtime.usage``) after each collection, off the reconcile path;
+Written by the usage collector (``reconciler.runtime.telemetry.usage``) after each collection, off the reconcile path;
 read by the UI (``tenant_usages``, docs/schema.md) and by ``read_usages``. Each write replaces the whole table in
 one transaction, so a reader sees one collection, never half of two, and services that stopped drop out.
 """

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from reconciler import __version__
-from reconciler.runtime import ops_commands
-from reconciler.runtime.logs import configure_logging
+from reconciler.runtime.operations import commands as ops_commands
 from reconciler.runtime.settings import Settings
+from reconciler.runtime.telemetry.logs import configure_logging
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -121,7 +121,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Applied {len(applied)} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
         return EXIT_OK if result.ok else EXIT_ERROR
     if args.command == "run":
-        from reconciler.runtime.service import run_service
+        from reconciler.runtime.service.run import run_service
 
         return run_service(runtime, allow_mass_delete=args.allow_mass_delete)
     raise AssertionError(args.command)
@@ -142,13 +142,13 @@ def _tenants(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     if args.tenants_command == "export":
         print(export_yaml(engine), end="")
         return EXIT_OK
-    from reconciler.runtime.purge import purge_tenant
+    from reconciler.runtime.operations.purge import purge_tenant
 
     return purge_tenant(settings, args.name, confirmed=args.yes)
 
 
 def _nudge(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler.runtime.nudges import Nudge, Topology, nudge_publisher, where
+    from reconciler.runtime.service.nudges import Nudge, Topology, nudge_publisher, where
 
     if not settings.rabbitmq_url:
         print("error: RECONCILER_RABBITMQ_URL is not set; nudges go through RabbitMQ", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Render a tenant's routes into its Traefik v3 dynamic configuration (file provider), pure.
 
-Called by the runtime's routing stage (``runtime.routing``) with the tenant's spec and the containers that may
+Called by the runtime's routing stage (``runtime.passes.routing``) with the tenant's spec and the containers that may
 serve right now (running, ready, with an address). One file per tenant; every router, service and middleware
 name starts with ``<prefix>-<tenant>.``: tenant names contain no dots, so one tenant's names never collide with
 another's, and the routing stage finds a tenant's objects in Traefik's API by that prefix.

@@ -1,7 +1,7 @@
 """Crash loops (pure): counting a replica's deaths, its backoff, and the policy that withholds restarts.
 
 A replica is identified by its slot and spec hash (``SlotKey``): a new spec (the operator's fix) is a new
-attempt with a clean history. The runtime's tracker (``runtime.crashloop``) feeds deaths from Docker events
+attempt with a clean history. The runtime's tracker (``runtime.service.crashloop``) feeds deaths from Docker events
 into ``record_death`` with its clock and hands the current ``CrashLoop`` values to ``withhold_crash_looping``,
 a plan → plan filter like those in ``core.policies``: while a replica's backoff runs, no pass (nudged or
 periodic) creates, starts or replaces it again, and the plan says why.

@@ -7,7 +7,7 @@ Accepted (docs/operations-backups.md):
 - ``@hourly``, ``@daily`` (= ``@midnight``), ``@weekly``, ``@monthly``.
 
 Weekday numbers follow cron (0 and 7 are Sunday) and are turned into names, because APScheduler 3 counts from
-Monday. Called by ``runtime.backup_schedule`` when it (re)reads ``backup_policies``.
+Monday. Called by ``runtime.operations.backup_schedule`` when it (re)reads ``backup_policies``.
 """
 
 from __future__ import annotations

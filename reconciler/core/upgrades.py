@@ -1,7 +1,7 @@
 """Upgrades and pins as plain values (pure).
 
 An *upgrade* is the set of replacements in a plan that change the image of one tenant service: the executor hands
-them to the runtime's upgrade gate (``runtime.upgrades``), which takes a backup and runs the catalog's migration
+them to the runtime's upgrade gate (``operations.upgrades``), which takes a backup and runs the catalog's migration
 before the new version starts. A *pin* is what a failed upgrade leaves behind: the service stays on its old image
 while the desired image is still the one that failed (``core.policies.pinned``); a new desired image clears it.
 """

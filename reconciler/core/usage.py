@@ -1,6 +1,6 @@
 """Resource usage arithmetic (pure): container samples → per-tenant, per-service figures.
 
-The usage collector (``runtime.usage``) gets cumulative CPU time and current memory of every owned container
+The usage collector (``runtime.telemetry.usage``) gets cumulative CPU time and current memory of every owned container
 from ``drivers.usage``; here two samples of a container become the cores it used between them, and containers
 are summed per (tenant, service). No I/O and no clock: the sample times come in with the samples.
 """

@@ -5,7 +5,7 @@ temporary file in the same directory and ``os.replace``, so Traefik's watcher ne
 when its content differs. Files are ours when their name has our prefix and their first line carries our owner
 mark; other files in the directory are never touched. API reads keep only the file provider's objects and
 return them as the core's ``RouteTable``. Errors become ``TransientError`` or ``PermanentError``.
-Called by the runtime's routing stage (``runtime.routing``).
+Called by the runtime's routing stage (``runtime.passes.routing``).
 """
 
 from __future__ import annotations

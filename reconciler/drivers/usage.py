@@ -1,6 +1,6 @@
 """Usage driver: memory and cumulative CPU time of every running owned container.
 
-Called by the usage collector (``runtime.usage``) on its own thread, never during a reconcile pass. One label
+Called by the usage collector (``runtime.telemetry.usage``) on its own thread, never during a reconcile pass. One label
 filtered list call finds the containers; then, per container, either the engine's cgroup files are read (a few
 small files, ~0.1 ms per container) or the Docker stats API is asked (``one-shot``; the engine still takes about
 1 s per container, so those calls run in parallel). Measured on engine 20.10 with 50 containers: cgroup files

@@ -14,15 +14,15 @@ from reconciler.core.diff import SubnetPool
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import HealthCheck
 from reconciler.drivers.docker import DockerDriver
-from reconciler.runtime.alerts import Alerter, build_alerter
-from reconciler.runtime.backup_schedule import BackupSchedule
-from reconciler.runtime.metrics import Metrics
-from reconciler.runtime.operations import OperationsMetrics
-from reconciler.runtime.reconcile import Reconciler
-from reconciler.runtime.scheduler import Scheduler
+from reconciler.runtime.operations.backup_schedule import BackupSchedule
+from reconciler.runtime.operations.common import OperationsMetrics
+from reconciler.runtime.operations.tenant_ops import TenantOps, build_tenant_ops
+from reconciler.runtime.passes.reconcile import Reconciler
+from reconciler.runtime.passes.stages import DnsPublisher, Router
+from reconciler.runtime.service.scheduler import Scheduler
 from reconciler.runtime.settings import Settings
-from reconciler.runtime.stages import DnsPublisher, Router
-from reconciler.runtime.tenant_ops import TenantOps, build_tenant_ops
+from reconciler.runtime.telemetry.alerts import Alerter, build_alerter
+from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.containers import Naming
 
 
@@ -43,7 +43,7 @@ class Runtime:
 def build_router(settings: Settings, naming: Naming) -> Router | None:
     if not settings.traefik_dynamic_dir:
         return None
-    from reconciler.runtime.routing import build_traefik_router
+    from reconciler.runtime.passes.routing import build_traefik_router
 
     return build_traefik_router(settings, naming)
 
@@ -51,7 +51,7 @@ def build_router(settings: Settings, naming: Naming) -> Router | None:
 def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
     if not settings.powerdns_url:
         return None
-    from reconciler.runtime.dns import build_powerdns_publisher
+    from reconciler.runtime.passes.dns import build_powerdns_publisher
 
     return build_powerdns_publisher(settings, naming)
 

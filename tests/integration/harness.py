@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from desired_state.database import upgrade
 from desired_state.yaml_io import import_yaml
-from reconciler.runtime.reconcile import PassResult
+from reconciler.runtime.passes.reconcile import PassResult
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.wiring import Runtime, build_runtime
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.runtime.alerts import build_alerter
-from reconciler.runtime.metrics import Metrics
+from reconciler.runtime.telemetry.alerts import build_alerter
+from reconciler.runtime.telemetry.metrics import Metrics
 from tests.integration.harness import Harness, wait_until
 from tests.integration.runs import bot_api, free_port
 

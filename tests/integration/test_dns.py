@@ -25,7 +25,7 @@ import yaml
 from desired_state.specs import TenantSpec
 from reconciler.core.errors import PermanentError, TransientError
 from reconciler.drivers.powerdns import PowerDnsDriver, RejectedError, UnauthorizedError
-from reconciler.runtime.dns import PowerDnsPublisher
+from reconciler.runtime.passes.dns import PowerDnsPublisher
 from renderers.dns import DnsTarget
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bench.nudge_latency import measure, p95
-from reconciler.runtime.nudges import Nudge, Topology, nudge_publisher
+from reconciler.runtime.service.nudges import Nudge, Topology, nudge_publisher
 from tests.integration.harness import Harness, wait_until
 from tests.integration.runs import free_port, metric, reconcile_starts
 

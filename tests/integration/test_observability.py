@@ -28,10 +28,10 @@ from desired_state.usage import read_usages
 from desired_state.yaml_io import import_yaml
 from reconciler.core.usage import ServiceUsage
 from reconciler.drivers.usage import UsageSampler
-from reconciler.runtime.metrics import HealthServer
-from reconciler.runtime.service import readiness_checks
+from reconciler.runtime.service.run import readiness_checks
 from reconciler.runtime.settings import Settings
-from reconciler.runtime.usage import PrometheusUsageReader, UsageCollector
+from reconciler.runtime.telemetry.metrics import HealthServer
+from reconciler.runtime.telemetry.usage import PrometheusUsageReader, UsageCollector
 from reconciler.runtime.wiring import build_runtime
 from tests.integration.harness import REPO_ROOT, Harness, wait_until
 from tests.unit.test_deploy_bundle import exported_metric_names, queried_metric_names

@@ -23,10 +23,10 @@ import pytest
 
 from desired_state.backups import list_backups, set_policy
 from desired_state.operations import create_request, get_request, list_operations, read_pins
-from reconciler.runtime.backup_schedule import BackupSchedule
-from reconciler.runtime.requests import process_requests
-from reconciler.runtime.scheduler import Scheduler
-from reconciler.runtime.tenant_ops import TenantOps
+from reconciler.runtime.operations.backup_schedule import BackupSchedule
+from reconciler.runtime.operations.requests import process_requests
+from reconciler.runtime.operations.tenant_ops import TenantOps
+from reconciler.runtime.service.scheduler import Scheduler
 from tests.integration.harness import Harness, wait_until
 
 pytestmark = pytest.mark.integration

@@ -29,7 +29,7 @@ from reconciler.core.resources import (
 )
 from reconciler.core.subnets import allocate_subnet
 from reconciler.drivers.traefik import TraefikDriver
-from reconciler.runtime.routing import TraefikRouter
+from reconciler.runtime.passes.routing import TraefikRouter
 from renderers.traefik import RouteNaming
 from tests.integration.traffic import LoadLoop, body_fields
 

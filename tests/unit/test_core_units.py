@@ -12,7 +12,7 @@ from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.policies import MassDeleteLimits, mass_delete_guard
 from reconciler.core.resources import Container, Network
 from reconciler.core.subnets import SubnetPoolExhausted, allocate_subnet
-from reconciler.runtime.workqueue import ALL, Backoff, WorkQueue
+from reconciler.runtime.service.workqueue import ALL, Backoff, WorkQueue
 
 
 def _container(tenant: str, service: str, replica: int) -> Container:

@@ -23,7 +23,7 @@ from reconciler.core.resources import (
     DesiredTenant,
 )
 from reconciler.drivers.docker import DockerEvent
-from reconciler.runtime.crashloop import CrashTracker
+from reconciler.runtime.service.crashloop import CrashTracker
 
 LIMITS = CrashLoopLimits(deaths=3, window=60, backoff_initial=10, backoff_max=40)
 

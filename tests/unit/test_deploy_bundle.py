@@ -27,11 +27,11 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine
 
 from reconciler.core.resources import LABEL_OWNER, LABEL_SERVICE, LABEL_TENANT
-from reconciler.runtime.metrics import Metrics
-from reconciler.runtime.operations import OperationsMetrics
+from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.settings import Settings
-from reconciler.runtime.tenant_gauges import TenantStatusMetrics
-from reconciler.runtime.usage import UsageMetrics
+from reconciler.runtime.telemetry.metrics import Metrics
+from reconciler.runtime.telemetry.tenant_gauges import TenantStatusMetrics
+from reconciler.runtime.telemetry.usage import UsageMetrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from desired_state.model import Condition, TenantStatus
-from reconciler.runtime.alerts import Alerter
-from reconciler.runtime.nudges import MAX_MESSAGE_BYTES, MalformedNudge, Nudge, parse_nudge
+from reconciler.runtime.service.nudges import MAX_MESSAGE_BYTES, MalformedNudge, Nudge, parse_nudge
+from reconciler.runtime.telemetry.alerts import Alerter
 
 
 @pytest.mark.parametrize(

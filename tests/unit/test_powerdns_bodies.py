@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from reconciler.core.dns import OwnerMark, RRset, RRsetChange
 from reconciler.drivers.powerdns import RejectedError, patch_body, rrset_body, rrset_from_api, zone_body
-from reconciler.runtime.dns import rejected_tenants
+from reconciler.runtime.passes.dns import rejected_tenants
 
 MARK = OwnerMark("test", "acme")
 ZONE = "erp.test."

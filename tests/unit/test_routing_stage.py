@@ -15,7 +15,7 @@ from desired_state.specs import build_tenant, parse_catalog
 from reconciler.core.errors import TransientError
 from reconciler.core.resources import Container
 from reconciler.drivers.traefik import TraefikDriver
-from reconciler.runtime.routing import UNREACHABLE_GRACE, TraefikRouter
+from reconciler.runtime.passes.routing import UNREACHABLE_GRACE, TraefikRouter
 from renderers.traefik import RouteNaming
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from reconciler.runtime.loop import PassDeadline
-from reconciler.runtime.passlocks import PassLocks
-from reconciler.runtime.workqueue import ALL, WorkQueue
+from reconciler.runtime.passes.locks import PassLocks
+from reconciler.runtime.service.loop import PassDeadline
+from reconciler.runtime.service.workqueue import ALL, WorkQueue
 
 
 class TestWorkQueue:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from reconciler.core.usage import ContainerSample, ServiceUsage, aggregate, cpu_cores
 from reconciler.drivers.usage import _Cgroups, _from_stats_api
-from reconciler.runtime.usage import UsageMetrics
+from reconciler.runtime.telemetry.usage import UsageMetrics
 
 MIB = 1024 * 1024
 

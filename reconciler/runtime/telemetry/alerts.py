@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from desired_state.model import TenantStatus
-from reconciler.runtime.metrics import Metrics
+from reconciler.runtime.telemetry.metrics import Metrics
 
 log = logging.getLogger("reconciler.alerts")
 

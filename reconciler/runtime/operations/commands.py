@@ -45,7 +45,7 @@ def run_command(args: argparse.Namespace, runtime: Runtime) -> int:
     from desired_state.backups import list_backups
     from desired_state.operations import list_operations
     from reconciler.core.errors import ReconcileError
-    from reconciler.runtime.requests import process_requests
+    from reconciler.runtime.operations.requests import process_requests
 
     ops = runtime.operations
     assert ops is not None

@@ -1,6 +1,6 @@
 """One active instance: only the leader applies changes; others stand by.
 
-Used by ``runtime.service``. On PostgreSQL the leader holds a session-level advisory lock
+Used by ``runtime.service.run``. On PostgreSQL the leader holds a session-level advisory lock
 (``pg_try_advisory_lock``) on a dedicated connection for as long as it leads; the server releases it the moment
 that connection dies (process killed, host gone), and a standby polling every second takes over. The leader
 checks its connection just as often and stops applying as soon as it cannot be sure it still holds the lock.

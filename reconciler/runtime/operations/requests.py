@@ -1,6 +1,6 @@
 """Operation requests: the web UI asks for a backup, a restore or a rollback by inserting an ``operation_requests``
 row; ``reconciler run`` (the leader) polls for pending rows, claims each one (pending → running, so two reconcilers
-never both act on it), carries it out through ``runtime.tenant_ops`` and writes the outcome back (succeeded or
+never both act on it), carries it out through ``operations.tenant_ops`` and writes the outcome back (succeeded or
 failed with the error, ``done_at`` and the ``operations`` row that did the work).
 
 Run by the scheduler every ``RECONCILER_OPERATION_POLL_INTERVAL`` seconds, and by ``reconciler requests`` once.
@@ -19,7 +19,7 @@ from desired_state.operations import (
     pending_requests,
 )
 from reconciler.core.errors import ReconcileError
-from reconciler.runtime.tenant_ops import TenantOps
+from reconciler.runtime.operations.tenant_ops import TenantOps
 
 log = logging.getLogger("reconciler.requests")
 

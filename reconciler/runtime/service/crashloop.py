@@ -1,6 +1,6 @@
 """The crash tracker: counts replica deaths from Docker events and feeds the crash-loop policy and status.
 
-Fed by the loop's Docker event watcher (``runtime.loop``): a ``die`` that no ``kill`` preceded (``docker stop``,
+Fed by the loop's Docker event watcher (``runtime.service.loop``): a ``die`` that no ``kill`` preceded (``docker stop``,
 ``docker rm -f`` and our own stops all send one first) is a death, and so is a ``health_status: unhealthy``.
 The counting and the backoff are pure (``core.crashloop``); this module adds the clock, a lock, the container's
 last log lines, and the two hooks the reconcile pass calls: ``policy`` (a plan filter) and ``conditions``
@@ -36,7 +36,7 @@ from reconciler.core.resources import (
     DesiredTenant,
 )
 from reconciler.drivers.docker import DockerDriver, DockerEvent
-from reconciler.runtime.metrics import Metrics
+from reconciler.runtime.telemetry.metrics import Metrics
 
 log = logging.getLogger("reconciler.crashloop")
 

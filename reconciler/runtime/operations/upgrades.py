@@ -1,4 +1,4 @@
-"""The upgrade gate and the pass's other tenant-operation hooks (``runtime.stages.TenantOperations``).
+"""The upgrade gate and the pass's other tenant-operation hooks (``runtime.passes.stages.TenantOperations``).
 
 Wired into the reconcile pass (``Reconciler.operations``) and, through it, into the executor. For every service
 whose image changes in a pass, before any new container starts:
@@ -46,8 +46,8 @@ from reconciler.core.errors import PermanentError, ReconcileError, TransientErro
 from reconciler.core.plan import Change
 from reconciler.core.upgrades import Pin, Upgrade, split_pins
 from reconciler.drivers.docker import DockerDriver
-from reconciler.runtime.backups import BackupError, BackupService
-from reconciler.runtime.operations import (
+from reconciler.runtime.operations.backups import BackupError, BackupService
+from reconciler.runtime.operations.common import (
     Alert,
     OperationsConfig,
     OperationsMetrics,

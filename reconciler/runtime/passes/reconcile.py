@@ -3,7 +3,7 @@
 Level-based: whatever triggered it (resync, Docker event, nudge, CLI), a pass re-reads the desired state and
 the world. ``scope`` limits it to some tenants (an event or nudge for one tenant); ``None`` is a full pass, the
 only kind that removes tenants the database no longer knows. One tenant's failure is recorded in its status
-and never stops the others. Called by the loop (``runtime.loop``) and the CLI.
+and never stops the others. Called by the loop (``runtime.service.loop``) and the CLI.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, ownership, pinned
 from reconciler.core.resources import DesiredTenant, HealthCheck, Snapshot
 from reconciler.drivers.docker import DockerDriver
-from reconciler.runtime.executor import Executor, Interrupted, TenantOutcome
-from reconciler.runtime.metrics import PHASES, Metrics
-from reconciler.runtime.passlocks import PassLocks
-from reconciler.runtime.stages import DnsPublisher, Router, TenantOperations
+from reconciler.runtime.passes.executor import Executor, Interrupted, TenantOutcome
+from reconciler.runtime.passes.locks import PassLocks
+from reconciler.runtime.passes.stages import DnsPublisher, Router, TenantOperations
+from reconciler.runtime.telemetry.metrics import PHASES, Metrics
 from renderers.containers import Naming, render_tenant
 
 log = logging.getLogger("reconciler")
@@ -88,12 +88,12 @@ class Reconciler:
     stop: threading.Event = field(default_factory=threading.Event)
     # Docker health check given to every container (None: none); see ``renderers.containers``.
     healthcheck: HealthCheck | None = None
-    # Runtime hooks (``runtime.loop``): extra plan policies (crash-loop backoff), extra status conditions
+    # Runtime hooks (``runtime.service.loop``): extra plan policies (crash-loop backoff), extra status conditions
     # (Degraded) and a callback after each status write (alerts on transitions).
     policies: tuple[Callable[[Plan], Plan], ...] = ()
     extra_conditions: Callable[[str, DesiredTenant | None, TenantStatus | None], list[Condition]] | None = None
     on_status: Callable[[TenantStatus | None, TenantStatus], None] | None = None
-    # Tenant operations (``runtime.upgrades``): backup and migration before upgrades, pins, holds, history.
+    # Tenant operations (``runtime.operations.upgrades``): backup and migration before upgrades, pins, holds, history.
     operations: TenantOperations | None = None
     # Route hosts must lie under it when set (``Settings.base_domain``); checked per tenant by the loader.
     base_domain: str | None = None
@@ -159,7 +159,7 @@ class Reconciler:
             return result
 
     def sweep(self, *, allow_mass_delete: bool = False, trigger: str = "resync") -> PassResult:
-        """The pass-wide share of a resync, next to per-tenant passes (``runtime.loop`` runs it).
+        """The pass-wide share of a resync, next to per-tenant passes (``runtime.service.loop`` runs it).
 
         Observes the whole world, removes tenants the database no longer has (under the mass-delete guard,
         which sees every owned container), deletes our DNS records of tenants the database does not know, and

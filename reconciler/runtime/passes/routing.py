@@ -1,4 +1,4 @@
-"""The routing stage: ``TraefikRouter`` implements ``runtime.stages.Router`` over the Traefik driver.
+"""The routing stage: ``TraefikRouter`` implements ``runtime.passes.stages.Router`` over the Traefik driver.
 
 The executor calls ``publish`` for every running tenant in every pass with the containers that may serve now,
 and twice around a replacement (old + new, then new only); ``withdraw`` when a tenant stops or goes away.

@@ -1,6 +1,6 @@
 """The contracts between the pass executor and the routing and DNS stages.
 
-The executor (``runtime.executor``) drives a tenant's container changes; around them it calls a ``Router``
+The executor (``runtime.passes.executor``) drives a tenant's container changes; around them it calls a ``Router``
 (Traefik) and, once per pass, a ``DnsPublisher`` (PowerDNS). Both are optional: without them the platform
 runs containers only. The implementations live in ``runtime`` adapters over ``drivers.traefik`` and
 ``drivers.powerdns`` and the pure ``renderers``.
@@ -14,8 +14,8 @@ Ordering they rely on (see ARCHITECTURE.md):
 - publication: a tenant's record is published by ``DnsPublisher.sync`` once its route is ready.
 
 Wiring (``runtime.wiring``) builds them through two factories, imported only when configured:
-``reconciler.runtime.routing.build_traefik_router(settings: Settings, naming: Naming) -> Router`` (when
-``settings.traefik_dynamic_dir`` is set) and ``reconciler.runtime.dns.build_powerdns_publisher(settings, naming)
+``reconciler.runtime.passes.routing.build_traefik_router(settings: Settings, naming: Naming) -> Router`` (when
+``settings.traefik_dynamic_dir`` is set) and ``reconciler.runtime.passes.dns.build_powerdns_publisher(settings, naming)
 -> DnsPublisher`` (when ``settings.powerdns_url`` is set). Tenants present in the database but invalid are
 passed as ``keep`` to ``DnsPublisher.sync`` so their records survive a full pass.
 """
@@ -73,7 +73,7 @@ class DnsPublisher(Protocol):
 
 
 class UpgradeGate(Protocol):
-    """Around the replacements that change a service's image (``runtime.upgrades`` implements it).
+    """Around the replacements that change a service's image (``runtime.operations.upgrades`` implements it).
 
     ``before_upgrades`` runs before any new container of those services starts (backup, then migration) and
     returns the upgrades that must not go ahead, with why; their old containers keep serving. Raising
@@ -88,7 +88,7 @@ class UpgradeGate(Protocol):
 
 
 class TenantOperations(UpgradeGate, Protocol):
-    """What a pass asks of tenant operations (``runtime.upgrades.UpgradeGuard``), besides the upgrade gate."""
+    """What a pass asks of tenant operations (``operations.upgrades.UpgradeGuard``), besides the upgrade gate."""
 
     def holds(self) -> Mapping[str, str]:
         """Tenants the pass must leave alone right now (a restore is running on them), with why."""

@@ -1,6 +1,6 @@
 """Locks that keep reconcile passes of one process from stepping on each other.
 
-Used by ``runtime.reconcile``: a pass scoped to some tenants holds the shared side plus one lock per tenant
+Used by ``runtime.passes.reconcile``: a pass scoped to some tenants holds the shared side plus one lock per tenant
 (taken in sorted order, so two passes never deadlock), so passes of different tenants run side by side on the
 loop's workers while a tenant is never in two passes at once. A full pass (``scope=None``: the CLI's
 ``apply``, tests) takes the exclusive side and waits for every scoped pass to end. Waiting writers go first,

@@ -1,7 +1,7 @@
 """A deduplicating, delaying work queue of reconcile keys (a tenant name, or ``ALL`` for the pass-wide sweep).
 
 Fed by the periodic resync, the Docker event watcher, RabbitMQ nudges and retries; drained by the loop's
-workers (``runtime.loop``). Thread-safe: producers run in their own threads.
+workers (``runtime.service.loop``). Thread-safe: producers run in their own threads.
 
 - A key queued many times is held once, at its earliest due time and most urgent priority (dedup); producers
   pass a short delay, so a burst folds into one reconcile (debounce).

@@ -1,6 +1,6 @@
 """Execute one tenant's share of a plan against the drivers, in the order ARCHITECTURE.md fixes.
 
-Called by ``runtime.reconcile`` for every tenant with changes (and, when routing is configured, for every
+Called by ``runtime.passes.reconcile`` for every tenant with changes (and, when routing is configured, for every
 running tenant, so routes follow container addresses). Creation goes network and volume → containers →
 routes; a replacement is start new → ready → in routing → old out of routing → stop old; removal is routes
 → containers → network. Data volumes are never removed here. Each action is logged as one line with tenant and
@@ -23,8 +23,8 @@ from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.subnets import allocate_subnet
 from reconciler.core.upgrades import Upgrade, upgrades_in
 from reconciler.drivers.docker import DockerDriver, SubnetTaken
-from reconciler.runtime.readiness import wait_ready
-from reconciler.runtime.stages import Router, UpgradeGate
+from reconciler.runtime.passes.readiness import wait_ready
+from reconciler.runtime.passes.stages import Router, UpgradeGate
 from renderers.containers import Naming
 
 log = logging.getLogger("reconciler.apply")

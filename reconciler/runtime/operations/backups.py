@@ -1,7 +1,7 @@
 """Backups and restores of a tenant's data volume, through short-lived helper containers.
 
-Called by the CLI (``reconciler backup`` / ``restore``), the request processor (``runtime.requests``), the
-scheduler (``runtime.backup_schedule``) and the upgrade gate (``runtime.upgrades``, the pre-upgrade backup).
+Called by the CLI (``reconciler backup`` / ``restore``), the request processor (``runtime.operations.requests``), the
+scheduler (``operations.backup_schedule``) and the upgrade gate (``operations.upgrades``, the pre-upgrade backup).
 
 Backup: a helper container mounts the volume read-only and runs ``tar czf - -C /data .``; the archive is streamed
 through the Docker CLI into ``<backup dir>/<tenant>/<tenant>-<time>-<id>.tar.gz`` (written as ``.partial`` and
@@ -35,7 +35,7 @@ from desired_state.operations import finish_operation, read_pins, record_operati
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
 from reconciler.core.retention import BackupEntry, to_prune
 from reconciler.drivers.docker import DockerDriver
-from reconciler.runtime.operations import (
+from reconciler.runtime.operations.common import (
     Alert,
     OperationsConfig,
     OperationsMetrics,

@@ -27,8 +27,8 @@ import pika.exceptions
 from sqlalchemy.engine import Engine
 
 from desired_state.load import load_desired_state
-from reconciler.runtime.metrics import Metrics
-from reconciler.runtime.workqueue import ALL, WorkQueue
+from reconciler.runtime.service.workqueue import ALL, WorkQueue
+from reconciler.runtime.telemetry.metrics import Metrics
 
 log = logging.getLogger("reconciler.nudges")
 

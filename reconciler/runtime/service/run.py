@@ -1,6 +1,6 @@
 """``reconciler run`` as a service: leadership, metrics and health endpoints, alerts, signals, the loop.
 
-Only the leader runs the loop (``runtime.leader``): a standby serves /healthz, /metrics and /readyz (which says
+Only the leader runs the loop (``runtime.service.leader``): a standby serves /healthz, /metrics and /readyz (which says
 ``leader: standby``) and polls for the lock every second. When it becomes the leader it starts a fresh loop,
 the nudge consumer and the scheduled jobs; when it loses the lock (its database session died) it stops applying
 at the next action boundary and stands by again. On SQLite a second instance is refused at start.
@@ -18,8 +18,8 @@ from sqlalchemy import text
 from desired_state.backups import last_successes
 from reconciler.core.crashloop import CrashLoopLimits
 from reconciler.core.errors import ReconcileError
-from reconciler.runtime.crashloop import CrashTracker
-from reconciler.runtime.leader import (
+from reconciler.runtime.service.crashloop import CrashTracker
+from reconciler.runtime.service.leader import (
     POLL_INTERVAL,
     AnotherInstance,
     Leadership,
@@ -27,12 +27,12 @@ from reconciler.runtime.leader import (
     identity,
     wait_for_leadership,
 )
-from reconciler.runtime.loop import REQUEUE_COOLDOWN, Loop
-from reconciler.runtime.metrics import HealthServer
-from reconciler.runtime.nudges import NudgeConsumer, TenantNames, Topology
-from reconciler.runtime.observers import start_observers
+from reconciler.runtime.service.loop import REQUEUE_COOLDOWN, Loop
+from reconciler.runtime.service.nudges import NudgeConsumer, TenantNames, Topology
+from reconciler.runtime.service.observers import start_observers
+from reconciler.runtime.service.workqueue import Backoff, WorkQueue
+from reconciler.runtime.telemetry.metrics import HealthServer
 from reconciler.runtime.wiring import Runtime
-from reconciler.runtime.workqueue import Backoff, WorkQueue
 
 log = logging.getLogger("reconciler")
 

@@ -1,4 +1,4 @@
-"""The DNS stage: ``PowerDnsPublisher`` implements ``runtime.stages.DnsPublisher`` over PowerDNS.
+"""The DNS stage: ``PowerDnsPublisher`` implements ``runtime.passes.stages.DnsPublisher`` over PowerDNS.
 
 Built by ``runtime.wiring`` (``build_powerdns_publisher``) when ``powerdns_url`` is set; the reconcile pass calls
 ``sync`` once at its start, then reads ``condition`` (for tenant status) and ``published`` (removal of a leaving

@@ -6,7 +6,7 @@ schedule follows within that interval. A job takes a backup (trigger ``schedule`
 retention. An unreadable schedule is logged (once per value) and skipped; the other tenants are unaffected.
 The same refresh lifts pins whose failed image is no longer desired, so the UI does not show stale pins.
 
-The scheduler only runs while this instance leads (``runtime.service``), so a standby never backs up.
+The scheduler only runs while this instance leads (``runtime.service.run``), so a standby never backs up.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from desired_state.backups import read_policies
 from desired_state.load import load_desired_state
 from reconciler.core.errors import ReconcileError
 from reconciler.core.schedule import ScheduleError, parse_schedule
-from reconciler.runtime.requests import process_requests
-from reconciler.runtime.tenant_ops import TenantOps
+from reconciler.runtime.operations.requests import process_requests
+from reconciler.runtime.operations.tenant_ops import TenantOps
 
 log = logging.getLogger("reconciler.backups")
 
@@ -30,7 +30,7 @@ JOB_PREFIX = "backup:"
 
 
 class JobScheduler(Protocol):
-    """What this module needs of ``runtime.scheduler.Scheduler``."""
+    """What this module needs of ``runtime.service.scheduler.Scheduler``."""
 
     def add_cron(self, job_id: str, cron: str, func: Callable[[], Any]) -> None: ...
 

@@ -31,11 +31,11 @@ from desired_state.operations import (
 )
 from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.drivers.docker import DockerDriver
-from reconciler.runtime.backups import BackupService, RestoreResult
-from reconciler.runtime.operations import OperationsConfig, OperationsMetrics, log
-from reconciler.runtime.reconcile import PassResult, Reconciler
+from reconciler.runtime.operations.backups import BackupService, RestoreResult
+from reconciler.runtime.operations.common import OperationsConfig, OperationsMetrics, log
+from reconciler.runtime.operations.upgrades import UpgradeGuard
+from reconciler.runtime.passes.reconcile import PassResult, Reconciler
 from reconciler.runtime.settings import Settings
-from reconciler.runtime.upgrades import UpgradeGuard
 from renderers.containers import Naming
 
 Notify = Callable[[str], None]

@@ -8,7 +8,7 @@ is sampled twice, ``FIRST_SAMPLE_GAP`` apart, so its CPU figure appears within t
 
 With ``prometheus_url`` set, the rows get the figures averaged over ``usage_window`` from Prometheus's query API
 (steadier numbers for the UI); the local figures stand in for series Prometheus does not have yet, and for all of
-them while Prometheus does not answer. Started by ``runtime.observers`` for ``reconciler run``.
+them while Prometheus does not answer. Started by ``runtime.service.observers`` for ``reconciler run``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``reconciler run``'s loop: a work queue of tenant keys drained by N workers, fed by the periodic resync, the
-Docker event watcher and RabbitMQ nudges (``runtime.nudges``, started as an extension).
+Docker event watcher and RabbitMQ nudges (``runtime.service.nudges``, started as an extension).
 
 Each key is a tenant; a worker runs a pass scoped to it (re-reading the database and observing Docker, whatever
 woke it up), so passes of different tenants run side by side while one tenant is never in two passes at once
@@ -27,12 +27,12 @@ from types import FrameType
 
 from reconciler.core.errors import ReconcileError
 from reconciler.drivers.docker import DockerDriver
-from reconciler.runtime.alerts import Alerter
-from reconciler.runtime.crashloop import CrashTracker
-from reconciler.runtime.metrics import Metrics
-from reconciler.runtime.reconcile import Reconciler
-from reconciler.runtime.scheduler import Scheduler
-from reconciler.runtime.workqueue import ALL, Backoff, Item, WorkQueue
+from reconciler.runtime.passes.reconcile import Reconciler
+from reconciler.runtime.service.crashloop import CrashTracker
+from reconciler.runtime.service.scheduler import Scheduler
+from reconciler.runtime.service.workqueue import ALL, Backoff, Item, WorkQueue
+from reconciler.runtime.telemetry.alerts import Alerter
+from reconciler.runtime.telemetry.metrics import Metrics
 
 log = logging.getLogger("reconciler.loop")
 

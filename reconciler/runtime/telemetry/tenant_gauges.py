@@ -4,7 +4,7 @@ Read from the ``tenant_statuses`` rows the passes write (the same truth the web 
 ``STATUS_REFRESH`` seconds on a thread of its own, so a scrape never waits for the database and the reconcile
 path is untouched. Every phase and condition status is exported with 0 or 1 (the kube-state-metrics shape),
 so an alert's ``for:`` keeps counting while a tenant moves between two bad phases. Started by
-``runtime.observers``.
+``runtime.service.observers``.
 """
 
 from __future__ import annotations

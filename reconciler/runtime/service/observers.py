@@ -1,7 +1,7 @@
 """Background observers of ``reconciler run`` that feed ``/metrics`` and the UI, off the reconcile path:
 the per-tenant status gauges (``tenant_gauges``) and the resource usage collector (``usage``).
 
-Called once by ``runtime.service``; each observer runs on its own daemon thread until ``stop`` is set.
+Called once by ``runtime.service.run``; each observer runs on its own daemon thread until ``stop`` is set.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable
 
 from reconciler.drivers.usage import UsageSampler
-from reconciler.runtime.tenant_gauges import TenantStatusMetrics
-from reconciler.runtime.usage import PrometheusUsageReader, UsageCollector, UsageMetrics
+from reconciler.runtime.telemetry.tenant_gauges import TenantStatusMetrics
+from reconciler.runtime.telemetry.usage import PrometheusUsageReader, UsageCollector, UsageMetrics
 from reconciler.runtime.wiring import Runtime
 
 

@@ -1,7 +1,7 @@
 """Shared pieces of tenant operations (backups, restores, upgrades, rollbacks): settings, metrics, alerts, names.
 
-The operations modules (``runtime.backups``, ``runtime.upgrades``, ``runtime.rollback``, ``runtime.requests``,
-``runtime.backup_schedule``) are built once by ``runtime.wiring`` from these; nothing here does I/O at import.
+The operations modules (``operations.backups``, ``operations.upgrades``, ``runtime.rollback``, ``operations.requests``,
+``operations.backup_schedule``) are built once by ``runtime.wiring`` from these; nothing here does I/O at import.
 """
 
 from __future__ import annotations
