@@ -103,3 +103,43 @@ def render_records(spec: TenantSpec, target: DnsTarget, zones: Sequence[str], ow
             if addresses
         )
     return TenantRecords(tenant=spec.name, zone=zone, rrsets=rrsets)
+
+
+def tenant_hosts(spec: TenantSpec) -> tuple[str, ...]:
+    """Every host name the tenant is reached at: its domain and the host of every routed service."""
+    hosts = {normalise_name(spec.domain)}
+    hosts.update(normalise_name(s.route.host) for s in spec.services if s.route is not None)
+    return tuple(sorted(hosts))
+
+
+@dataclass(frozen=True)
+class HostRecords:
+    """A tenant's rrsets for every host it is reached at, by zone, and the hosts no managed zone holds."""
+
+    tenant: str
+    by_zone: dict[str, tuple[RRset, ...]]
+    outside: tuple[str, ...] = ()
+
+
+def render_host_records(spec: TenantSpec, target: DnsTarget, zones: Sequence[str], owner: str) -> HostRecords:
+    """The rrsets a tenant should have: one set (A/AAAA, or one CNAME) per host in ``tenant_hosts``, in the
+    managed zone with the longest matching suffix. Hosts outside every zone are listed in ``outside``."""
+    managed = normalise_zones(zones)
+    mark = OwnerMark(owner, spec.name)
+    by_zone: dict[str, list[RRset]] = {}
+    outside: list[str] = []
+    for host in tenant_hosts(spec):
+        zone = zone_for(host, managed)
+        if zone is None:
+            outside.append(host)
+            continue
+        if target.cname is not None:
+            rrsets = [RRset.of(host, "CNAME", target.ttl, [target.cname], mark)]
+        else:
+            rrsets = [
+                RRset.of(host, type_, target.ttl, addresses, mark)
+                for type_, addresses in (("A", target.a), ("AAAA", target.aaaa))
+                if addresses
+            ]
+        by_zone.setdefault(zone, []).extend(rrsets)
+    return HostRecords(spec.name, {zone: tuple(rrsets) for zone, rrsets in by_zone.items()}, tuple(outside))

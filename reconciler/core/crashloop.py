@@ -113,4 +113,4 @@ def withhold_crash_looping(plan: Plan, loops: Mapping[SlotKey, CrashLoop], now: 
             refused.append(Refusal(change, "crash-loop", f"{loop.describe()}; next attempt in {wait:.0f}s"))
         else:
             kept.append(change)
-    return Plan(changes=tuple(kept), refused=tuple(refused), errors=plan.errors)
+    return plan.with_changes(kept, refused)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import yaml
+
 # The provider suffix Traefik appends to names of the file provider's objects in its API.
 FILE_PROVIDER = "file"
 
@@ -293,3 +295,45 @@ def _can_serve(name: str, services: Mapping[str, RouteService], serving: set[str
         # Weighted services carry a health check in our files, so Traefik skips a member with no server UP.
         return any(weight > 0 and member in serving for member, weight in service.members)
     return name in serving
+
+
+@dataclass(frozen=True)
+class RouteFile:
+    """One tenant's Traefik dynamic file: desired (rendered from the spec and the planned backends) or observed
+    (read from the dynamic directory). ``content`` is the exact text; on the desired side it is None while a
+    server address is known only after apply (a container still to be created). ``owner`` is the owner id in
+    the file's header (observed; None when the header is not one of ours)."""
+
+    tenant: str
+    name: str
+    table: RouteTable
+    content: str | None = None
+    owner: str | None = None
+    # Observed only: the file could not be parsed (hand-edited into invalid YAML).
+    unreadable: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def empty(self) -> bool:
+        return self.table.empty
+
+
+def parse_route_file(tenant: str, name: str, text: str) -> RouteFile:
+    """An observed file from its text. A file that is not valid YAML or not a dynamic configuration is marked
+    unreadable (the plan rewrites it); an empty one has an empty table."""
+    header = parse_file_header(text)
+    owner = header[0] if header is not None and header[1] == tenant else None
+    unreadable = RouteFile(tenant, name, RouteTable(), text, owner, unreadable=True)
+    try:
+        data = yaml.safe_load(text)
+        if data is None:
+            return RouteFile(tenant, name, RouteTable(), text, owner)
+        http = data.get("http", {}) if isinstance(data, Mapping) else None
+        if not isinstance(http, Mapping):
+            return unreadable
+        return RouteFile(tenant, name, RouteTable.from_dynamic(http), text, owner)
+    except (yaml.YAMLError, TypeError, ValueError, AttributeError):
+        return unreadable

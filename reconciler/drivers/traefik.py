@@ -117,6 +117,26 @@ class TraefikDriver:
         self.writes += 1
         return True
 
+    def files(self) -> dict[str, str]:
+        """Text of every file with our name prefix, by tenant (from the file name), ours or not."""
+        head, tail = f"{self.prefix}-", ".yml"
+        found: dict[str, str] = {}
+        try:
+            entries = sorted(self.dir.glob(f"{head}*{tail}"))
+        except OSError as exc:
+            raise _file_error(exc, f"list {self.dir}", None) from exc
+        for entry in entries:
+            tenant = entry.name[len(head) : -len(tail)]
+            if not tenant or not entry.is_file():
+                continue
+            try:
+                found[tenant] = entry.read_text()
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                found[tenant] = f"# unreadable: {exc}\n"
+        return found
+
     def tenants(self) -> frozenset[str]:
         """Tenants that have a file of ours: name with our prefix and our owner mark on the first line."""
         found: set[str] = set()

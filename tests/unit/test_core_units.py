@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.plan import Action, Change, Part, Plan
 from reconciler.core.policies import MassDeleteLimits, mass_delete_guard
 from reconciler.core.resources import Container, Network
+from reconciler.core.routes import RouteFile, RouteTable
 from reconciler.core.subnets import SubnetPoolExhausted, allocate_subnet
 from reconciler.runtime.service.workqueue import ALL, Backoff, WorkQueue
 
@@ -59,36 +60,72 @@ class TestSubnets:
             allocate_subnet("acme", "10.213.0.0/25", 26, ["10.213.0.0/26", "10.213.0.64/26"])
 
 
+def _owned(containers: int, files: int = 0, routers: int = 0, rrsets: int = 0) -> dict[str, int]:
+    return {"containers": containers, "route files": files, "routers": routers, "DNS rrsets": rrsets}
+
+
+def _route_delete(tenant: str) -> Change:
+    router = Part(Action.DELETE, "router", f"erp-{tenant}.a")
+    file = RouteFile(tenant, f"erp-{tenant}.yml", RouteTable(), owner="t")
+    return Change(Action.DELETE, "route", tenant, file.name, "gone", before=file, parts=(router,), operation="delete")
+
+
 class TestMassDeleteGuard:
-    def test_empty_table_refuses_every_removal(self) -> None:
+    """The guard judges what a plan removes on every layer, whatever the cause (tests first: issue 10)."""
+
+    def test_empty_table_refuses_the_whole_plan(self) -> None:
         plan = Plan.of([_delete(t, "a", r) for t in ("acme", "globex") for r in range(3)])
-        guarded = mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset({"acme", "globex"}), allow=False)
+        guarded = mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=False)
         assert guarded.changes == ()
         assert len(guarded.refused) == 6
-        assert "6 of 6" in guarded.errors[0] and "--allow-mass-delete" in guarded.errors[0]
+        assert "6 of 6 containers" in guarded.errors[0] and "--allow-mass-delete" in guarded.errors[0]
 
     def test_one_small_tenant_of_many_is_fine(self) -> None:
         plan = Plan.of([_delete("acme", "a", 0), _delete("acme", "a", 1)])
-        assert mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=False) == plan
+        assert mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=False) == plan
 
-    def test_explicit_absent_is_an_instruction_not_a_mass_delete(self) -> None:
+    def test_absent_or_scaled_to_zero_counts_like_a_vanished_tenant(self) -> None:
+        # The cause does not matter: six removals of six owned containers are refused.
         plan = Plan.of([_delete("acme", "a", r) for r in range(6)])
-        assert mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset(), allow=False) == plan
+        assert mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=False).errors
 
     def test_removing_everything_is_refused_even_when_small(self) -> None:
         plan = Plan.of([_delete("acme", "a", 0), _delete("acme", "a", 1)])
-        guarded = mass_delete_guard(plan, 2, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=False)
+        guarded = mass_delete_guard(plan, _owned(2), MassDeleteLimits(), allow=False)
         assert guarded.changes == () and guarded.errors
 
     def test_allow_flag_lets_it_through(self) -> None:
         plan = Plan.of([_delete("acme", "a", r) for r in range(6)])
-        assert mass_delete_guard(plan, 6, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=True) == plan
+        assert mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=True) == plan
 
-    def test_creations_survive_a_refused_pass(self) -> None:
+    def test_a_full_pass_is_refused_whole_creations_included(self) -> None:
         create = Change(Action.CREATE, "network", "new", "erp-new", "network missing", after=Network("erp-new", "new"))
         plan = Plan.of([create, *[_delete("acme", "a", r) for r in range(5)]])
-        guarded = mass_delete_guard(plan, 5, MassDeleteLimits(), vanished=frozenset({"acme"}), allow=False)
-        assert guarded.changes == (create,)
+        guarded = mass_delete_guard(plan, _owned(5), MassDeleteLimits(), allow=False)
+        assert guarded.changes == ()
+        assert create in [r.change for r in guarded.refused]
+
+    def test_route_files_are_counted_on_their_own_layer(self) -> None:
+        plan = Plan.of([_route_delete(t) for t in ("acme", "globex", "initech", "umbrella")])
+        guarded = mass_delete_guard(plan, _owned(8, files=4, routers=4), MassDeleteLimits(), allow=False)
+        assert guarded.changes == ()
+        assert "4 of 4 route files" in guarded.errors[0] and "4 of 4 routers" in guarded.errors[0]
+
+    def test_a_scoped_pass_refuses_only_its_tenants_that_remove_something(self) -> None:
+        heal = Change(Action.CREATE, "network", "new", "erp-new", "network missing", after=Network("erp-new", "new"))
+        plan = Plan.of([heal, *[_delete(t, "a", r) for t in ("acme", "globex") for r in range(3)]])
+        # The fleet would lose 6 of 6: the scoped tenant that removes is refused, the one that heals goes on.
+        scoped = mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=False, scope=frozenset({"acme"}))
+        assert scoped.changes == () and {r.change.tenant for r in scoped.refused} == {"acme"} and scoped.errors
+        healing = mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=False, scope=frozenset({"new"}))
+        assert healing.changes == (heal,) and not healing.errors
+
+    def test_removals_within_the_window_share_one_budget(self) -> None:
+        plan = Plan.of([_delete("globex", "a", 0), _delete("globex", "a", 1)])
+        # Alone it is fine (2 of 6); after 3 removed a moment ago it makes 5 of 9 ... > 50% and > 3: refused.
+        assert mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=False) == plan
+        guarded = mass_delete_guard(plan, _owned(6), MassDeleteLimits(), allow=False, recently={"containers": 3})
+        assert guarded.errors and "5 of 9 containers" in guarded.errors[0]
 
 
 def test_plan_orders_creation_before_removal_and_highest_replica_first() -> None:

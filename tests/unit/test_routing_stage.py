@@ -61,7 +61,7 @@ def test_unreachable_api_fails_changes_fast_and_reports_unchanged_tenants(tmp_pa
     spec = build_tenant({"name": "acme", "domain": "acme.erp.test", "services": {"a": {}}}, catalog)
 
     with pytest.raises(TransientError):
-        router.begin_pass()
+        router.begin_pass({})
     with pytest.raises(TransientError, match="unreachable") as caught:
         router.publish(spec, [backend("10.0.0.2")])
     assert caught.value.tenant == "acme"
@@ -84,7 +84,7 @@ def test_withdrawing_a_tenant_without_routes_needs_no_api(tmp_path: Path) -> Non
         driver, naming=RouteNaming("erp"), entrypoint="web", owner="ci", clock=clock, sleep=clock.sleep
     )
     with pytest.raises(TransientError):
-        router.begin_pass()
+        router.begin_pass({})
     router.withdraw("stopped-one")  # no file, nothing published: returns at once
     assert clock.now == 0.0
     # A file of ours is removed, and then its removal must be confirmed: that needs the API.

@@ -238,19 +238,27 @@ class Executor:
         ]
         removing = {c.name for c in by.deletes} | {c.name for c in leaving} | {c.name for c in by.stops}
 
-        # 3. Routing: new backends in (seen UP) before old ones out (confirmed gone).
-        if self.router is not None and spec is not None and spec.state == "running":
-            staying = [
-                c for c in observed.containers if c.running and c.ip and c.name not in removing and c.name not in ready
-            ]
-            final = sorted([*staying, *ready.values()], key=lambda c: c.name)
-            going = [c for c in observed.containers if c.name in removing and c.running and c.ip]
+        # 3. Routing, as the plan says: new backends in (seen UP) before old ones out (confirmed gone), or the
+        # route withdrawn before the containers behind it go.
+        route = by.route
+        if self.router is not None and route is not None:
             self._check_stop()
-            if going and ready:
-                self.router.publish(spec, sorted([*final, *going], key=lambda c: c.name))
-            self.router.publish(spec, final)
-        elif self.router is not None and hold_removal is None:
-            self.router.withdraw(tenant)
+            if route.action is Action.DELETE:
+                if hold_removal is None:
+                    self.router.withdraw(tenant)
+                    self._done(outcome, route)
+            elif spec is not None and spec.state == "running":
+                staying = [
+                    c
+                    for c in observed.containers
+                    if c.running and c.ip and c.name not in removing and c.name not in ready
+                ]
+                final = sorted([*staying, *ready.values()], key=lambda c: c.name)
+                going = [c for c in observed.containers if c.name in removing and c.running and c.ip]
+                if going and ready:
+                    self.router.publish(spec, sorted([*final, *going], key=lambda c: c.name))
+                self.router.publish(spec, final)
+                self._done(outcome, route)
 
         # 4. Removal: stops, deletions, old halves of replacements, then the network.
         if hold_removal and (by.deletes or by.network_deletes):
@@ -298,3 +306,5 @@ class _Buckets:
         self.stops = pick("container", Action.UPDATE, "stop")
         self.deletes = pick("container", Action.DELETE)
         self.network_deletes = pick("network", Action.DELETE)
+        routes = [c for c in changes if c.kind == "route"]
+        self.route = routes[0] if routes else None

@@ -1,41 +1,48 @@
-"""One reconcile pass: load → render → observe → diff → policies → apply → status.
+"""One reconcile pass: load → observe every layer → plan (``reconciler.planning.plan_pass``) → apply → status.
 
 Level-based: whatever triggered it (resync, Docker event, nudge, CLI), a pass re-reads the desired state and
-the world. ``scope`` limits it to some tenants (an event or nudge for one tenant); ``None`` is a full pass, the
-only kind that removes tenants the database no longer knows. One tenant's failure is recorded in its status
-and never stops the others. Called by the loop (``runtime.service.loop``) and the CLI.
+the world: containers, networks and volumes (3 Docker list calls), the tenants' Traefik files, the DNS zones
+(one GET each). The plan covers every tenant, so the mass-delete guard judges what the desired state does to the
+whole fleet; ``scope`` then narrows what the pass applies (an event or nudge for one tenant). ``None`` is a
+full pass, the only kind that removes tenants the database no longer knows. Apply executes exactly the plan,
+in the fixed order (DNS removals; per tenant networks and volumes, containers, routes, removals; DNS
+publications of tenants whose route is ready). One tenant's failure, of any kind, is recorded in its status and
+never stops the others. Called by the service's workers (``runtime.service.loop``) and the CLI.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
 from desired_state.load import load_desired_state
-from desired_state.model import Condition, DesiredState, Phase, TenantStatus
+from desired_state.model import DesiredState, TenantStatus
 from desired_state.specs import TenantSpec
 from desired_state.status import read_statuses, write_statuses
-from reconciler.core.diff import SubnetPool, diff
-from reconciler.core.errors import PermanentError, ReconcileError
+from reconciler.core.diff import SubnetPool
+from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change, Plan
-from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, ownership, pinned
+from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import DesiredTenant, HealthCheck, Snapshot
 from reconciler.drivers.docker import DockerDriver
+from reconciler.planning import Observed, PassContext, PlanSettings, RoutingSettings, plan_pass
+from reconciler.runtime.passes.dns_step import DnsStep
 from reconciler.runtime.passes.executor import Executor, Interrupted, TenantOutcome
 from reconciler.runtime.passes.locks import PassLocks
+from reconciler.runtime.passes.removals import RemovalLedger
 from reconciler.runtime.passes.stages import DnsPublisher, Router, TenantOperations
+from reconciler.runtime.passes.status import ExtraConditions, StatusBuilder, spec_digest
 from reconciler.runtime.telemetry.metrics import PHASES, Metrics
-from renderers.containers import Naming, render_tenant
+from renderers.containers import Naming
 
 log = logging.getLogger("reconciler")
+
+__all__ = ["PassInputs", "PassResult", "Reconciler", "spec_digest"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,11 @@ class PassInputs:
     scope: frozenset[str] | None = None
     # Tenants left alone by this pass because an operation (a restore) is working on them, with why.
     held: dict[str, str] = field(default_factory=dict)
+    observed: Observed | None = None
+    # The DNS server could not be read this pass: no DNS change is planned and leaving tenants wait.
+    dns_failure: ReconcileError | None = None
+    # Tenants whose rendering or planning raised, with why.
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,7 +70,7 @@ class PassResult:
     # Changes that restored a spec already applied and unchanged since: the world drifted, we healed it.
     heals: list[Change] = field(default_factory=list)
     duration: float = 0.0
-    # After a sweep: every tenant it saw (database, engine, routes) except those it removed itself.
+    # After a sweep: every tenant it saw (database, engine, routes, DNS) except those it removed itself.
     tenants: list[str] = field(default_factory=list)
 
     @property
@@ -68,10 +80,6 @@ class PassResult:
     @property
     def failed_tenants(self) -> list[str]:
         return sorted(self.errors)
-
-
-def spec_digest(spec: TenantSpec) -> str:
-    return hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -91,12 +99,14 @@ class Reconciler:
     # Runtime hooks (``runtime.service.loop``): extra plan policies (crash-loop backoff), extra status conditions
     # (Degraded) and a callback after each status write (alerts on transitions).
     policies: tuple[Callable[[Plan], Plan], ...] = ()
-    extra_conditions: Callable[[str, DesiredTenant | None, TenantStatus | None], list[Condition]] | None = None
+    extra_conditions: ExtraConditions | None = None
     on_status: Callable[[TenantStatus | None, TenantStatus], None] | None = None
-    # Tenant operations (``runtime.operations.upgrades``): backup and migration before upgrades, pins, holds, history.
+    # Tenant operations (``runtime.operations.upgrades``): backup and migration before upgrades, pins, holds.
     operations: TenantOperations | None = None
     # Route hosts must lie under it when set (``Settings.base_domain``); checked per tenant by the loader.
     base_domain: str | None = None
+    # The Traefik entrypoint routers are put on (``Settings.traefik_entrypoint``).
+    entrypoint: str = "web"
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -111,35 +121,66 @@ class Reconciler:
         )
         # A tenant is never reconciled by two passes at once; passes of different tenants run side by side.
         self.locks = PassLocks()
+        self.removals = RemovalLedger(self.limits.window)
+
+    @property
+    def plan_settings(self) -> PlanSettings:
+        return PlanSettings(
+            naming=self.naming,
+            pool=self.pool,
+            limits=self.limits,
+            healthcheck=self.healthcheck,
+            routing=RoutingSettings(self.entrypoint) if self.router is not None else None,
+            dns=self.dns.settings if self.dns is not None else None,
+        )
 
     # --- planning (no effects) -------------------------------------------------------------------------
+
+    def observe(self) -> tuple[Observed, ReconcileError | None]:
+        """Every layer as it is now; the DNS server being unreachable is returned, not raised."""
+        snapshot = self.docker.observe()
+        routes = None
+        if self.router is not None:
+            try:
+                routes = self.router.observe_files()
+            except ReconcileError as exc:
+                log.warning("route files not readable: %s", exc)
+        zones, dns_failure = None, None
+        if self.dns is not None:
+            try:
+                zones = self.dns.observe()
+            except ReconcileError as exc:
+                log.warning("DNS zones not readable: %s", exc)
+                dns_failure = exc
+        return Observed(snapshot=snapshot, routes=routes, zones=zones), dns_failure
 
     def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
         desired = load_desired_state(self.engine, self.base_domain)
         requested = frozenset(scope) if scope is not None else None
-        # One tenant: observe only its objects (same 3 list calls, smaller answers).
-        only = next(iter(requested)) if requested is not None and len(requested) == 1 else None
-        snapshot = self.docker.observe(tenant=only) if only else self.docker.observe()
-        # Removing tenants the database no longer has is left to full passes and the sweep: only they see every
-        # owned container, which the mass-delete guard needs to judge a table that reads empty by mistake.
+        observed, dns_failure = self.observe()
+        # Removing tenants the database no longer has is left to full passes and the sweep.
         effective = requested & desired.known if requested is not None else None
-        rendered = {
-            name: render_tenant(spec, self.naming, healthcheck=self.healthcheck)
-            for name, spec in desired.tenants.items()
-        }
         held = dict(self.operations.holds()) if self.operations is not None else {}
-        protected = desired.errors.keys() | held.keys()
-        plan = diff(rendered, snapshot, scope=effective, protected=protected, pool=self.pool)
-        plan = ownership(plan, self.naming.owner)
-        if self.operations is not None:
-            plan = pinned(plan, self.operations.pins(desired))
-        for policy in self.policies:
-            plan = policy(plan)
-        vanished = snapshot.tenants() - desired.known
-        plan = mass_delete_guard(
-            plan, len(snapshot.containers), self.limits, vanished=vanished, allow=allow_mass_delete
+        context = PassContext(
+            scope=effective,
+            held=held,
+            pins=self.operations.pins(desired) if self.operations is not None else {},
+            policies=self.policies,
+            removed_recently=self.removals.recent(),
+            allow_mass_delete=allow_mass_delete,
         )
-        return PassInputs(desired, snapshot, rendered, plan, effective, held)
+        planned = plan_pass(desired, observed, self.plan_settings, context)
+        return PassInputs(
+            desired,
+            observed.snapshot,
+            dict(planned.rendered),
+            planned.plan,
+            effective,
+            held,
+            observed,
+            dns_failure,
+            planned.failed,
+        )
 
     # --- one pass ----------------------------------------------------------------------------------------
 
@@ -161,103 +202,95 @@ class Reconciler:
     def sweep(self, *, allow_mass_delete: bool = False, trigger: str = "resync") -> PassResult:
         """The pass-wide share of a resync, next to per-tenant passes (``runtime.service.loop`` runs it).
 
-        Observes the whole world, removes tenants the database no longer has (under the mass-delete guard,
-        which sees every owned container), deletes our DNS records of tenants the database does not know, and
-        refreshes the per-phase gauges. Tenants in the database are left to their own scoped passes: the result
-        lists them (and every other tenant seen) in ``tenants`` for the caller to queue.
+        Plans the whole world and applies the share of tenants the database no longer has (containers, routes,
+        DNS records: under the mass-delete guard, which sees the whole plan). Tenants in the database are left
+        to their own scoped passes: the result lists them (and every other tenant seen) in ``tenants``.
         """
         started = time.monotonic()
         if self.metrics:
             self.metrics.reconciles.labels(trigger=trigger).inc()
         calls_before = dict(self.docker.calls)
         inputs = self.compute(None, allow_mass_delete=allow_mass_delete)
-        routed = self.router.owned_tenants() if self.router is not None else frozenset()
-        present = inputs.snapshot.tenants() | routed
+        present = self._present(inputs)
         vanished = frozenset(present - inputs.desired.known)
-        plan = inputs.plan
-        own = replace(
-            inputs,
-            plan=Plan(
-                changes=tuple(c for c in plan.changes if c.tenant in vanished),
-                refused=tuple(r for r in plan.refused if r.change.tenant in vanished),
-                errors=plan.errors,
-            ),
-            scope=vanished,
-        )
+        own = replace(inputs, plan=inputs.plan.for_tenants(vanished), scope=vanished)
         result = PassResult(plan=own.plan)
         if vanished:
             with self.locks.hold(vanished):
                 result = self._apply(own, vanished)
-        elif plan.errors:
-            for error in plan.errors:
+        else:
+            for error in own.plan.errors:
                 log.error("%s", error)
-        if self.dns is not None:
-            try:
-                self.dns.sync({}, [], None, keep=inputs.desired.known)
-            except ReconcileError as exc:
-                log.warning("DNS sync failed: %s", exc)
         result.tenants = sorted((present | inputs.desired.known) - vanished)
         result.duration = time.monotonic() - started
         self._record_metrics(own, result, None, calls_before)
         return result
 
+    def _present(self, inputs: PassInputs) -> set[str]:
+        observed = inputs.observed
+        present = set(inputs.snapshot.tenants())
+        if observed is not None:
+            present |= {t for t, f in (observed.routes or {}).items() if f.owner == self.naming.owner}
+            for zone in (observed.zones or {}).values():
+                present |= {r.owner.tenant for r in zone.rrsets if r.owner and r.owner.owner == self.naming.owner}
+        return present
+
     def _tenants_in_pass(self, inputs: PassInputs, scope: frozenset[str] | None) -> list[str]:
-        names = set(inputs.plan.tenants()) | set(inputs.desired.known) | set(inputs.snapshot.tenants())
-        if self.router is not None:
-            names |= set(self.router.owned_tenants())
+        names = set(inputs.plan.tenants()) | set(inputs.desired.known) | self._present(inputs)
         if scope is not None:
             names &= scope
         return sorted(names)
 
     def _apply(self, inputs: PassInputs, scope: frozenset[str] | None) -> PassResult:
         result = PassResult(plan=inputs.plan)
-        desired = inputs.desired
+        desired, plan = inputs.desired, inputs.plan
         tenants = self._tenants_in_pass(inputs, scope)
         previous = {s.tenant: s for s in read_statuses(self.engine)}
-
         if self.router is not None:
             try:
-                self.router.begin_pass()
+                self.router.begin_pass(inputs.observed.routes or {} if inputs.observed else {})
             except ReconcileError as exc:
                 log.warning("routing state not readable: %s", exc)
-        leaving = [t for t in tenants if t not in desired.tenants and t not in desired.errors] + [
-            t for t, spec in desired.tenants.items() if spec.state != "running" and (scope is None or t in scope)
-        ]
-        published: set[str] = set()
-        if self.dns is not None:
-            # Retirements must precede route and container removal, so DNS goes first in a pass.
-            published = self._sync_dns(desired, inputs.snapshot, leaving, scope, only=None)
+        dns = DnsStep(self.dns, plan, inputs.dns_failure, self.stop)
+        dns.remove_first()
 
-        finished: list[tuple[str, TenantOutcome | None, ReconcileError | None]] = []
+        finished: list[tuple[str, TenantOutcome | None, ReconcileError | str | None]] = []
         statuses: list[TenantStatus] = []
+        builder = StatusBuilder(self.router, self.dns, self.extra_conditions)
         for tenant in tenants:
             if self.stop.is_set():
                 break
             spec = desired.tenants.get(tenant)
             if tenant in desired.errors:
-                statuses.append(self._invalid_status(tenant, desired, previous.get(tenant)))
+                statuses.append(builder.invalid(tenant, desired, previous.get(tenant)))
                 continue
             if tenant in inputs.held:
                 log.info("tenant=%s left alone: %s", tenant, inputs.held[tenant], extra={"tenant": tenant})
                 continue
-            hold = None
-            if self.dns is not None and tenant in leaving and self.dns.published(tenant):
-                hold = "waiting for the DNS record to be removed first"
+            if tenant in inputs.failed:
+                result.errors[tenant] = inputs.failed[tenant]
+                log.error("tenant=%s %s", tenant, inputs.failed[tenant], extra={"tenant": tenant})
+                finished.append((tenant, None, inputs.failed[tenant]))
+                continue
             try:
                 outcome = self.executor.apply_tenant(
-                    tenant, inputs.plan, spec, inputs.snapshot.for_tenant(tenant), hold_removal=hold
+                    tenant, plan, spec, inputs.snapshot.for_tenant(tenant), hold_removal=dns.hold(tenant, spec)
                 )
             except Interrupted:
                 log.info("stopping: pass interrupted in tenant %s", tenant)
                 break
-            except ReconcileError as exc:
-                result.errors[tenant] = str(exc)
-                log.error("tenant=%s reconcile failed: %s", tenant, exc, extra={"tenant": tenant})
+            except Exception as exc:  # any failure of one tenant is that tenant's, never the pass's
+                error = exc if isinstance(exc, ReconcileError) else ReconcileError(_unexpected(tenant, exc))
+                if not isinstance(exc, ReconcileError):
+                    log.exception("tenant=%s unexpected failure", tenant, extra={"tenant": tenant})
+                result.errors[tenant] = str(error)
+                log.error("tenant=%s reconcile failed: %s", tenant, error, extra={"tenant": tenant})
                 if self.metrics:
                     self.metrics.tenant_errors.labels(tenant=tenant).inc()
-                finished.append((tenant, None, exc))
-                self._record_deploy(tenant, spec, previous.get(tenant), [], str(exc))
+                finished.append((tenant, None, error))
+                self._record_deploy(tenant, spec, previous.get(tenant), [], str(error))
                 continue
+            self.removals.record(outcome.applied)
             result.outcomes[tenant] = outcome
             before = previous.get(tenant)
             if spec is not None and before is not None and before.applied_hash == spec_digest(spec):
@@ -266,60 +299,34 @@ class Reconciler:
                 self._record_deploy(tenant, spec, before, outcome.applied, None)
             finished.append((tenant, outcome, None))
 
-        if self.dns is not None and not self.stop.is_set():
-            # Tenants whose route became ready during this pass are published now, not a resync later.
-            newly_ready = {
-                t for t, outcome, _ in finished if outcome is not None and t not in published
-            } & self._publishable(desired, None, scope)
-            if newly_ready:
-                self._sync_dns(desired, None, [], frozenset(newly_ready), only=newly_ready)
+        if not self.stop.is_set():
+            # Records of tenants whose route is ready (or, without routing, that run a container) go out now.
+            dns.publish_ready(self._route_ready(inputs, result))
+        self.removals.record(dns.applied_removals())
+        running = [t for t in tenants if (s := desired.tenants.get(t)) is not None and s.state == "running"]
+        dns.settle(running)
         for tenant, done, failure in finished:
             spec = desired.tenants.get(tenant)
-            statuses.append(self._tenant_status(tenant, spec, desired, inputs, done, failure, previous.get(tenant)))
+            rendered = inputs.rendered.get(tenant)
+            statuses.append(builder.tenant(tenant, spec, desired, plan, rendered, done, failure, previous.get(tenant)))
         written = write_statuses(self.engine, statuses)
         if self.on_status is not None:
             for status in written:
                 self.on_status(previous.get(status.tenant), status)
-        for message in inputs.plan.errors:
+        for message in plan.errors:
             log.error("%s", message)
         return result
 
-    def _publishable(self, desired: DesiredState, snapshot: Snapshot | None, scope: frozenset[str] | None) -> set[str]:
-        """Running tenants whose traffic path is ready: route ready, or (without routing) a running container."""
-        names = set()
-        for name, spec in desired.tenants.items():
-            if spec.state != "running" or (scope is not None and name not in scope):
-                continue
+    def _route_ready(self, inputs: PassInputs, result: PassResult) -> Callable[[str], bool]:
+        def ready(tenant: str) -> bool:
             if self.router is not None:
-                if self.router.ready(name).status == "True":
-                    names.add(name)
-            elif snapshot is None or any(c.running for c in snapshot.for_tenant(name).containers):
-                names.add(name)
-        return names
+                return self.router.ready(tenant).status == "True"
+            if tenant in result.errors:
+                return False
+            started = any(c.kind == "container" for c in result.outcomes.get(tenant, TenantOutcome(tenant)).applied)
+            return started or any(c.running for c in inputs.snapshot.for_tenant(tenant).containers)
 
-    def _sync_dns(
-        self,
-        desired: DesiredState,
-        snapshot: Snapshot | None,
-        leaving: list[str],
-        scope: frozenset[str] | None,
-        *,
-        only: set[str] | None,
-    ) -> set[str]:
-        assert self.dns is not None
-        ready = self._publishable(desired, snapshot, scope)
-        if only is not None:
-            ready &= only
-        publish = {name: desired.tenants[name] for name in sorted(ready)}
-        # Invalid tenants and running tenants whose route is only briefly not ready keep their records:
-        # removing a name makes resolvers cache NXDOMAIN long after the route is back.
-        running = {n for n, spec in desired.tenants.items() if spec.state == "running"}
-        keep = frozenset(desired.errors) | frozenset(running - ready)
-        try:
-            self.dns.sync(publish, sorted(set(leaving)), scope, keep=keep)
-        except ReconcileError as exc:
-            log.warning("DNS sync failed: %s", exc)
-        return set(publish)
+        return ready
 
     def _record_deploy(
         self,
@@ -335,81 +342,6 @@ class Reconciler:
         if before is not None and before.applied_hash == spec_digest(spec):
             return
         self.operations.deployed(tenant, spec_digest(spec), applied, error)
-
-    # --- status --------------------------------------------------------------------------------------------
-
-    def _invalid_status(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> TenantStatus:
-        error = desired.errors[tenant]
-        return TenantStatus(
-            tenant=tenant,
-            phase="Invalid",
-            conditions=(Condition("Valid", "False", "InvalidSpec", str(error)),),
-            observed_generation=desired.generations.get(tenant),
-            applied_hash=previous.applied_hash if previous else None,
-            last_error=str(error),
-            last_reconciled_at=datetime.now(UTC),
-        )
-
-    def _tenant_status(
-        self,
-        tenant: str,
-        spec: TenantSpec | None,
-        desired: DesiredState,
-        inputs: PassInputs,
-        outcome: TenantOutcome | None,
-        error: ReconcileError | None,
-        previous: TenantStatus | None,
-    ) -> TenantStatus:
-        conditions = [Condition("Valid", "True", "SpecValid")]
-        phase: Phase
-        if error is not None:
-            phase = "Failed"
-            reason = "PermanentError" if isinstance(error, PermanentError) else "ApplyFailed"
-            conditions.append(Condition("ContainersReady", "False", reason, str(error)))
-        elif spec is None or spec.state == "absent":
-            phase = "Absent" if outcome is None or not outcome.waiting else "Progressing"
-        elif spec.state == "stopped":
-            phase = "Stopped"
-            conditions.append(Condition("ContainersReady", "False", "TenantStopped"))
-        else:
-            phase = "Ready"
-            conditions.append(Condition("ContainersReady", "True", "AllReplicasRunning"))
-        if self.router is not None and spec is not None and spec.state == "running":
-            route = self.router.ready(tenant)
-            conditions.append(route)
-            if phase == "Ready" and route.status != "True":
-                phase = "Progressing"
-        if self.dns is not None and spec is not None and spec.state == "running":
-            conditions.append(self.dns.condition(tenant))
-        if outcome is not None and outcome.waiting:
-            conditions.append(Condition("Removal", "False", "Waiting", outcome.waiting))
-        guarded = [r.reason for r in inputs.plan.refused if r.policy == "mass-delete" and r.change.tenant == tenant]
-        if guarded:
-            # Its containers still run: the removal was refused, so the tenant is not Absent yet.
-            conditions.append(Condition("Removal", "False", "MassDeleteRefused", guarded[0]))
-            phase = "Failed"
-        pins = [r.reason for r in inputs.plan.refused if r.policy == "pinned" and r.change.tenant == tenant]
-        if pins and spec is not None:
-            # Not a "Degraded" condition: the failed upgrade already sent its one alert.
-            conditions.append(Condition("Pinned", "True", "UpgradeFailed", pins[0]))
-            if phase in ("Ready", "Progressing"):
-                phase = "Degraded"
-        if self.extra_conditions is not None and spec is not None:
-            extra = self.extra_conditions(tenant, inputs.rendered.get(tenant), previous)
-            conditions.extend(extra)
-            if phase in ("Ready", "Progressing") and any(c.type == "Degraded" and c.status == "True" for c in extra):
-                phase = "Degraded"
-        return TenantStatus(
-            tenant=tenant,
-            phase=phase,
-            conditions=tuple(conditions),
-            observed_generation=desired.generations.get(tenant),
-            applied_hash=spec_digest(spec)
-            if spec is not None and error is None
-            else (previous.applied_hash if previous else None),
-            last_error=str(error) if error is not None else None,
-            last_reconciled_at=datetime.now(UTC),
-        )
 
     # --- metrics -------------------------------------------------------------------------------------------
 
@@ -444,3 +376,8 @@ class Reconciler:
                 phases[status.phase] = phases.get(status.phase, 0) + 1
             for phase in {*PHASES, *phases}:
                 m.tenants.labels(phase=phase).set(phases.get(phase, 0))
+
+
+def _unexpected(tenant: str, exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return f"tenant {tenant!r}: unexpected error: {text[:300]}"

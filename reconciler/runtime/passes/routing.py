@@ -1,13 +1,14 @@
 """The routing stage: ``TraefikRouter`` implements ``runtime.passes.stages.Router`` over the Traefik driver.
 
-The executor calls ``publish`` for every running tenant in every pass with the containers that may serve now,
-and twice around a replacement (old + new, then new only); ``withdraw`` when a tenant stops or goes away.
+The executor calls ``publish`` for a running tenant whose plan has a route change, with the containers that may
+serve now, twice around a replacement (old + new, then new only); ``withdraw`` when the plan removes the route.
 ``publish`` renders the tenant's file (``renderers.traefik``), writes it only if its content differs from the
 disk (so a file deleted or edited by hand is rewritten by the next pass), then reads Traefik's API until the
 file is loaded: exactly the rendered routers, services and middlewares, every server listed and, for servers
 new in this publish, UP. That is what lets the executor stop an old container only after Traefik stopped
-sending it traffic. ``begin_pass`` reads the API once per pass, so unchanged tenants cost no request, and
-rewrites files that differ from what was last written.
+sending it traffic. ``begin_pass`` reads the API once per pass, so unchanged tenants cost no request; a file
+deleted or edited by hand is a route change in the plan (``observe_files`` feeds the planner), rewritten by
+``publish`` like any other.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from desired_state.model import Condition
 from desired_state.specs import TenantSpec
 from reconciler.core.errors import ReconcileError, TransientError
 from reconciler.core.resources import Container
-from reconciler.core.routes import RouteTable, RouteVerdict, verify
+from reconciler.core.routes import RouteFile, RouteTable, RouteVerdict, parse_route_file, verify
 from reconciler.drivers.traefik import TraefikDriver
 from reconciler.runtime.settings import Settings
 from renderers.containers import Naming
@@ -75,12 +76,20 @@ class TraefikRouter:
         self._observed: RouteTable | None = None
         self._published: dict[str, _Published] = {}
         self._conditions: dict[str, Condition] = {}
-        self._restored: set[str] = set()
         self._api_error: str | None = None
 
     # --- Router protocol -------------------------------------------------------------------------------------
 
-    def begin_pass(self) -> None:
+    def observe_files(self) -> dict[str, RouteFile]:
+        """Every dynamic file with our name prefix, parsed (one directory listing and a read per file)."""
+        files: dict[str, RouteFile] = {}
+        for tenant, text in self.driver.files().items():
+            files[tenant] = parse_route_file(tenant, self.naming.file(tenant), text)
+        return files
+
+    def begin_pass(self, files: Mapping[str, RouteFile]) -> None:
+        """Read Traefik's API once (``ready`` then answers without I/O). ``files`` are the tenants' files on disk:
+        a tenant not published by this process yet is judged by its file, so a converged tenant needs no write."""
         try:
             observed = self.driver.observe()
         except ReconcileError as exc:
@@ -91,16 +100,15 @@ class TraefikRouter:
         with self._lock:
             self._observed = observed
             self._api_error = None
+            for tenant, file in files.items():
+                last = self._published.get(tenant)
+                if file.owner == self.owner and (last is None or last.content != file.content):
+                    self._published[tenant] = _Published(_from_file(file), file.content)
             published = dict(self._published)
         for tenant, last in published.items():
-            if last.content is not None and self.driver.read(tenant) != last.content:
-                self.driver.write(tenant, last.content)
-                log.info("tenant=%s routes restored: dynamic file was deleted or edited by hand", tenant)
-                with self._lock:
-                    self._restored.add(tenant)
             verdict = self._verdict(tenant, last.rendered.table, observed)
             with self._lock:
-                self._conditions[tenant] = self._condition(last.rendered, verdict, tenant in self._restored)
+                self._conditions[tenant] = self._condition(last.rendered, verdict, restored=False)
 
     def publish(self, spec: TenantSpec, backends: Sequence[Container]) -> None:
         tenant = spec.name
@@ -108,8 +116,7 @@ class TraefikRouter:
         content = None if rendered.empty else render_file(rendered, self.owner)
         with self._lock:
             previous = self._published.get(tenant)
-            # A file restored by begin_pass is confirmed like a new one: the snapshot predates the rewrite.
-            snapshot = None if tenant in self._restored else self._observed
+            snapshot = self._observed
         changed = self.driver.delete(tenant) if content is None else self.driver.write(tenant, content)
         if changed:
             if previous is not None and previous.content == content:
@@ -131,7 +138,6 @@ class TraefikRouter:
         if verdict.loaded and not verdict.ready:
             verdict = self._await_health(tenant, rendered, verdict)
         with self._lock:
-            self._restored.discard(tenant)
             self._conditions[tenant] = self._condition(rendered, verdict, restored=False)
 
     def withdraw(self, tenant: str) -> None:
@@ -149,7 +155,6 @@ class TraefikRouter:
         with self._lock:
             self._published.pop(tenant, None)
             self._conditions.pop(tenant, None)
-            self._restored.discard(tenant)
 
     def ready(self, tenant: str) -> Condition:
         with self._lock:
@@ -236,6 +241,14 @@ class TraefikRouter:
                 limit = f"within {self.timeout:g}s" if now >= deadline else "(Traefik API unreachable)"
                 raise TransientError(f"tenant {tenant!r}: {failure} {limit}: {why}".rstrip(": "), tenant=tenant)
             self._sleep(self.interval)
+
+
+def _from_file(file: RouteFile) -> RenderedRoutes:
+    """What a file on disk routes, for conditions, when this process has not rendered it itself."""
+    hosts = tuple(r.rule for r in file.table.routers)
+    return RenderedRoutes(
+        tenant=file.tenant, config={"http": {}} if not file.empty else {}, table=file.table, routed=hosts, exposed=True
+    )
 
 
 def _servers(table: RouteTable) -> frozenset[str]:

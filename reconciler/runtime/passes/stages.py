@@ -1,39 +1,45 @@
-"""The contracts between the pass executor and the routing and DNS stages.
+"""The contracts between a pass and its routing and DNS stages (and tenant operations).
 
-The executor (``runtime.passes.executor``) drives a tenant's container changes; around them it calls a ``Router``
-(Traefik) and, once per pass, a ``DnsPublisher`` (PowerDNS). Both are optional: without them the platform
-runs containers only. The implementations live in ``runtime`` adapters over ``drivers.traefik`` and
-``drivers.powerdns`` and the pure ``renderers``.
-
-Ordering they rely on (see ARCHITECTURE.md):
-- replacement: new container started and ready → ``Router.publish`` with old and new backends (waits until
-  Traefik reports the new ones UP) → ``Router.publish`` without the old ones (waits until Traefik no longer
-  lists them) → old container stopped;
-- removal: DNS record retired first (``DnsPublisher.sync`` at the start of the pass), then ``Router.withdraw``,
-  then containers and network;
-- publication: a tenant's record is published by ``DnsPublisher.sync`` once its route is ready.
-
-Wiring (``runtime.wiring``) builds them through two factories, imported only when configured:
-``reconciler.runtime.passes.routing.build_traefik_router(settings: Settings, naming: Naming) -> Router`` (when
-``settings.traefik_dynamic_dir`` is set) and ``reconciler.runtime.passes.dns.build_powerdns_publisher(settings, naming)
--> DnsPublisher`` (when ``settings.powerdns_url`` is set). Tenants present in the database but invalid are
-passed as ``keep`` to ``DnsPublisher.sync`` so their records survive a full pass.
+Every layer is observed before planning (``Router.observe_files`` and ``begin_pass``, ``DnsPublisher.observe``)
+and changed only as the plan says, in the order of ARCHITECTURE.md:
+- DNS deletions first (``DnsPublisher.apply``), so a name stops resolving before its backends go;
+- then per tenant: networks and volumes, containers, and the route change (``Router.publish`` around a
+  replacement: new containers ready → old + new → new only, confirmed by Traefik → old stopped; or
+  ``Router.withdraw`` when the plan removes the route), then container and network removals;
+- then new and changed DNS records of tenants whose route is ready (``DnsPublisher.apply``).
+Both stages are optional: without them the platform runs containers only. Implementations: ``passes.routing``
+(Traefik) and ``passes.dns`` (PowerDNS), built by ``runtime.wiring`` only when configured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from desired_state.model import Condition, DesiredState
 from desired_state.specs import TenantSpec
-from reconciler.core.plan import Change
+from reconciler.core.errors import ReconcileError
+from reconciler.core.plan import Change, Plan
 from reconciler.core.resources import Container
+from reconciler.core.routes import RouteFile
 from reconciler.core.upgrades import Pin, Upgrade
+from reconciler.planning import DnsSettings, ZoneState
+
+
+@dataclass
+class DnsOutcome:
+    """What one ``DnsPublisher.apply`` did: the changes the server took, and tenants it refused, with why."""
+
+    applied: list[Change] = field(default_factory=list)
+    problems: dict[str, Condition] = field(default_factory=dict)
 
 
 class Router(Protocol):
-    def begin_pass(self) -> None:
+    def observe_files(self) -> dict[str, RouteFile]:
+        """The tenants' dynamic files on disk, parsed, for the planner (no API request)."""
+
+    def begin_pass(self, files: Mapping[str, RouteFile]) -> None:
         """Read what routing looks like now (one API read per pass), so ``ready`` answers without I/O."""
 
     def publish(self, spec: TenantSpec, backends: Sequence[Container]) -> None:
@@ -52,24 +58,33 @@ class Router(Protocol):
 
 
 class DnsPublisher(Protocol):
-    def sync(
+    @property
+    def settings(self) -> DnsSettings:
+        """Zones, target and policy, for the planner."""
+
+    def observe(self) -> dict[str, ZoneState]:
+        """One GET per managed zone. Raises ``TransientError`` / ``UnauthorizedError`` when the server as a whole
+        cannot be used (the pass then plans no DNS change and removals of leaving tenants wait)."""
+
+    def apply(self, changes: Sequence[Change]) -> DnsOutcome:
+        """At most one PATCH per zone (more only when the server rejects a tenant's rrset, which is set aside)."""
+
+    def settle(
         self,
-        publish: Mapping[str, TenantSpec],
-        retire: Sequence[str],
-        scope: frozenset[str] | None,
-        keep: frozenset[str] = frozenset(),
+        tenants: Iterable[str],
+        plan: Plan,
+        outcomes: Sequence[DnsOutcome],
+        *,
+        deferred: frozenset[str] = frozenset(),
+        failure: ReconcileError | None = None,
     ) -> None:
-        """One GET per zone, at most one PATCH per zone: publish records of ``publish`` (tenants whose route is
-        ready), delete our records of ``retire`` and, when ``scope`` is None (a full pass), our records of any
-        tenant not in ``publish`` (unless the policy is upsert-only). Never touches unmarked records.
-        Errors are kept per tenant (see ``condition``), never raised for one tenant's conflict; an unreachable
-        server raises ``TransientError``."""
+        """Set each tenant's ``DNSReady`` from the plan and what ``apply`` did."""
 
     def condition(self, tenant: str) -> Condition:
-        """``DNSReady`` condition for the tenant after the last ``sync``."""
+        """``DNSReady`` condition for the tenant after the last ``settle``."""
 
     def published(self, tenant: str) -> bool:
-        """Whether our record for the tenant exists after the last ``sync`` (removal waits until it is gone)."""
+        """Whether our record for the tenant exists (removal of its containers waits until it is gone)."""
 
 
 class UpgradeGate(Protocol):
