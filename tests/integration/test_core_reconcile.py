@@ -211,9 +211,9 @@ def test_stale_labelled_container_replaced_and_foreign_left_alone(harness: Harne
         foreign.remove(force=True)
 
 
-def _converge(h: Harness, services: str, state: str = "running") -> Any:
+def _converge(h: Harness, services: str, state: str = "running", *, allow_mass_delete: bool = False) -> Any:
     h.import_yaml(_tenant_yaml("acme", services, state))
-    result = h.apply()
+    result = h.apply(allow_mass_delete=allow_mass_delete)
     assert result.ok, result.errors
     return result
 
@@ -266,7 +266,8 @@ def test_stop_keeps_containers_stopped_not_removed(harness: Harness) -> None:
 
 def test_absent_removes_containers_and_network_but_keeps_volume(harness: Harness) -> None:
     _converge(harness, "      a: {replicas: 2}\n")
-    _converge(harness, "      a: {replicas: 2}\n", state="absent")
+    # The only tenant going away removes everything we own: the guard wants it said explicitly.
+    _converge(harness, "      a: {replicas: 2}\n", state="absent", allow_mass_delete=True)
     assert harness.containers("acme") == []
     assert harness.network("acme") is None
     assert f"{harness.owner}-acme-data" in harness.volume_names()
@@ -279,7 +280,7 @@ def test_purge_refuses_while_containers_exist_then_deletes_the_volume(harness: H
     refused = harness.cli("tenants", "purge", "acme", "--yes")
     assert refused.returncode == 1 and "containers still exist" in refused.stderr
     assert f"{harness.owner}-acme-data" in harness.volume_names()
-    _converge(harness, "      a: {replicas: 1}\n", state="absent")
+    _converge(harness, "      a: {replicas: 1}\n", state="absent", allow_mass_delete=True)
     unconfirmed = harness.cli("tenants", "purge", "acme")
     assert unconfirmed.returncode == 1 and "--yes" in unconfirmed.stderr
     assert f"{harness.owner}-acme-data" in harness.volume_names()

@@ -193,7 +193,10 @@ def test_stopped_tenant_routes_are_withdrawn(routed: Harness, traefik: Any) -> N
     routed.import_yaml(
         tenant_yaml(routed, "      a: {}\n").replace("    services:", "    state: stopped\n    services:")
     )
-    result = routed.apply()
+    # Its route file is the only one we own: withdrawing it is a mass delete unless said explicitly.
+    refused = routed.apply()
+    assert refused.plan.errors and (Path(traefik.dynamic_dir) / f"{routed.owner}-acme.yml").exists()
+    result = routed.apply(allow_mass_delete=True)
     assert result.ok, result.errors
     assert not (Path(traefik.dynamic_dir) / f"{routed.owner}-acme.yml").exists()
     with load(traefik, routed) as loop:

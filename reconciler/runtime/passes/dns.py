@@ -175,6 +175,9 @@ class PowerDnsPublisher:
         except (TransientError, UnauthorizedError) as exc:
             self.settle([*publish, *retire], Plan(), [], failure=exc)
             raise
+        if self.create_zones:
+            for zone in sorted(z for z, state in zones.items() if state.missing):
+                self._ensure_zone(zone)
         decided = None if scope is None else frozenset(scope) | frozenset(publish) | frozenset(retire)
         changes, refused, blocked = plan_dns(publish, zones, self.settings, owner=self.owner, scope=decided, keep=keep)
         plan = Plan.of(changes, tuple(refused), blocked=tuple(blocked))
