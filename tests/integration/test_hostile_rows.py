@@ -206,3 +206,45 @@ def test_hostile_rows_of_one_tenant_stay_with_that_tenant(
     for error in after.errors.values():
         assert rows["secret"] not in str(error)
         assert len(str(error)) < 2000
+
+
+# ------------------------------------------------------------------------------------ the cases of issue 11
+
+
+def _service_row(engine: Engine, tenant: str, service: str, **columns: Any) -> None:
+    with engine.begin() as connection:
+        tenant_id = connection.execute(text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant}).scalar_one()
+        connection.execute(text("DELETE FROM tenant_services WHERE tenant_id = :t"), {"t": tenant_id})
+        _insert(connection, "tenant_services", {"tenant_id": tenant_id, "service": service, **columns}, ("env",))
+
+
+@pytest.mark.parametrize(
+    ("columns", "field"),
+    [
+        ({"memory": "9" * 60}, "services.a.memory"),
+        ({"env": json.dumps({"DB_PASSWORD": "s3cr3t-nul\u0000"})}, "services.a.env"),
+        ({"env": json.dumps({"DB_PASSWORD": "s3cr3t-key", "1 BAD": "x"})}, "services.a.env"),
+        ({"env": json.dumps(["DB_PASSWORD", "s3cr3t-list"])}, "services.a.env"),
+        ({"env": json.dumps("s3cr3t-string")}, "services.a.env"),
+        ({"replicas": 2**31 - 1}, "services.a.replicas"),
+        ({"cpus": float("inf")}, "services.a.cpus"),
+    ],
+)
+def test_one_bad_service_row_is_that_tenants_error(
+    seeded: tuple[Engine, DesiredState], columns: dict[str, Any], field: str
+) -> None:
+    engine, before = seeded
+    _service_row(engine, "globex", "a", **columns)
+    after = load_desired_state(engine)
+    assert after.tenants["acme"] == before.tenants["acme"]
+    assert after.errors["globex"].field == field
+    assert "s3cr3t" not in str(after.errors["globex"])
+
+
+def test_a_broken_catalog_row_only_affects_its_tenants(seeded: tuple[Engine, DesiredState]) -> None:
+    engine, before = seeded
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE catalog_services SET memory = :m WHERE name = 'b'"), {"m": "9" * 60})
+    after = load_desired_state(engine)
+    assert after.tenants["globex"] == before.tenants["globex"]  # uses a only
+    assert "catalog entry 'b' is invalid" in after.errors["acme"].message
