@@ -54,11 +54,6 @@ MAX_ALLOWED_RANGES = 4096
 # A JSON column (env, allow, deny, migrate) longer than this is refused before it is decoded.
 MAX_JSON_TEXT = 1 * MiB
 
-# Backup policies: a schedule may not fire more often than this (a backup archives a whole volume), and
-# retention keeps at least one archive and at most this many.
-MIN_BACKUP_INTERVAL_SECONDS = 300
-MAX_BACKUP_KEEP = 1000
-
 # Error messages show at most this many characters of a bad value (then an ellipsis).
 MAX_SHOWN_VALUE = 60
 

@@ -145,3 +145,12 @@ def test_error_values_are_shortened_with_an_ellipsis() -> None:
     problem = error({}, domain="x" * 500)
     assert problem.field == "domain" and len(problem.shown) == MAX_SHOWN_VALUE and problem.shown.endswith("…")
     assert len(str(problem)) < 300
+
+
+def test_settings_give_the_loader_its_limits() -> None:
+    from reconciler.runtime.settings import Settings
+
+    limits = Settings(max_service_memory="2G", max_service_cpus=1.5, max_allowed_ranges=10).input_limits()
+    assert limits == InputLimits(max_service_memory=2 * 1024**3, max_service_cpus=1.5, max_allowed_ranges=10)
+    with pytest.raises(ValueError):
+        Settings(max_service_memory="9" * 400)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
+from desired_state.bounds import InputLimits
 from desired_state.load import load_desired_state
 from desired_state.model import Condition, DesiredState, Phase, TenantStatus
 from desired_state.specs import TenantSpec
@@ -97,6 +98,8 @@ class Reconciler:
     operations: TenantOperations | None = None
     # Route hosts must lie under it when set (``Settings.base_domain``); checked per tenant by the loader.
     base_domain: str | None = None
+    # Bounds on tenants' memory, CPUs and route lists (``Settings.input_limits``); unset: what this host can give.
+    input_limits: InputLimits | None = None
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -115,7 +118,7 @@ class Reconciler:
     # --- planning (no effects) -------------------------------------------------------------------------
 
     def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
-        desired = load_desired_state(self.engine, self.base_domain)
+        desired = load_desired_state(self.engine, self.base_domain, self.input_limits)
         requested = frozenset(scope) if scope is not None else None
         # One tenant: observe only its objects (same 3 list calls, smaller answers).
         only = next(iter(requested)) if requested is not None and len(requested) == 1 else None
