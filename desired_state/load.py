@@ -4,8 +4,11 @@ First step of every reconcile pass (the ``load`` arrow in ARCHITECTURE.md), call
 ``reconciler plan``. Five queries whatever the number of tenants (catalog, tenants, tenant services, their
 routes and versions), in one read-only transaction so the UI's edits are seen whole or not at all. Each
 tenant is validated on its own: a ``SpecError`` lands in ``DesiredState.errors`` under the tenant's name and
-the other tenants load normally, so one bad edit in the UI never stops the platform. Routes are then checked
-across tenants: when two tenants claim the same host and path, the newer tenant (higher id) gets the error.
+the other tenants load normally, so one bad edit in the UI never stops the platform: any exception while one
+tenant is decoded or validated (a wrong JSON type, a NUL byte, a huge number) becomes that tenant's error, with
+its env values scrubbed from the message, and a broken catalog row only affects the tenants that use it. Routes
+are then checked across tenants: when two tenants claim the same host and path, the newer tenant (higher id)
+gets the error. Bounds: ``desired_state.bounds``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, cast, select
+from sqlalchemy import Connection, Engine, Text, cast, select, type_coerce
+from sqlalchemy.types import NullType
 
+from desired_state.bounds import MAX_JSON_TEXT, InputLimits
+from desired_state.inputs import CatalogEntry
 from desired_state.model import DesiredState
-from desired_state.specs import CatalogEntry, SpecError, TenantSpec, build_tenant, parse_catalog, route_conflicts
+from desired_state.route_claims import route_conflicts
+from desired_state.specs import SpecError, TenantSpec, build_tenant, parse_catalog, shorten
 from desired_state.tables import CatalogService, Tenant, TenantService, TenantServiceRoute, TenantServiceVersion
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,8 @@ CATALOG_COLUMNS = (
     CatalogService.memory,
     CatalogService.cpus,
     cast(CatalogService.migrate_command, Text).label("migrate_command"),
-    CatalogService.public,
+    # Raw, so that SQLite text such as 'yes' is validated instead of turned into True by the driver layer.
+    type_coerce(CatalogService.public, NullType()).label("public"),
 )
 TENANT_SERVICE_COLUMNS = (
     TenantService.id,
@@ -49,11 +57,15 @@ TENANT_SERVICE_COLUMNS = (
 )
 
 
-def load_desired_state(engine: Engine, base_domain: str | None = None) -> DesiredState:
+def load_desired_state(
+    engine: Engine, base_domain: str | None = None, limits: InputLimits | None = None
+) -> DesiredState:
     """Read every tenant and the catalog; valid tenants become specs, invalid ones errors.
 
-    With ``base_domain`` set (``Settings.base_domain``), every route host must lie under it.
+    With ``base_domain`` set (``Settings.base_domain``), every route host must lie under it. ``limits`` (from
+    the settings) default to what this host can give a container.
     """
+    limits = limits or InputLimits.for_host()
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             # PostgreSQL's default READ COMMITTED gives each statement its own snapshot; one snapshot for
@@ -72,15 +84,17 @@ def load_desired_state(engine: Engine, base_domain: str | None = None) -> Desire
     errors: dict[str, SpecError] = {}
     generations: dict[str, int] = {}
     tenant_ids: dict[str, int] = {}
-    for tenant_id, name, domain, state, generation in tenant_rows:
-        generations[name] = generation
+    for tenant_id, stored_name, domain, state, generation in tenant_rows:
+        name = str(stored_name)
         tenant_ids[name] = tenant_id
+        overrides = service_rows.get(tenant_id, {})
         try:
-            services = _decode_routing(name, _decode_env(name, service_rows.get(tenant_id, {})))
+            generations[name] = _generation(name, generation)
+            services = _decode_routing(name, _decode_env(name, overrides))
             raw = {"name": name, "domain": domain, "state": state, "services": services}
-            tenants[name] = build_tenant_checked(raw, catalog, catalog_errors, base_domain)
-        except SpecError as exc:
-            errors[name] = exc
+            tenants[name] = build_tenant_checked(raw, catalog, catalog_errors, base_domain, limits)
+        except Exception as exc:  # one tenant's rows, however broken, never stop the others
+            errors[name] = scrub_env_values(_as_spec_error(name, exc), overrides)
     for name, conflict in route_conflicts(tenants, tenant_ids).items():
         del tenants[name]
         errors[name] = conflict
@@ -88,14 +102,71 @@ def load_desired_state(engine: Engine, base_domain: str | None = None) -> Desire
 
 
 def decode_json_column(value: object) -> object:
-    """Decode a JSON column read as text; raises ``ValueError`` on malformed text.
+    """Decode a JSON column read as text; raises ``ValueError`` on malformed, too long or too deep text.
 
     The loader reads JSON columns as text so that one malformed value (possible on SQLite, which does not
     check JSON) is reported on its tenant instead of failing the whole query.
     """
     if value is None or not isinstance(value, str):
         return value
-    return json.loads(value)
+    if len(value) > MAX_JSON_TEXT:
+        raise ValueError(f"{len(value)} characters of JSON; at most {MAX_JSON_TEXT}")
+    try:
+        return json.loads(value)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+
+
+def _generation(tenant: str, value: object) -> int:
+    # Echoed into tenant_statuses.observed_generation (bigint): anything else would fail the status write.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise SpecError(tenant, "generation", value, "must be a whole number from 0 to 2^63-1")
+    return value
+
+
+def _as_spec_error(tenant: str, exc: Exception) -> SpecError:
+    """A ``SpecError`` as it is; anything else (a bug or an input no check foresaw) named by its type only."""
+    if isinstance(exc, SpecError):
+        return exc
+    log.warning("tenant=%s could not be loaded (%s)", tenant, type(exc).__name__, exc_info=exc)
+    return SpecError(
+        tenant, "(tenant)", None, f"could not be loaded ({type(exc).__name__}: {shorten(str(exc), 120)}); fix its rows"
+    )
+
+
+def scrub_env_values(error: SpecError, overrides: Mapping[str, Mapping[str, Any]]) -> SpecError:
+    """``error`` with every env value of the tenant's rows replaced by ``***``, wherever the message quotes it.
+
+    Defence in depth: the checks never quote env values, but a message from an unforeseen exception might.
+    """
+    secrets = sorted(_env_strings(overrides), key=len, reverse=True)
+    text = str(error)
+    if not any(secret in text for secret in secrets):
+        return error
+    value, message = error.value, error.message
+    for secret in secrets:
+        message = message.replace(secret, "***")
+        if isinstance(value, str):
+            value = value.replace(secret, "***")
+        elif secret in repr(value):
+            value = "***"
+    return SpecError(error.tenant, error.field, value, message)
+
+
+def _env_strings(overrides: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The env values of a tenant's rows worth scrubbing (three characters or more), decoded or as stored."""
+    found: set[str] = set()
+    for override in overrides.values():
+        raw = override.get("env")
+        try:
+            env = decode_json_column(raw)
+        except ValueError:
+            env = None
+        if isinstance(raw, str) and not isinstance(env, Mapping):
+            found.add(raw)
+        if isinstance(env, Mapping):
+            found.update(str(v) for v in env.values() if isinstance(v, (str, int, float)) and len(str(v)) >= 3)
+    return {s for s in found if len(s) >= 3}
 
 
 def catalog_rows(connection: Connection) -> list[dict[str, Any]]:
@@ -202,7 +273,12 @@ def parse_catalog_row(row: Mapping[str, Any]) -> CatalogEntry:
         migrate = decode_json_column(row["migrate_command"])
     except ValueError as exc:
         raise SpecError("(catalog)", "migrate", row["migrate_command"], f"is not valid JSON ({exc})") from exc
-    return parse_catalog({name: catalog_input({**row, "migrate_command": migrate})})[name]
+    try:
+        return parse_catalog({name: catalog_input({**row, "migrate_command": migrate})})[name]
+    except SpecError:
+        raise
+    except Exception as exc:  # a value no check foresaw: this entry is broken, the others are not
+        raise SpecError("(catalog)", name, None, f"could not be read ({type(exc).__name__})") from exc
 
 
 def _parse_catalog_rows(rows: list[dict[str, Any]]) -> tuple[dict[str, CatalogEntry], dict[str, SpecError]]:
@@ -238,6 +314,7 @@ def build_tenant_checked(
     catalog: Mapping[str, CatalogEntry],
     catalog_errors: Mapping[str, SpecError],
     base_domain: str | None = None,
+    limits: InputLimits | None = None,
 ) -> TenantSpec:
     """``build_tenant``, except that a service whose catalog entry is broken is reported as such.
 
@@ -245,7 +322,7 @@ def build_tenant_checked(
     operator needs to hear which catalog entry to fix instead. The tenant's own fields are checked first.
     """
     try:
-        return build_tenant(raw, catalog, base_domain)
+        return build_tenant(raw, catalog, base_domain, limits)
     except SpecError as exc:
         service = exc.field.removeprefix("services.")
         problem = catalog_errors.get(service) if exc.field.startswith("services.") else None
@@ -255,5 +332,5 @@ def build_tenant_checked(
             exc.tenant,
             exc.field,
             service,
-            f"catalog entry {service!r} is invalid: {problem.field} = {problem.value!r}: {problem.message}",
+            f"catalog entry {service!r} is invalid: {problem.field} = {problem.shown}: {problem.message}",
         ) from exc

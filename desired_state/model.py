@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from desired_state.specs import CatalogEntry, SpecError, TenantSpec
+from desired_state.inputs import CatalogEntry
+from desired_state.specs import SpecError, TenantSpec
 
 Phase = Literal["Pending", "Ready", "Progressing", "Stopped", "Absent", "Failed", "Degraded", "Invalid"]
 ConditionStatus = Literal["True", "False", "Unknown"]

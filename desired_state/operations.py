@@ -1,31 +1,24 @@
-"""Operation history, operation requests and version pins: the rows behind tenant operations.
+"""Operation history: the ``operations`` rows behind tenant operations.
 
 Beside the reconcile pipeline, like ``desired_state.backups``. The runtime (``reconciler.runtime.operations.upgrades``,
-``runtime.operations.backups``, ``runtime.operations.requests``) writes:
-
-- ``operations``: one row per deploy, upgrade, migration, backup, restore and rollback, with output and error.
-  A *running* restore is also a hold: the reconcile pass leaves that tenant alone until it ends (or goes stale).
-  A succeeded migration row is the "exactly once" record, unique per (tenant, service, target image).
-- ``operation_requests``: the web UI inserts; the reconciler claims (``status`` pending → running) and finishes.
-- ``tenant_pins``: a service held on its old image after a failed upgrade; read by every pass.
-
-``set_service_image`` is the one write into the desired state the reconciler makes: ``reconciler rollback``.
+``runtime.operations.backups``, ``runtime.operations.requests``) writes one row per deploy, upgrade, migration,
+backup, restore and rollback, with output and error. A *running* restore is also a hold: the reconcile pass leaves
+that tenant alone until it ends (or goes stale). A succeeded migration row is the "exactly once" record, unique per
+(tenant, service, target image). Requests from the UI are in ``desired_state.operation_requests``, pins in
+``desired_state.pins``, the rollback's write in ``desired_state.service_image``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, insert, select, update
 
-from desired_state.tables import OperationRequest, OperationRow, Tenant, TenantPin, TenantService
+from desired_state.tables import OperationRow
 
 OPERATION_KINDS = ("deploy", "upgrade", "migrate", "backup", "restore", "rollback")
-REQUEST_KINDS = ("backup", "restore", "rollback")
 # Output kept with an operation row: a migration that prints megabytes must not bloat the table.
 MAX_OUTPUT = 64 * 1024
 # Operations whose running row makes the reconcile pass leave the tenant alone.
@@ -48,34 +41,6 @@ class OperationRecord:
     finished_at: datetime | None
     output: str | None
     error: str | None
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    id: int
-    tenant: str
-    kind: str
-    backup_id: int | None
-    restore: bool
-    status: str
-    requested_at: datetime | None
-    picked_at: datetime | None
-    done_at: datetime | None
-    error: str | None
-    operation_id: int | None
-
-
-@dataclass(frozen=True)
-class PinRecord:
-    id: int
-    tenant: str
-    service: str
-    pinned_image: str
-    failed_image: str
-    reason: str
-    backup_id: int | None
-    operation_id: int | None
-    created_at: datetime | None
 
 
 def clip(text: str | None) -> str | None:
@@ -269,148 +234,6 @@ def holds(engine: Engine, stale_after: timedelta) -> dict[str, str]:
     return found
 
 
-# --- operation requests ------------------------------------------------------------------------------------
-
-
-def _request(row: Any) -> RequestRecord:
-    return RequestRecord(
-        id=row.id,
-        tenant=row.tenant,
-        kind=row.kind,
-        backup_id=row.backup_id,
-        restore=bool(row.restore),
-        status=row.status,
-        requested_at=row.requested_at,
-        picked_at=row.picked_at,
-        done_at=row.done_at,
-        error=row.error,
-        operation_id=row.operation_id,
-    )
-
-
-def create_request(
-    engine: Engine, tenant: str, kind: str, *, backup_id: int | None = None, restore: bool = False
-) -> int:
-    """What the UI does (used by tests and scripts): insert a pending request."""
-    now = datetime.now(UTC)
-    values = {
-        "tenant": tenant,
-        "kind": kind,
-        "backup_id": backup_id,
-        "restore": restore,
-        "status": "pending",
-        "requested_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }
-    with engine.begin() as connection:
-        return int(connection.execute(insert(OperationRequest).values(values)).inserted_primary_key[0])  # type: ignore[index]
-
-
-def pending_requests(engine: Engine) -> list[RequestRecord]:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(OperationRequest).where(OperationRequest.status == "pending").order_by(OperationRequest.id)
-        )
-        return [_request(row) for row in rows]
-
-
-def claim_request(engine: Engine, request_id: int) -> bool:
-    """Move a pending request to running; False if another reconciler (or a cancel by the UI) got there first."""
-    now = datetime.now(UTC)
-    with engine.begin() as connection:
-        claimed = connection.execute(
-            update(OperationRequest)
-            .where(OperationRequest.id == request_id, OperationRequest.status == "pending")
-            .values(status="running", picked_at=now, updated_at=now)
-        ).rowcount
-    return bool(claimed)
-
-
-def finish_request(
-    engine: Engine, request_id: int, status: str, *, error: str | None = None, operation_id: int | None = None
-) -> None:
-    now = datetime.now(UTC)
-    with engine.begin() as connection:
-        connection.execute(
-            update(OperationRequest)
-            .where(OperationRequest.id == request_id)
-            .values(status=status, error=clip(error), operation_id=operation_id, done_at=now, updated_at=now)
-        )
-
-
-def get_request(engine: Engine, request_id: int) -> RequestRecord | None:
-    with engine.connect() as connection:
-        row = connection.execute(select(OperationRequest).where(OperationRequest.id == request_id)).first()
-    return _request(row) if row is not None else None
-
-
-# --- pins --------------------------------------------------------------------------------------------------
-
-
-def _pin(row: Any) -> PinRecord:
-    return PinRecord(
-        id=row.id,
-        tenant=row.tenant,
-        service=row.service,
-        pinned_image=row.pinned_image,
-        failed_image=row.failed_image,
-        reason=row.reason,
-        backup_id=row.backup_id,
-        operation_id=row.operation_id,
-        created_at=row.created_at,
-    )
-
-
-def read_pins(engine: Engine, tenant: str | None = None) -> list[PinRecord]:
-    query = select(TenantPin).order_by(TenantPin.tenant, TenantPin.service)
-    if tenant is not None:
-        query = query.where(TenantPin.tenant == tenant)
-    with engine.connect() as connection:
-        return [_pin(row) for row in connection.execute(query)]
-
-
-def write_pin(
-    engine: Engine,
-    tenant: str,
-    service: str,
-    *,
-    pinned_image: str,
-    failed_image: str,
-    reason: str,
-    backup_id: int | None,
-    operation_id: int | None,
-) -> None:
-    """Create or replace the pin of a tenant service."""
-    now = datetime.now(UTC)
-    values = {
-        "tenant": tenant,
-        "service": service,
-        "pinned_image": pinned_image,
-        "failed_image": failed_image,
-        "reason": clip(reason),
-        "backup_id": backup_id,
-        "operation_id": operation_id,
-        "created_at": now,
-        "updated_at": now,
-    }
-    with engine.begin() as connection:
-        dialect_insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(TenantPin).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=[TenantPin.tenant, TenantPin.service],
-            set_={key: value for key, value in values.items() if key not in ("tenant", "service")},
-        )
-        connection.execute(statement)
-
-
-def delete_pins(engine: Engine, pin_ids: Iterable[int]) -> None:
-    ids = list(pin_ids)
-    if ids:
-        with engine.begin() as connection:
-            connection.execute(delete(TenantPin).where(TenantPin.id.in_(ids)))
-
-
 def running_operation(
     engine: Engine, tenant: str, kind: str, *, service: str | None = None, to_image: str | None = None
 ) -> OperationRecord | None:
@@ -425,32 +248,3 @@ def running_operation(
     with engine.connect() as connection:
         row = connection.execute(query.order_by(OperationRow.id.desc())).first()
     return _operation(row) if row is not None else None
-
-
-# --- the one desired-state write the reconciler makes: a rollback ----------------------------------------------
-
-
-def set_service_image(engine: Engine, tenant: str, service: str, image: str) -> str | None:
-    """Point a tenant service at ``image`` (an override in ``tenant_services``) and bump the tenant's generation.
-
-    Returns the override it replaced (None: the service followed the catalog). Raises ``ValueError`` when the
-    tenant or the service does not exist.
-    """
-    now = datetime.now(UTC)
-    with engine.begin() as connection:
-        tenant_id = connection.execute(select(Tenant.id).where(Tenant.name == tenant)).scalar_one_or_none()
-        if tenant_id is None:
-            raise ValueError(f"tenant {tenant!r} is not in the tenants table")
-        row = connection.execute(
-            select(TenantService.id, TenantService.image).where(
-                TenantService.tenant_id == tenant_id, TenantService.service == service
-            )
-        ).first()
-        if row is None:
-            raise ValueError(f"tenant {tenant!r} has no service {service!r}")
-        connection.execute(update(TenantService).where(TenantService.id == row.id).values(image=image, updated_at=now))
-        connection.execute(
-            update(Tenant).where(Tenant.id == tenant_id).values(generation=Tenant.generation + 1, updated_at=now)
-        )
-        previous: str | None = row.image
-        return previous

@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from desired_state.specs import RouteSpec, ServiceSpec, TenantSpec, allowed_networks
+from desired_state.networks import allowed_networks
+from desired_state.specs import RouteSpec, ServiceSpec, TenantSpec
 from reconciler.core.resources import Container
 from reconciler.core.routes import RouteTable, file_header
 

@@ -8,6 +8,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from desired_state.bounds import MAX_ALLOWED_RANGES, MAX_CPUS, InputLimits
+from desired_state.sizes import parse_memory
+
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder"}
 
 
@@ -63,6 +66,12 @@ class Settings(BaseSettings):
     traefik_api_url: str | None = None
     traefik_entrypoint: str = "web"
     base_domain: str | None = None  # hosts must sit under it when set
+
+    # Bounds on what one tenant service may ask for (docs/schema.md "Bounds"). Unset memory / CPUs: the host's.
+    max_service_memory: str | None = None  # a size such as 16G
+    max_service_cpus: float | None = Field(default=None, gt=0, le=MAX_CPUS)
+    # Ranges an allow list and its deny list may compile to (Traefik has only an allow list).
+    max_allowed_ranges: int = Field(default=MAX_ALLOWED_RANGES, ge=1, le=100_000)
 
     # PowerDNS. Unset URL → no DNS stage.
     powerdns_url: str | None = None
@@ -120,6 +129,18 @@ class Settings(BaseSettings):
     # Logs.
     log_json: bool = False
     log_level: str = "INFO"
+
+    @field_validator("max_service_memory")
+    @classmethod
+    def _memory_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory(value)
+        return value
+
+    def input_limits(self) -> InputLimits:
+        """The loader's bounds: these settings, the host's memory and CPUs where unset."""
+        memory = parse_memory(self.max_service_memory) if self.max_service_memory else None
+        return InputLimits.for_host(memory, self.max_service_cpus, self.max_allowed_ranges)
 
     @field_validator("powerdns_api_key", "telegram_token")
     @classmethod

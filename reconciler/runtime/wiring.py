@@ -76,6 +76,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
         operations=operations.guard,
         base_domain=settings.base_domain,
         entrypoint=settings.traefik_entrypoint,
+        input_limits=settings.input_limits(),
     )
     operations.reconciler = reconciler
     token = settings.telegram_token.get_secret_value() if settings.telegram_token else None

@@ -22,7 +22,9 @@ import httpx
 import pytest
 
 from desired_state.backups import list_backups, set_policy
-from desired_state.operations import create_request, get_request, list_operations, read_pins
+from desired_state.operation_requests import create_request, get_request
+from desired_state.operations import list_operations
+from desired_state.pins import read_pins
 from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.requests import process_requests
 from reconciler.runtime.operations.tenant_ops import TenantOps

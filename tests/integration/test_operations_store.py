@@ -13,18 +13,10 @@ from sqlalchemy.exc import IntegrityError
 
 from desired_state.backups import read_policies, set_policy
 from desired_state.database import make_engine, upgrade
-from desired_state.operations import (
-    claim_request,
-    create_request,
-    finish_operation,
-    holds,
-    migration_succeeded,
-    read_pins,
-    revert_migrations,
-    set_service_image,
-    start_operation,
-    write_pin,
-)
+from desired_state.operation_requests import claim_request, create_request
+from desired_state.operations import finish_operation, holds, migration_succeeded, revert_migrations, start_operation
+from desired_state.pins import read_pins, write_pin
+from desired_state.service_image import set_service_image
 from desired_state.tables import OperationRow, Tenant, TenantService
 from desired_state.yaml_io import import_yaml
 

@@ -6,15 +6,9 @@ from typing import Any
 
 import pytest
 
-from desired_state.specs import (
-    CatalogEntry,
-    SpecError,
-    TenantSpec,
-    build_tenant,
-    format_memory,
-    parse_catalog,
-    parse_memory,
-)
+from desired_state.inputs import CatalogEntry
+from desired_state.sizes import format_memory, parse_memory
+from desired_state.specs import SpecError, TenantSpec, build_tenant, parse_catalog
 
 MiB = 1024**2
 

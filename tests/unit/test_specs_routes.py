@@ -7,15 +7,10 @@ from typing import Any
 
 import pytest
 
-from desired_state.specs import (
-    CatalogEntry,
-    SpecError,
-    TenantSpec,
-    allowed_networks,
-    build_tenant,
-    parse_catalog,
-    route_conflicts,
-)
+from desired_state.inputs import CatalogEntry
+from desired_state.networks import allowed_networks
+from desired_state.route_claims import route_conflicts
+from desired_state.specs import SpecError, TenantSpec, build_tenant, parse_catalog
 
 CATALOG = parse_catalog(
     {

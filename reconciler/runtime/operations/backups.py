@@ -31,7 +31,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from desired_state.backups import BackupRecord, finish_backup, get_backup, list_backups, mark_pruned, start_backup
-from desired_state.operations import finish_operation, read_pins, record_operation, revert_migrations, start_operation
+from desired_state.operations import finish_operation, record_operation, revert_migrations, start_operation
+from desired_state.pins import read_pins
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
 from reconciler.core.retention import BackupEntry, to_prune
 from reconciler.drivers.docker import DockerDriver

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 
-from desired_state.operations import (
+from desired_state.operation_requests import (
     REQUEST_KINDS,
     RequestRecord,
     claim_request,
     finish_request,
-    list_operations,
     pending_requests,
 )
+from desired_state.operations import list_operations
 from reconciler.core.errors import ReconcileError
 from reconciler.runtime.operations.tenant_ops import TenantOps
 

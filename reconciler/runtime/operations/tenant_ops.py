@@ -20,15 +20,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from desired_state.backups import BackupRecord, read_policy
-from desired_state.operations import (
-    delete_pins,
-    finish_operation,
-    last_upgrade,
-    latest_upgrades,
-    read_pins,
-    set_service_image,
-    start_operation,
-)
+from desired_state.operations import finish_operation, last_upgrade, latest_upgrades, start_operation
+from desired_state.pins import delete_pins, read_pins
+from desired_state.service_image import set_service_image
 from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.operations.backups import BackupService, RestoreResult

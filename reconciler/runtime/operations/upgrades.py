@@ -30,17 +30,15 @@ from sqlalchemy.exc import IntegrityError
 from desired_state.backups import BackupRecord
 from desired_state.model import DesiredState
 from desired_state.operations import (
-    delete_pins,
     finish_operation,
     holds,
     last_upgrade,
     migration_succeeded,
-    read_pins,
     record_operation,
     running_operation,
     start_operation,
-    write_pin,
 )
+from desired_state.pins import delete_pins, read_pins, write_pin
 from desired_state.specs import ServiceSpec, TenantSpec
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
 from reconciler.core.plan import Change

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Engine
 
+from desired_state.bounds import InputLimits
 from desired_state.load import load_desired_state
 from desired_state.model import DesiredState, TenantStatus
 from desired_state.specs import TenantSpec
@@ -107,6 +108,8 @@ class Reconciler:
     base_domain: str | None = None
     # The Traefik entrypoint routers are put on (``Settings.traefik_entrypoint``).
     entrypoint: str = "web"
+    # Bounds on tenants' memory, CPUs and route lists (``Settings.input_limits``); unset: what this host can give.
+    input_limits: InputLimits | None = None
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -155,7 +158,7 @@ class Reconciler:
         return Observed(snapshot=snapshot, routes=routes, zones=zones), dns_failure
 
     def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
-        desired = load_desired_state(self.engine, self.base_domain)
+        desired = load_desired_state(self.engine, self.base_domain, self.input_limits)
         requested = frozenset(scope) if scope is not None else None
         observed, dns_failure = self.observe()
         # Removing tenants the database no longer has is left to full passes and the sweep.

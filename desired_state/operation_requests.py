@@ -1,0 +1,104 @@
+"""Operation requests: the web UI inserts a backup, restore or rollback request; the reconciler claims
+(``status`` pending → running) and finishes it (``reconciler.runtime.operations.requests``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from desired_state.operations import clip
+from desired_state.tables import OperationRequest
+
+REQUEST_KINDS = ("backup", "restore", "rollback")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: int
+    tenant: str
+    kind: str
+    backup_id: int | None
+    restore: bool
+    status: str
+    requested_at: datetime | None
+    picked_at: datetime | None
+    done_at: datetime | None
+    error: str | None
+    operation_id: int | None
+
+
+def _request(row: Any) -> RequestRecord:
+    return RequestRecord(
+        id=row.id,
+        tenant=row.tenant,
+        kind=row.kind,
+        backup_id=row.backup_id,
+        restore=bool(row.restore),
+        status=row.status,
+        requested_at=row.requested_at,
+        picked_at=row.picked_at,
+        done_at=row.done_at,
+        error=row.error,
+        operation_id=row.operation_id,
+    )
+
+
+def create_request(
+    engine: Engine, tenant: str, kind: str, *, backup_id: int | None = None, restore: bool = False
+) -> int:
+    """What the UI does (used by tests and scripts): insert a pending request."""
+    now = datetime.now(UTC)
+    values = {
+        "tenant": tenant,
+        "kind": kind,
+        "backup_id": backup_id,
+        "restore": restore,
+        "status": "pending",
+        "requested_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with engine.begin() as connection:
+        return int(connection.execute(insert(OperationRequest).values(values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def pending_requests(engine: Engine) -> list[RequestRecord]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(OperationRequest).where(OperationRequest.status == "pending").order_by(OperationRequest.id)
+        )
+        return [_request(row) for row in rows]
+
+
+def claim_request(engine: Engine, request_id: int) -> bool:
+    """Move a pending request to running; False if another reconciler (or a cancel by the UI) got there first."""
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            update(OperationRequest)
+            .where(OperationRequest.id == request_id, OperationRequest.status == "pending")
+            .values(status="running", picked_at=now, updated_at=now)
+        ).rowcount
+    return bool(claimed)
+
+
+def finish_request(
+    engine: Engine, request_id: int, status: str, *, error: str | None = None, operation_id: int | None = None
+) -> None:
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            update(OperationRequest)
+            .where(OperationRequest.id == request_id)
+            .values(status=status, error=clip(error), operation_id=operation_id, done_at=now, updated_at=now)
+        )
+
+
+def get_request(engine: Engine, request_id: int) -> RequestRecord | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(OperationRequest).where(OperationRequest.id == request_id)).first()
+    return _request(row) if row is not None else None
