@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--allow-mass-delete", action="store_true", help="let this pass remove many tenants")
         if name == "plan":
             cmd.add_argument("--json", action="store_true", help="machine-readable output")
+            cmd.add_argument(
+                "--show-values",
+                action="store_true",
+                help="with --json: include env values (secrets); without it env shows keys and a digest only",
+            )
     run = sub.add_parser("run", help="reconcile continuously (resync, Docker events, nudges)")
     run.add_argument("--allow-mass-delete", action="store_true")
     nudge = sub.add_parser("nudge", help="ask the running reconciler to reconcile a tenant now (via RabbitMQ)")
@@ -103,7 +108,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return ops_commands.run_command(args, runtime)
     if args.command == "plan":
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
-        print(render_json(inputs.plan) if args.json else render_text(inputs.plan))
+        print(render_json(inputs.plan, show_values=args.show_values) if args.json else render_text(inputs.plan))
         for spec_error in inputs.desired.errors.values():
             print(f"Invalid: {spec_error}", file=sys.stderr)
         if inputs.plan.errors:
@@ -111,19 +116,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CHANGES if inputs.plan.changes else EXIT_OK
     if args.command == "apply":
         result = runtime.reconciler.run_pass(args.tenant, allow_mass_delete=args.allow_mass_delete, trigger="cli")
-        applied = [change for outcome in result.outcomes.values() for change in outcome.applied]
-        for change in applied:
+        for change in result.applied:
             print(f"{change.action.value:>3} {change.kind} {change.name}  # {change.reason}")
         for tenant, message in sorted(result.errors.items()):
             print(f"failed: {tenant}: {message}", file=sys.stderr)
         for message in result.plan.errors:
             print(f"refused: {message}", file=sys.stderr)
-        print(f"Applied {len(applied)} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
+        print(f"Applied {len(result.applied)} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
         return EXIT_OK if result.ok else EXIT_ERROR
     if args.command == "run":
         from reconciler.runtime.service.run import run_service
 
-        return run_service(runtime, allow_mass_delete=args.allow_mass_delete)
+        return run_service(runtime, allow_mass_delete=args.allow_mass_delete or settings.allow_mass_delete)
     raise AssertionError(args.command)
 
 

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # Mass-delete guard.
     mass_delete_share: float = Field(default=0.5, gt=0, le=1)
     mass_delete_min: int = Field(default=3, ge=0)
+    # Under ``reconciler run``, removals within this many seconds count together against the share.
+    mass_delete_window: float = Field(default=600.0, ge=0)
+    # The documented override for ``reconciler run`` (like its --allow-mass-delete): let it remove many at once.
+    allow_mass_delete: bool = False
 
     # Metrics and health endpoints.
     metrics_addr: str = "127.0.0.1:9108"

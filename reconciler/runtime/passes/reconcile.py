@@ -73,6 +73,15 @@ class PassResult:
     duration: float = 0.0
     # After a sweep: every tenant it saw (database, engine, routes, DNS) except those it removed itself.
     tenants: list[str] = field(default_factory=list)
+    # DNS changes the server accepted in this pass (the executor's outcomes hold the other layers).
+    dns_applied: list[Change] = field(default_factory=list)
+
+    @property
+    def applied(self) -> list[Change]:
+        """Every change carried out, in the order of the plan's layers (DNS removals first)."""
+        changes = [c for outcome in self.outcomes.values() for c in outcome.applied]
+        removed = [c for c in self.dns_applied if c.removal]
+        return removed + changes + [c for c in self.dns_applied if not c.removal]
 
     @property
     def ok(self) -> bool:
@@ -306,6 +315,7 @@ class Reconciler:
             # Records of tenants whose route is ready (or, without routing, that run a container) go out now.
             dns.publish_ready(self._route_ready(inputs, result))
         self.removals.record(dns.applied_removals())
+        result.dns_applied = [c for outcome in dns.outcomes for c in outcome.applied]
         running = [t for t in tenants if (s := desired.tenants.get(t)) is not None and s.state == "running"]
         dns.settle(running)
         for tenant, done, failure in finished:
