@@ -36,8 +36,10 @@ demo: setup
 	@set -euo pipefail; . $(STATE)/env; . $(STATE)/demo.env; set -x; \
 	reconciler db upgrade; \
 	reconciler tenants import $(DEMO_TENANTS); \
+	rc=0; reconciler plan || rc=$$?; test $$rc -ne 1; \
 	reconciler apply; \
 	reconciler status; \
+	reconciler plan >/dev/null; \
 	set +x; dns_port=$${RECONCILER_POWERDNS_DNS_ADDRESS##*:}; \
 	echo; echo "Try:"; \
 	for domain in $$(python -c 'import sys, yaml; [print(t["domain"]) for t in yaml.safe_load(open(sys.argv[1]))["tenants"] if t.get("state", "running") == "running"]' $(DEMO_TENANTS)); do \
