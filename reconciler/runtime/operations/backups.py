@@ -84,7 +84,7 @@ class BackupService:
     # Backup rows whose file name was refused (alerted once each).
     _refused: set[int] = field(default_factory=set)
 
-    def _tenant_lock(self, tenant: str) -> threading.Lock:
+    def tenant_lock(self, tenant: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(tenant, threading.Lock())
 
@@ -98,7 +98,7 @@ class BackupService:
         Raises ``BackupRefused`` (nothing started) or ``BackupError`` (started and failed); both are recorded in
         ``backups`` and ``operations``, counted, and alerted.
         """
-        with self._tenant_lock(tenant):
+        with self.tenant_lock(tenant):
             return self._backup(tenant, trigger, keep=keep, request_id=request_id)
 
     def _backup(self, tenant: str, trigger: str, *, keep: int | None, request_id: int | None) -> BackupRecord:
@@ -295,7 +295,7 @@ class BackupService:
         ``RestoreRefused`` before touching anything, or ``ReconcileError`` when the restore itself failed (the
         volume keeps its previous content whenever the archive could not be extracted).
         """
-        with self._tenant_lock(tenant):
+        with self.tenant_lock(tenant):
             return restoring.restore(
                 self, tenant, backup_id, trigger=trigger, request_id=request_id, before_release=before_release
             )
