@@ -36,6 +36,9 @@ class BackupRecord:
     duration_seconds: float | None
     error: str | None
     created_at: datetime | None
+    verified_at: datetime | None = None
+    verify_status: str | None = None
+    verify_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ def _record(row: Any) -> BackupRecord:
         duration_seconds=row.duration_seconds,
         error=row.error,
         created_at=row.created_at,
+        verified_at=row.verified_at,
+        verify_status=row.verify_status,
+        verify_error=row.verify_error,
     )
 
 
@@ -197,3 +203,19 @@ def last_successes(engine: Engine) -> dict[str, datetime]:
         for tenant, finished in rows
         if finished is not None
     }
+
+
+def newest_succeeded(engine: Engine) -> list[BackupRecord]:
+    """Each tenant's newest succeeded backup (the one a restore would use first), by tenant."""
+    newest: dict[str, BackupRecord] = {}
+    for record in list_backups(engine, statuses=("succeeded",)):
+        newest[record.tenant] = record  # oldest first: the last one wins
+    return [newest[tenant] for tenant in sorted(newest)]
+
+
+def record_verification(engine: Engine, backup_id: int, *, ok: bool, error: str | None = None) -> None:
+    """The outcome of restoring the archive into a scratch volume (``runtime.operations.verify``)."""
+    now = datetime.now(UTC)
+    values = {"verified_at": now, "verify_status": "succeeded" if ok else "failed", "verify_error": error}
+    with engine.begin() as connection:
+        connection.execute(update(BackupRow).where(BackupRow.id == backup_id).values({**values, "updated_at": now}))

@@ -238,6 +238,10 @@ class BackupRow(TimestampsMixin, Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     pruned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Last restore test (``runtime.operations.verify``): when, succeeded | failed, and why it failed.
+    verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    verify_status: Mapped[str | None] = mapped_column(String(32))
+    verify_error: Mapped[str | None] = mapped_column(Text)
 
 
 class OperationRow(TimestampsMixin, Base):

@@ -19,6 +19,8 @@ from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.logs import configure_logging
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+# Commands that change the world take the leader lock for their duration (one writer: ``service.leader``).
+WRITER_COMMANDS = frozenset({"apply", "backup", "restore", "rollback", "requests", "tenants purge"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +85,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def _command(args: argparse.Namespace) -> str:
+    return f"tenants {args.tenants_command}" if args.command == "tenants" else str(args.command)
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    command = _command(args)
+    if command not in WRITER_COMMANDS:
+        return _run_command(args, settings)
+    from desired_state.database import make_engine
+    from reconciler.runtime.operations.recovery import recover_abandoned
+    from reconciler.runtime.service.leader import AnotherInstance, holder_label, writer_lock
+
+    try:
+        with writer_lock(settings.database_url, settings.owner_id, command):
+            engine = make_engine(settings.database_url)
+            try:
+                recover_abandoned(engine, holder_label(command))
+            finally:
+                engine.dispose()
+            return _run_command(args, settings)
+    except AnotherInstance as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     from desired_state.database import current_revision, make_engine, upgrade
 
     if args.command == "db":

@@ -429,6 +429,16 @@ class DockerDriver:
             raise TransientError(message, tenant=tenant)
         return HelperResult(exit_code=code, output=output)
 
+    def helpers(self, labels: dict[str, str], name_prefix: str = "") -> list[tuple[str, str]]:
+        """(name, state) of the containers carrying all ``labels`` (helpers: no managed label), one list call.
+
+        Used before a migration: a helper of an earlier migration that still exists may still be running it.
+        """
+        filters = {"label": [f"{key}={value}" for key, value in sorted(labels.items())]}
+        found = self._list("containers", all=True, filters=filters)
+        named = [((raw.get("Names") or ["/?"])[0].lstrip("/"), str(raw.get("State", "unknown"))) for raw in found]
+        return sorted((name, state) for name, state in named if name.startswith(name_prefix))
+
     def _remove_helper(self, name: str) -> None:
         with contextlib.suppress(DockerException):
             self.cli.container.remove(name, force=True)

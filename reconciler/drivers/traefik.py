@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ API_TIMEOUT = 5.0
 # Traefik pages its lists (100 items by default); a large page keeps a read at one request per section.
 PAGE_SIZE = 1000
 _SECTIONS = ("routers", "services", "middlewares")
+# A tenant name as the specs allow it: a name is joined to the directory only when it matches (no "/", no "..").
+_TENANT_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 # File system errors that will not go away by retrying.
 _PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
 
@@ -61,7 +64,17 @@ class TraefikDriver:
     # --- files ---------------------------------------------------------------------------------------------
 
     def path(self, tenant: str) -> Path:
-        return self.dir / f"{self.prefix}-{tenant}.yml"
+        """The tenant's file, confined to the directory: a bad name or a symbolic link out is refused."""
+        if not _TENANT_RE.match(tenant):
+            shown = tenant if len(tenant) <= 60 else tenant[:57] + "..."
+            raise PermanentError(f"tenant {shown!r}: not a valid tenant name, no Traefik file for it", tenant=None)
+        path = self.dir / f"{self.prefix}-{tenant}.yml"
+        if path.is_symlink() or path.resolve().parent != self.dir.resolve():
+            raise PermanentError(
+                f"{path} is a symbolic link or resolves outside {self.dir}; left alone, nothing read or written",
+                tenant=tenant,
+            )
+        return path
 
     def read(self, tenant: str) -> str | None:
         try:
@@ -145,6 +158,8 @@ class TraefikDriver:
         except OSError as exc:
             raise _file_error(exc, f"list {self.dir}", None) from exc
         for entry in entries:
+            if entry.is_symlink():
+                continue  # never ours (we write regular files), and reading it could read outside the directory
             try:
                 with entry.open() as handle:
                     header = parse_file_header(handle.readline())

@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     backup_helper_image: str = "erp/busybox:local"
     backup_timeout: float = Field(default=3600.0, gt=0)
     backup_policy_refresh: float = Field(default=30.0, gt=0)  # seconds between re-reads of backup_policies
+    # Cron (UTC) of the restore test of each tenant's newest backup into a scratch volume. Unset → never.
+    backup_verify_schedule: str | None = None
     migrate_timeout: float = Field(default=600.0, gt=0)
     operation_poll_interval: float = Field(default=5.0, gt=0)  # seconds between reads of operation_requests
     operation_hold_timeout: float = Field(default=3600.0, gt=0)  # a restore running longer is taken as abandoned
@@ -145,6 +147,18 @@ class Settings(BaseSettings):
         """The loader's bounds: these settings, the host's memory and CPUs where unset."""
         memory = parse_memory(self.max_service_memory) if self.max_service_memory else None
         return InputLimits.for_host(memory, self.max_service_cpus, self.max_allowed_ranges)
+
+    @field_validator("backup_verify_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value:
+            from reconciler.core.schedule import ScheduleError, parse_schedule
+
+            try:
+                parse_schedule(value)
+            except ScheduleError as exc:
+                raise ValueError(f"not a crontab expression such as '30 4 * * *': {exc}") from exc
+        return value
 
     @field_validator("powerdns_api_key", "telegram_token")
     @classmethod

@@ -19,8 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import OWNER_LABEL, REPO_ROOT, DemoImages, devstack
-
-SPECS = REPO_ROOT.parent / "shared" / "specs"
+from tests.shared_specs import spec_path
 
 integration = pytest.mark.integration
 
@@ -65,7 +64,7 @@ def _get_until(url: str, *, expect: int = 200, timeout: float = 5.0, headers: di
 
 
 def test_reference_traefik_config_is_valid_v3_static_config() -> None:
-    schema = json.loads((SPECS / "traefik-v3.json").read_text())
+    schema = json.loads(spec_path("traefik-v3.json").read_text())
     validator = jsonschema.Draft7Validator(schema)
     reference = yaml.safe_load((REPO_ROOT / "deploy" / "traefik" / "traefik.yml").read_text())
     assert [e.message for e in validator.iter_errors(reference)] == []

@@ -32,10 +32,10 @@ from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.metrics import Metrics
 from reconciler.runtime.telemetry.tenant_gauges import TenantStatusMetrics
 from reconciler.runtime.telemetry.usage import UsageMetrics
+from tests.shared_specs import spec_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "tenant-reconciler.json"
 METRIC_NAME = re.compile(r"\breconciler_[a-z0-9_]+\b")
@@ -184,7 +184,7 @@ def _compose_yaml() -> dict[str, Any]:
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
-    schema = json.loads((SHARED / "specs" / "compose-spec.json").read_text())
+    schema = json.loads(spec_path("compose-spec.json").read_text())
     errors = sorted(Draft7Validator(schema).iter_errors(_compose_yaml()), key=lambda e: list(e.path))
     assert [f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors] == []
 

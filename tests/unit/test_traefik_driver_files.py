@@ -52,6 +52,30 @@ def test_only_our_files_are_listed_and_deleted(tmp_path: Path) -> None:
     assert files.tenants() == {"acme-b"}
 
 
+@pytest.mark.parametrize("tenant", ["../escape", "a/b", "/etc/passwd", "", "x" * 300, "Acme"])
+def test_a_tenant_name_never_leaves_the_directory(tmp_path: Path, tenant: str) -> None:
+    files = driver(tmp_path / "dynamic")
+    (tmp_path / "escape.yml").write_text("outside\n")
+    for act in (lambda: files.write(tenant, content("acme")), lambda: files.delete(tenant), lambda: files.read(tenant)):
+        with pytest.raises(PermanentError, match="not a valid tenant name"):
+            act()
+    assert (tmp_path / "escape.yml").read_text() == "outside\n"
+    assert not (tmp_path / "dynamic").exists() or list((tmp_path / "dynamic").iterdir()) == []
+
+
+def test_a_symlinked_file_is_neither_followed_nor_deleted(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text(content("acme"))
+    (tmp_path / "dynamic").mkdir()
+    files = driver(tmp_path / "dynamic")
+    (tmp_path / "dynamic" / "erp-acme.yml").symlink_to(victim)
+    assert files.tenants() == frozenset()
+    for act in (lambda: files.write("acme", content("acme", "http: {routers: {}}\n")), lambda: files.delete("acme")):
+        with pytest.raises(PermanentError, match="symbolic link"):
+            act()
+    assert victim.read_text() == content("acme")
+
+
 def test_unwritable_directory_is_a_permanent_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")

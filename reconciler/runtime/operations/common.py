@@ -46,6 +46,8 @@ class OperationsConfig:
     hold_timeout: float = 3600.0
     request_poll_interval: float = 5.0
     policy_refresh_interval: float = 30.0
+    # Cron of the backup verification (``operations.verify``); None → not scheduled.
+    verify_schedule: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OperationsConfig:
@@ -58,6 +60,7 @@ class OperationsConfig:
             hold_timeout=settings.operation_hold_timeout,
             request_poll_interval=settings.operation_poll_interval,
             policy_refresh_interval=settings.backup_policy_refresh,
+            verify_schedule=settings.backup_verify_schedule or None,
         )
 
 

@@ -28,6 +28,7 @@ from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.operations.backups import BackupService, RestoreResult
 from reconciler.runtime.operations.common import OperationsConfig, OperationsMetrics, log
 from reconciler.runtime.operations.upgrades import UpgradeGuard
+from reconciler.runtime.operations.verify import BackupVerifier
 from reconciler.runtime.passes.reconcile import PassResult, Reconciler
 from reconciler.runtime.settings import Settings
 from renderers.containers import Naming
@@ -79,6 +80,7 @@ class TenantOps:
     guard: UpgradeGuard
     relay: AlertRelay
     metrics: OperationsMetrics
+    verifier: BackupVerifier
     # Set by wiring once the reconciler (which holds ``guard``) exists.
     reconciler: Reconciler | None = None
 
@@ -228,4 +230,4 @@ def build_tenant_ops(
     relay = AlertRelay()
     backups = BackupService(engine, docker, naming, config, alert=relay, metrics=metrics)
     guard = UpgradeGuard(engine, docker, naming, backups, config, alert=relay, metrics=metrics)
-    return TenantOps(engine, docker, naming, config, backups, guard, relay, metrics)
+    return TenantOps(engine, docker, naming, config, backups, guard, relay, metrics, BackupVerifier(backups))

@@ -53,6 +53,7 @@ from reconciler.runtime.operations.common import (
     helper_name,
     log_alert,
 )
+from reconciler.runtime.operations.migration_guard import refuse_concurrent_migration
 from renderers.containers import Naming, container_env
 
 log = logging.getLogger("reconciler.upgrades")
@@ -244,6 +245,7 @@ class UpgradeGuard:
         tenant = spec.name
         assert service.migrate is not None
         command = list(service.migrate)
+        refuse_concurrent_migration(self.engine, self.docker, self.naming, tenant, upgrade.service)
         operation_id = start_operation(
             self.engine,
             tenant,

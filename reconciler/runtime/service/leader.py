@@ -8,7 +8,13 @@ The lock key is derived from the owner id, so reconcilers of different owners sh
 for each other.
 
 On SQLite there is no shared server to arbitrate, so a second ``reconciler run`` on the same database file is
-refused with a clear message: an ``fcntl`` lock on ``<database>.lock`` held for the process's lifetime.
+refused with a clear message: an ``fcntl`` lock on ``<database>.lock`` held for the process's lifetime (the
+kernel drops it when the process dies, however it dies).
+
+The CLI's commands that change the world (``apply``, ``backup``, ``restore``, ``rollback``, ``requests``,
+``tenants purge``) take the same lock for their duration through ``writer_lock``, or refuse naming the holder:
+one writer per owner and database, whether it is a service or a command. The holder's name is in the lock file
+(SQLite) or in the lock session's ``application_name`` (PostgreSQL, read from ``pg_locks``/``pg_stat_activity``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -42,6 +50,11 @@ def identity() -> str:
     return f"{socket.gethostname()}/pid {os.getpid()}"
 
 
+def holder_label(command: str) -> str:
+    """How a lock holder names itself: the command and where it runs (PostgreSQL keeps 63 characters)."""
+    return f"`reconciler {command}` on {identity()}"[:63]
+
+
 def lock_key(owner: str) -> int:
     """A signed 64-bit advisory lock key for this application and owner id."""
     digest = hashlib.sha256(f"tenant-reconciler leader {owner}".encode()).digest()
@@ -57,11 +70,15 @@ class Leadership(Protocol):
 
     def release(self) -> None: ...
 
+    def holder(self) -> str | None:
+        """Who holds the lock now, as it named itself (None when unknown)."""
+
 
 class PostgresLeadership:
-    def __init__(self, url: str | None, owner: str) -> None:
+    def __init__(self, url: str | None, owner: str, command: str = "run") -> None:
         self.engine = make_engine(url)
         self.key = lock_key(owner)
+        self.label = holder_label(command)
         self._connection: Connection | None = None
         self._held = False
 
@@ -90,7 +107,31 @@ class PostgresLeadership:
             self._drop()
             return False
         self._held = bool(got)
+        if self._held:
+            try:
+                self._connect().execute(
+                    text("SELECT set_config('application_name', :name, false)"), {"name": self.label}
+                )
+            except SQLAlchemyError as exc:
+                log.debug("naming the leader session: %s", exc)
         return self._held
+
+    def holder(self) -> str | None:
+        # A bigint advisory lock shows in pg_locks as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+        query = text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = :high AND l.objid::bigint = :low"
+        )
+        try:
+            with self.engine.connect() as connection:
+                name = connection.execute(
+                    query, {"high": (self.key >> 32) & 0xFFFFFFFF, "low": self.key & 0xFFFFFFFF}
+                ).scalar()
+        except SQLAlchemyError as exc:
+            log.debug("reading the lock holder: %s", exc)
+            return None
+        return str(name) if name else None
 
     def still_held(self) -> bool:
         if not self._held:
@@ -117,9 +158,10 @@ class PostgresLeadership:
 class SqliteSingleInstance:
     """Refuses a second instance on the same SQLite file (there is no standby on SQLite)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, command: str = "run") -> None:
         self.path = path
         self.lock_path = path.with_name(path.name + ".lock")
+        self.label = holder_label(command)
         self._file: IO[str] | None = None
 
     def try_acquire(self) -> bool:
@@ -133,13 +175,13 @@ class SqliteSingleInstance:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise AnotherInstance(
-                f"another `reconciler run` ({holder}) already uses the SQLite database {self.path} "
-                f"(lock file {self.lock_path}); SQLite allows one instance: stop that one first, or use "
+                f"{holder} already uses the SQLite database {self.path} (lock file {self.lock_path}); SQLite "
+                "allows one instance at a time: stop that one first (or wait for it to finish), or use "
                 "PostgreSQL (RECONCILER_DATABASE_URL) to run a standby next to the active instance"
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(identity() + "\n")
+        handle.write(self.label + "\n")
         handle.flush()
         self._file = handle
         return True
@@ -153,12 +195,39 @@ class SqliteSingleInstance:
             self._file.close()
             self._file = None
 
+    def holder(self) -> str | None:
+        try:
+            return self.lock_path.read_text().strip() or None
+        except OSError:
+            return None
 
-def build_leadership(url: str | None, owner: str) -> Leadership:
+
+def build_leadership(url: str | None, owner: str, command: str = "run") -> Leadership:
     resolved = make_url(database_url(url))
     if resolved.get_backend_name() == "sqlite":
-        return SqliteSingleInstance(Path(resolved.database or "reconciler.sqlite3").resolve())
-    return PostgresLeadership(url, owner)
+        return SqliteSingleInstance(Path(resolved.database or "reconciler.sqlite3").resolve(), command)
+    return PostgresLeadership(url, owner, command)
+
+
+@contextmanager
+def writer_lock(url: str | None, owner: str, command: str) -> Iterator[None]:
+    """Hold the leader lock while a CLI command changes the world; ``AnotherInstance`` names who holds it."""
+    leadership = build_leadership(url, owner, command)
+    try:
+        try:
+            acquired = leadership.try_acquire()
+        except AnotherInstance as exc:
+            raise AnotherInstance(f"refusing `reconciler {command}`: {exc}") from None
+        if not acquired:
+            holder = leadership.holder() or "another instance"
+            raise AnotherInstance(
+                f"refusing `reconciler {command}`: {holder} holds the leader lock of owner {owner!r} on this "
+                "database and applies changes; ask it instead (`reconciler nudge`, an operation_requests row) "
+                "or stop it first"
+            )
+        yield
+    finally:
+        leadership.release()
 
 
 def wait_for_leadership(leadership: Leadership, stop: threading.Event, interval: float = POLL_INTERVAL) -> bool:

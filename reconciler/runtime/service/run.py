@@ -18,12 +18,15 @@ from sqlalchemy import text
 from desired_state.backups import last_successes
 from reconciler.core.crashloop import CrashLoopLimits
 from reconciler.core.errors import ReconcileError
+from reconciler.runtime.operations.common import log_alert
+from reconciler.runtime.operations.recovery import recover_abandoned
 from reconciler.runtime.service.crashloop import CrashTracker
 from reconciler.runtime.service.leader import (
     POLL_INTERVAL,
     AnotherInstance,
     Leadership,
     build_leadership,
+    holder_label,
     identity,
     wait_for_leadership,
 )
@@ -110,6 +113,15 @@ def seed_backup_ages(runtime: Runtime) -> None:
         runtime.operations.metrics.backup_last_success.labels(tenant=tenant).set(finished.timestamp())
 
 
+def recover_after_crash(runtime: Runtime) -> None:
+    """Rows a dead leader left running are closed as failed before this leader acts (``operations.recovery``)."""
+    alert = runtime.operations.relay if runtime.operations is not None else log_alert
+    try:
+        recover_abandoned(runtime.engine, holder_label("run"), alert)
+    except Exception:
+        log.exception("closing operations abandoned by a crashed instance failed; the pass goes on")
+
+
 def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
     settings = runtime.settings
     metrics = runtime.metrics
@@ -161,6 +173,7 @@ def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
             leading.set()
             metrics.leader.set(1)
             log.info("leader: %s applies changes for owner %s", identity(), settings.owner_id)
+            recover_after_crash(runtime)
             runtime.alerts.notify(f"🔑 {identity()} is now the active reconciler (owner {settings.owner_id})")
             loop = build_loop(runtime, allow_mass_delete=allow_mass_delete, crashes=crashes)
             current[:] = [loop]
