@@ -27,7 +27,7 @@ from reconciler.core.diff import SubnetPool, diff
 from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits, mass_delete_guard, ownership, pinned
-from reconciler.core.resources import DesiredTenant, HealthCheck, Snapshot
+from reconciler.core.resources import ContainerDefaults, DesiredTenant, HealthCheck, Snapshot
 from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.passes.executor import Executor, Interrupted, TenantOutcome
 from reconciler.runtime.passes.locks import PassLocks
@@ -88,6 +88,8 @@ class Reconciler:
     stop: threading.Event = field(default_factory=threading.Event)
     # Docker health check given to every container (None: none); see ``renderers.containers``.
     healthcheck: HealthCheck | None = None
+    # Pids limit, log rotation, no-new-privileges for every container (None: none); see ``renderers.containers``.
+    container_defaults: ContainerDefaults | None = None
     # Runtime hooks (``runtime.service.loop``): extra plan policies (crash-loop backoff), extra status conditions
     # (Degraded) and a callback after each status write (alerts on transitions).
     policies: tuple[Callable[[Plan], Plan], ...] = ()
@@ -124,7 +126,7 @@ class Reconciler:
         # owned container, which the mass-delete guard needs to judge a table that reads empty by mistake.
         effective = requested & desired.known if requested is not None else None
         rendered = {
-            name: render_tenant(spec, self.naming, healthcheck=self.healthcheck)
+            name: render_tenant(spec, self.naming, healthcheck=self.healthcheck, defaults=self.container_defaults)
             for name, spec in desired.tenants.items()
         }
         held = dict(self.operations.holds()) if self.operations is not None else {}
