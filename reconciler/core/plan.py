@@ -26,7 +26,7 @@ class Action(Enum):
 
 
 # An update names the operation the executor performs in place.
-Operation = Literal["create", "start", "stop", "replace", "delete"]
+Operation = Literal["create", "start", "stop", "update", "replace", "delete"]
 
 # Creation phases run in ascending order; deletions in descending order after them.
 _KIND_RANK: dict[str, int] = {"network": 0, "volume": 1, "container": 2}

@@ -55,6 +55,8 @@ class PassResult:
     plan: Plan
     outcomes: dict[str, TenantOutcome] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # The error behind each entry of ``errors``: the loop retries transient ones and parks permanent ones.
+    failures: dict[str, ReconcileError] = field(default_factory=dict)
     # Changes that restored a spec already applied and unchanged since: the world drifted, we healed it.
     heals: list[Change] = field(default_factory=list)
     duration: float = 0.0
@@ -121,7 +123,8 @@ class Reconciler:
         requested = frozenset(scope) if scope is not None else None
         # One tenant: observe only its objects (same 3 list calls, smaller answers).
         only = next(iter(requested)) if requested is not None and len(requested) == 1 else None
-        snapshot = self.docker.observe(tenant=only) if only else self.docker.observe()
+        # Containers marked for inspection (events, the round-robin) are inspected for the tenants in scope only.
+        snapshot = self.docker.observe(tenant=only, scope=requested)
         # Removing tenants the database no longer has is left to full passes and the sweep: only they see every
         # owned container, which the mass-delete guard needs to judge a table that reads empty by mistake.
         effective = requested & desired.known if requested is not None else None
@@ -254,6 +257,7 @@ class Reconciler:
                 break
             except ReconcileError as exc:
                 result.errors[tenant] = str(exc)
+                result.failures[tenant] = exc
                 log.error("tenant=%s reconcile failed: %s", tenant, exc, extra={"tenant": tenant})
                 if self.metrics:
                     self.metrics.tenant_errors.labels(tenant=tenant).inc()
