@@ -87,7 +87,7 @@ class DockerDriver:
         # "missing": pull an image the engine lacks (bounded by the pull timeout); "never": a missing image is a
         # permanent error at once (nodes that cannot reach a registry).
         self.pull = pull
-        self.inspections = inspections or InspectionMarks()
+        self.inspections = inspections if inspections is not None else InspectionMarks()
         base_url = docker_host or "unix:///var/run/docker.sock"
         self.api = docker.APIClient(base_url=base_url, version="auto", timeout=int(self.timeouts.api))
         call = client_call or ["docker"]
