@@ -2,7 +2,9 @@
 
 Called by the runtime for every valid tenant before the diff. Names derive from tenant, service, version track,
 replica and the spec hash, so a replacement container can start next to the one it replaces. Every object carries our
-labels; the spec-hash label is how the diff detects changed env or limits without inspecting containers.
+labels; the spec-hash label is how the diff detects changed env or limits without inspecting containers. The
+operator's container defaults (pids limit, log rotation, no-new-privileges) are rendered into every container
+and its hash when given.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from desired_state.specs import ServiceSpec, TenantSpec, VersionSpec
 from reconciler.core.resources import (
+    DATA_MOUNT,
     LABEL_IMAGE,
     LABEL_MANAGED,
     LABEL_OWNER,
@@ -22,6 +25,7 @@ from reconciler.core.resources import (
     LABEL_TENANT,
     LABEL_TRACK,
     Container,
+    ContainerDefaults,
     DesiredTenant,
     HealthCheck,
     Network,
@@ -29,7 +33,6 @@ from reconciler.core.resources import (
 )
 
 # Where every service finds the tenant's data volume.
-DATA_MOUNT = "/data"
 # Environment the platform injects so a service knows who it serves (the demo image prints them).
 INJECTED_ENV = ("ERP_TENANT", "ERP_SERVICE", "ERP_REPLICA", "ERP_PORT")
 
@@ -87,6 +90,7 @@ def render_container(
     version: VersionSpec | None = None,
     *,
     healthcheck: HealthCheck | None = None,
+    defaults: ContainerDefaults | None = None,
 ) -> Container:
     version = version or service.tracks()[0]
     network = naming.network(tenant.name)
@@ -107,6 +111,15 @@ def render_container(
     if check is not None:
         # Only when configured, so turning the setting on replaces containers and leaving it off changes nothing.
         fields["healthcheck"] = [check.command, check.interval, check.timeout, check.retries, check.start_period]
+    if defaults is not None:
+        # Always part of the hash when given (the runtime always gives them): changing a default replaces every
+        # container once, and so does the upgrade that introduced them (docs/runtime.md).
+        fields["defaults"] = [
+            defaults.pids_limit,
+            defaults.log_max_size,
+            defaults.log_max_file,
+            defaults.no_new_privileges,
+        ]
     digest = spec_hash(fields)
     labels = naming.base_labels(tenant.name) | {
         LABEL_SERVICE: service.name,
@@ -134,14 +147,24 @@ def render_container(
         labels=tuple(sorted(labels.items())),
         track=version.track,
         healthcheck=check,
+        pids_limit=defaults.pids_limit if defaults else None,
+        log_max_size=defaults.log_max_size if defaults else None,
+        log_max_file=defaults.log_max_file if defaults and defaults.log_max_size else None,
+        no_new_privileges=defaults.no_new_privileges if defaults else False,
     )
 
 
-def render_tenant(tenant: TenantSpec, naming: Naming, *, healthcheck: HealthCheck | None = None) -> DesiredTenant:
+def render_tenant(
+    tenant: TenantSpec,
+    naming: Naming,
+    *,
+    healthcheck: HealthCheck | None = None,
+    defaults: ContainerDefaults | None = None,
+) -> DesiredTenant:
     if tenant.state == "absent":
         return DesiredTenant(tenant=tenant.name, network=None, volume=None, containers=(), state="absent")
     containers = tuple(
-        render_container(tenant, service, replica, naming, version, healthcheck=healthcheck)
+        render_container(tenant, service, replica, naming, version, healthcheck=healthcheck, defaults=defaults)
         for service in tenant.services
         for version in service.tracks()
         for replica in range(version.replicas)

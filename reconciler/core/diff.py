@@ -30,6 +30,41 @@ def _best(containers: Iterable[Container]) -> Container:
     return sorted(containers, key=lambda c: (not c.running, c.name))[0]
 
 
+def _mib(size: int | None) -> str:
+    return "none" if size is None else f"{size / 1024**2:g}MiB"
+
+
+def _nano(cpus: float | None) -> int | None:
+    return None if cpus is None else round(cpus * 1e9)
+
+
+def limits_drift(desired: Container, observed: Container) -> list[str]:
+    """Limits an inspected container has now that differ from its spec (``docker update`` keeps the labels).
+
+    Only limits the spec sets are compared: ``docker update`` can set a limit back but not remove one, and an
+    unset desired limit leaves the engine's default alone. Uninspected containers show no limits: no drift.
+    """
+    if not observed.inspected:
+        return []
+    drift = []
+    if desired.memory is not None and observed.memory != desired.memory:
+        drift.append(f"memory {_mib(observed.memory)} -> {_mib(desired.memory)}")
+    if desired.cpus is not None and _nano(observed.cpus) != _nano(desired.cpus):
+        drift.append(f"cpus {observed.cpus or 'none'} -> {desired.cpus:g}")
+    if desired.pids_limit is not None and observed.pids_limit != desired.pids_limit:
+        drift.append(f"pids limit {observed.pids_limit or 'none'} -> {desired.pids_limit}")
+    return drift
+
+
+def _limits_update(tenant: str, want: Container, have: Container) -> list[Change]:
+    drift = limits_drift(want, have)
+    if not drift:
+        return []
+    after = replace(have, memory=want.memory, cpus=want.cpus, pids_limit=want.pids_limit)
+    reason = f"limits changed outside the reconciler: {', '.join(drift)}"
+    return [Change(Action.UPDATE, "container", tenant, have.name, reason, before=have, after=after, operation="update")]
+
+
 def _drift_reasons(desired: Container, observed: Container, network_missing: bool) -> list[str]:
     reasons = []
     if network_missing or desired.network not in observed.networks:
@@ -110,6 +145,8 @@ def _diff_containers(
         matching = [c for c in found if not _drift_reasons(want, c, network_missing)]
         if matching:
             keep = _best(matching)
+            # Limits drift is healed in place (docker update): the container keeps serving, nothing else changes.
+            changes.extend(_limits_update(tenant.tenant, want, keep))
             if keep.state not in _TRANSIENT_STATES and not keep.running:
                 changes.append(
                     Change(

@@ -1,8 +1,9 @@
 """Resource value types shared by the desired side (renderers) and the observed side (drivers).
 
 One frozen type per kind, so the diff compares like with like. Fields the Docker list API cannot report
-cheaply (env, limits) are ``None`` on observed values; the diff relies on the spec-hash label for those.
-Pure values, no I/O.
+cheaply (env, limits) are ``None`` on observed values and the diff relies on the spec-hash label for those,
+except on containers the driver inspected (``inspected``: memory, CPUs, pids limit and networks are then what the
+engine has now, so drift the label cannot show is seen). Pure values, no I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ LABEL_REPLICA = f"{LABEL_PREFIX}.replica"
 LABEL_TRACK = f"{LABEL_PREFIX}.track"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"
+# Where a tenant's data volume is mounted in its containers (and in backup and migration helpers).
+DATA_MOUNT = "/data"
 
 DesiredRun = Literal["running", "stopped"]
 
@@ -58,6 +61,19 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class ContainerDefaults:
+    """Settings every tenant container gets (``Settings.container_*``); part of the spec hash when rendered.
+
+    ``pids_limit`` None: no limit; ``log_max_size`` None: the engine's log options; ``log_max_file`` only with it.
+    """
+
+    pids_limit: int | None = 512
+    log_max_size: str | None = "10m"
+    log_max_file: int = 3
+    no_new_privileges: bool = True
+
+
+@dataclass(frozen=True)
 class Container:
     """One replica of one tenant service."""
 
@@ -81,7 +97,13 @@ class Container:
     track: str = ""
     # Desired only: the Docker health check to give the container (None: the image's own, if any).
     healthcheck: HealthCheck | None = None
-    # Observed only.
+    # Desired: the operator's defaults (``ContainerDefaults``); observed: the pids limit when ``inspected``.
+    pids_limit: int | None = None
+    log_max_size: str | None = None
+    log_max_file: int | None = None
+    no_new_privileges: bool = False
+    # Observed only. ``inspected``: memory, cpus, pids_limit and networks were read by inspecting the container.
+    inspected: bool = False
     id: str | None = None
     ip: str | None = None
     networks: tuple[str, ...] = ()

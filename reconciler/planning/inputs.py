@@ -13,7 +13,7 @@ from reconciler.core.diff import SubnetPool
 from reconciler.core.dns import Policy, RRset
 from reconciler.core.plan import Plan
 from reconciler.core.policies import MassDeleteLimits
-from reconciler.core.resources import HealthCheck, Snapshot
+from reconciler.core.resources import ContainerDefaults, HealthCheck, Snapshot
 from reconciler.core.routes import RouteFile
 from reconciler.core.upgrades import Pin
 from renderers.containers import Naming
@@ -62,6 +62,7 @@ class PlanSettings:
     pool: SubnetPool = field(default_factory=SubnetPool)
     limits: MassDeleteLimits = field(default_factory=MassDeleteLimits)
     healthcheck: HealthCheck | None = None
+    container_defaults: ContainerDefaults | None = None
     routing: RoutingSettings | None = None
     dns: DnsSettings | None = None
 

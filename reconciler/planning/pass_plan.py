@@ -71,7 +71,9 @@ def plan_pass(
     rendered: dict[str, DesiredTenant] = {}
     for name, spec in sorted(desired.tenants.items()):
         try:
-            rendered[name] = render_tenant(spec, naming, healthcheck=settings.healthcheck)
+            rendered[name] = render_tenant(
+                spec, naming, healthcheck=settings.healthcheck, defaults=settings.container_defaults
+            )
         except Exception as exc:  # one tenant's surprise is its own error, never the pass's
             failed[name] = _failure(name, "rendering", exc)
     protected = frozenset(desired.errors) | frozenset(context.held) | frozenset(failed)

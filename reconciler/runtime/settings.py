@@ -132,6 +132,24 @@ class Settings(BaseSettings):
     operation_poll_interval: float = Field(default=5.0, gt=0)  # seconds between reads of operation_requests
     operation_hold_timeout: float = Field(default=3600.0, gt=0)  # a restore running longer is taken as abandoned
 
+    # Docker calls (docs/runtime.md, "Bounded waits"): seconds one API request, one CLI mutation and one image
+    # pull may take, and after which a silent event stream is reopened (from its last event, losing none).
+    docker_api_timeout: float = Field(default=60.0, gt=0)
+    docker_mutation_timeout: float = Field(default=120.0, gt=0)
+    docker_pull_timeout: float = Field(default=600.0, gt=0)
+    docker_events_read_timeout: float = Field(default=60.0, gt=0)
+    # missing: pull an image the engine lacks; never: a missing image is a permanent error (no registry access).
+    image_pull: str = Field(default="missing", pattern=r"^(missing|never)$")
+    # Drift the labels cannot show (docker update, docs/runtime.md): containers inspected per resync, in turn.
+    inspect_per_resync: int = Field(default=10, ge=0)
+
+    # Defaults for every tenant container, part of its spec hash (changing one replaces every container once).
+    # 0 / "" → not set (no pids limit; the engine's log options).
+    container_pids_limit: int = Field(default=512, ge=0)
+    container_log_max_size: str = Field(default="10m", pattern=r"^(|[1-9][0-9]*[kmg])$")
+    container_log_max_file: int = Field(default=3, ge=1)
+    container_no_new_privileges: bool = True
+
     # Logs.
     log_json: bool = False
     log_level: str = "INFO"

@@ -12,8 +12,8 @@ from sqlalchemy.engine import Engine
 from desired_state.database import make_engine
 from reconciler.core.diff import SubnetPool
 from reconciler.core.policies import MassDeleteLimits
-from reconciler.core.resources import HealthCheck
-from reconciler.drivers.docker import DockerDriver
+from reconciler.core.resources import ContainerDefaults, HealthCheck
+from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
 from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_tenant_ops
@@ -59,7 +59,7 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
 def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
     engine = make_engine(settings.database_url)
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
-    docker = DockerDriver(owner=settings.owner_id, docker_host=settings.docker_host)
+    docker = build_docker(settings)
     metrics = Metrics()
     operations = build_tenant_ops(settings, engine, docker, naming, OperationsMetrics(metrics.registry))
     reconciler = Reconciler(
@@ -73,6 +73,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
         metrics=metrics,
         ready_timeout=settings.ready_timeout,
         healthcheck=build_healthcheck(settings),
+        container_defaults=build_container_defaults(settings),
         operations=operations.guard,
         base_domain=settings.base_domain,
         entrypoint=settings.traefik_entrypoint,
@@ -110,4 +111,29 @@ def build_healthcheck(settings: Settings) -> HealthCheck | None:
         timeout=settings.healthcheck_timeout,
         retries=settings.healthcheck_retries,
         start_period=settings.healthcheck_start_period,
+    )
+
+
+def build_docker(settings: Settings) -> DockerDriver:
+    timeouts = DockerTimeouts(
+        api=settings.docker_api_timeout,
+        mutation=settings.docker_mutation_timeout,
+        pull=settings.docker_pull_timeout,
+        events_read=settings.docker_events_read_timeout,
+    )
+    return DockerDriver(
+        owner=settings.owner_id,
+        docker_host=settings.docker_host,
+        timeouts=timeouts,
+        pull=settings.image_pull,
+        inspections=InspectionMarks(settings.inspect_per_resync),
+    )
+
+
+def build_container_defaults(settings: Settings) -> ContainerDefaults:
+    return ContainerDefaults(
+        pids_limit=settings.container_pids_limit or None,
+        log_max_size=settings.container_log_max_size or None,
+        log_max_file=settings.container_log_max_file,
+        no_new_privileges=settings.container_no_new_privileges,
     )

@@ -9,7 +9,7 @@ from desired_state.specs import build_tenant, parse_catalog
 from reconciler.core.diff import diff
 from reconciler.core.plan import Action
 from reconciler.core.resources import LABEL_TRACK, Container, DesiredTenant, Network, Snapshot, Volume
-from reconciler.drivers.docker import DockerDriver
+from reconciler.drivers.docker.inspect import container_from_list
 from renderers.containers import Naming, render_tenant
 
 CATALOG = parse_catalog({"a": {"image": "erp/demo-svc:1", "public": True}})
@@ -95,7 +95,7 @@ def test_docker_observe_reads_the_track_label() -> None:
         "Labels": dict(desired.labels),
         "NetworkSettings": {"Networks": {"erp-acme": {"IPAddress": "10.213.0.5"}}},
     }
-    observed = DockerDriver._container_from_api(DockerDriver.__new__(DockerDriver), raw)
+    observed = container_from_list(raw)
     assert observed.slot == desired.slot
     assert observed.ip == "10.213.0.5"
 

@@ -197,6 +197,13 @@ class Executor:
                 self.docker.create_volume(resource, labels)
                 self._done(outcome, change)
 
+        # 1b. Limits changed behind our back (docker update): set back in place, the container keeps serving.
+        for change in by.updates:
+            self._check_stop()
+            assert isinstance(change.after, Container)
+            self.docker.update_container(change.after)
+            self._done(outcome, change)
+
         # 2. New containers: creates, the new half of replacements, and restarts of stopped ones. Replacements that
         # change a service's image are upgrades: the gate backs up and migrates first, or keeps the old version.
         upgrades = upgrades_in(by.replaces) if self.upgrades is not None and spec is not None else {}
@@ -304,6 +311,7 @@ class _Buckets:
         self.replaces = pick("container", Action.REPLACE)
         self.starts = pick("container", Action.UPDATE, "start")
         self.stops = pick("container", Action.UPDATE, "stop")
+        self.updates = pick("container", Action.UPDATE, "update")
         self.deletes = pick("container", Action.DELETE)
         self.network_deletes = pick("network", Action.DELETE)
         routes = [c for c in changes if c.kind == "route"]

@@ -29,7 +29,7 @@ from reconciler.core.diff import SubnetPool
 from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits
-from reconciler.core.resources import DesiredTenant, HealthCheck, Snapshot
+from reconciler.core.resources import ContainerDefaults, DesiredTenant, HealthCheck, Snapshot
 from reconciler.drivers.docker import DockerDriver
 from reconciler.planning import Observed, PassContext, PlanSettings, RoutingSettings, plan_pass
 from reconciler.runtime.passes.dns_step import DnsStep
@@ -68,6 +68,8 @@ class PassResult:
     plan: Plan
     outcomes: dict[str, TenantOutcome] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # The error behind each entry of ``errors``: the loop retries transient ones and parks permanent ones.
+    failures: dict[str, ReconcileError] = field(default_factory=dict)
     # Changes that restored a spec already applied and unchanged since: the world drifted, we healed it.
     heals: list[Change] = field(default_factory=list)
     duration: float = 0.0
@@ -106,6 +108,8 @@ class Reconciler:
     stop: threading.Event = field(default_factory=threading.Event)
     # Docker health check given to every container (None: none); see ``renderers.containers``.
     healthcheck: HealthCheck | None = None
+    # Pids limit, log rotation, no-new-privileges for every container (None: none); see ``renderers.containers``.
+    container_defaults: ContainerDefaults | None = None
     # Runtime hooks (``runtime.service.loop``): extra plan policies (crash-loop backoff), extra status conditions
     # (Degraded) and a callback after each status write (alerts on transitions).
     policies: tuple[Callable[[Plan], Plan], ...] = ()
@@ -142,15 +146,17 @@ class Reconciler:
             pool=self.pool,
             limits=self.limits,
             healthcheck=self.healthcheck,
+            container_defaults=self.container_defaults,
             routing=RoutingSettings(self.entrypoint) if self.router is not None else None,
             dns=self.dns.settings if self.dns is not None else None,
         )
 
     # --- planning (no effects) -------------------------------------------------------------------------
 
-    def observe(self) -> tuple[Observed, ReconcileError | None]:
-        """Every layer as it is now; the DNS server being unreachable is returned, not raised."""
-        snapshot = self.docker.observe()
+    def observe(self, scope: frozenset[str] | None = None) -> tuple[Observed, ReconcileError | None]:
+        """Every layer as it is now; the DNS server being unreachable is returned, not raised. Containers
+        marked for inspection are inspected for the tenants in ``scope`` only (None: any)."""
+        snapshot = self.docker.observe(scope=scope)
         routes = None
         if self.router is not None:
             try:
@@ -169,7 +175,8 @@ class Reconciler:
     def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
         desired = load_desired_state(self.engine, self.base_domain, self.input_limits)
         requested = frozenset(scope) if scope is not None else None
-        observed, dns_failure = self.observe()
+        # Containers marked for inspection (events, the round-robin) are inspected for the tenants in scope only.
+        observed, dns_failure = self.observe(requested)
         # Removing tenants the database no longer has is left to full passes and the sweep.
         effective = requested & desired.known if requested is not None else None
         held = dict(self.operations.holds()) if self.operations is not None else {}
@@ -296,6 +303,7 @@ class Reconciler:
                 if not isinstance(exc, ReconcileError):
                     log.exception("tenant=%s unexpected failure", tenant, extra={"tenant": tenant})
                 result.errors[tenant] = str(error)
+                result.failures[tenant] = error
                 log.error("tenant=%s reconcile failed: %s", tenant, error, extra={"tenant": tenant})
                 if self.metrics:
                     self.metrics.tenant_errors.labels(tenant=tenant).inc()

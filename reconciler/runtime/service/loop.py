@@ -11,8 +11,14 @@ mass-delete guard that sees every owned container; orphan DNS records) and then 
 Events are hints and the resync is the truth: the event stream reconnects with backoff when it breaks, and the
 jittered resync converges everything on its own. A failing tenant is retried on its own exponential backoff
 while the others keep converging; a pass running past ``reconcile_timeout`` is interrupted between two actions
-and retried the same way. Docker ``die`` and ``unhealthy`` events also feed the crash tracker. SIGTERM stops
-the loop between actions.
+and retried the same way; a tenant whose pass failed permanently is parked instead (``service.retries``): no
+timer retries, left out of resyncs until its generation or the catalog changes. Docker ``die`` and ``unhealthy``
+events also feed the crash tracker. SIGTERM stops the loop between actions.
+
+Drift the labels cannot show (``docker update --memory``) is found by inspecting containers: one a Docker
+``update`` event names is marked for inspection at once, and each resync marks the next
+``Settings.inspect_per_resync`` containers in turn; a scoped pass inspects the marked containers of its tenants
+(``drivers.docker.inspect``) and, once it succeeds, clears their marks.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from desired_state.generations import read_generations
+from desired_state.status import read_status
 from reconciler.core.errors import ReconcileError
-from reconciler.drivers.docker import DockerDriver
+from reconciler.drivers.docker import DockerDriver, DockerEvent
 from reconciler.runtime.passes.reconcile import Reconciler
 from reconciler.runtime.service.crashloop import CrashTracker
+from reconciler.runtime.service.retries import PermanentHolds, retry_delay
 from reconciler.runtime.service.scheduler import Scheduler
 from reconciler.runtime.service.workqueue import ALL, Backoff, Item, WorkQueue
 from reconciler.runtime.telemetry.alerts import Alerter
@@ -37,7 +46,9 @@ from reconciler.runtime.telemetry.metrics import Metrics
 log = logging.getLogger("reconciler.loop")
 
 # Container events after which a tenant is reconciled at once; others (exec, attach, ...) are noise.
-WATCHED_CONTAINER_ACTIONS = frozenset({"die", "destroy", "stop", "kill", "oom", "health_status: unhealthy"})
+WATCHED_CONTAINER_ACTIONS = frozenset({"die", "destroy", "stop", "kill", "oom", "health_status: unhealthy", "update"})
+# Container events after which the container is inspected: its limits may differ from its labels now.
+INSPECTED_CONTAINER_ACTIONS = frozenset({"update"})
 WATCHED_NETWORK_ACTIONS = frozenset({"destroy", "disconnect"})
 # Several events of one tenant (die, then stop, then destroy) fold into one reconcile.
 EVENT_DEBOUNCE = 0.2
@@ -114,6 +125,7 @@ class Loop:
     alerts: Alerter | None = None
 
     def __post_init__(self) -> None:
+        self.holds = PermanentHolds()
         self.deadline = PassDeadline(self.stop)
         self.reconciler.stop = self.deadline
         self.reconciler.executor.stop = self.deadline
@@ -136,32 +148,38 @@ class Loop:
 
     # --- Docker events ---------------------------------------------------------------------------------------
 
+    def _stream_connected(self, connected: bool) -> None:
+        if self.metrics:
+            self.metrics.event_stream_connected.set(1 if connected else 0)
+
+    def _on_event(self, event: DockerEvent, prefix: str) -> None:
+        tenant = event.tenant
+        if self.crashes is not None and self.crashes.observe(event) and tenant:
+            self.queue.add(tenant, priority=0, trigger="event")
+        if event.kind == "network" and event.action in WATCHED_NETWORK_ACTIONS:
+            name = event.name
+            tenant = name[len(prefix) :] if name.startswith(prefix) else None
+        elif event.kind != "container" or event.action not in WATCHED_CONTAINER_ACTIONS:
+            return
+        if tenant and event.kind == "container" and event.action in INSPECTED_CONTAINER_ACTIONS:
+            self.docker.inspections.mark(event.name, tenant)
+        if tenant:
+            log.debug("event %s %s %s -> reconcile %s", event.kind, event.action, event.name, tenant)
+            self.queue.add(tenant, EVENT_DEBOUNCE, priority=0, trigger="event")
+
     def _watch_events(self) -> None:
         prefix = self.reconciler.naming.prefix + "-"
         delay = 1.0
         while not self.stop.is_set():
             try:
-                if self.metrics:
-                    self.metrics.event_stream_connected.set(1)
-                for event in self.docker.events(self.stop):
+                for event in self.docker.events(self.stop, self._stream_connected):
                     delay = 1.0
-                    tenant = event.tenant
-                    if self.crashes is not None and self.crashes.observe(event) and tenant:
-                        self.queue.add(tenant, priority=0, trigger="event")
-                    if event.kind == "network" and event.action in WATCHED_NETWORK_ACTIONS:
-                        name = event.name
-                        tenant = name[len(prefix) :] if name.startswith(prefix) else None
-                    elif event.kind != "container" or event.action not in WATCHED_CONTAINER_ACTIONS:
-                        continue
-                    if tenant:
-                        log.debug("event %s %s %s -> reconcile %s", event.kind, event.action, event.name, tenant)
-                        self.queue.add(tenant, EVENT_DEBOUNCE, priority=0, trigger="event")
+                    self._on_event(event, prefix)
             except ReconcileError as exc:
                 log.warning("Docker event stream lost (%s); reconnecting in %.0fs", exc, delay)
             except Exception:
                 log.exception("Docker event watcher failed; reconnecting in %.0fs", delay)
-            if self.metrics:
-                self.metrics.event_stream_connected.set(0)
+            self._stream_connected(False)
             if self.stop.wait(delay):
                 return
             delay = min(delay * 2, 30.0)
@@ -189,11 +207,32 @@ class Loop:
         finally:
             self.deadline.end()
 
-    def _retry(self, key: str, why: str) -> None:
-        delay = self.backoff.failure(key)
+    def _retry(self, key: str, why: str, error: ReconcileError | None = None) -> None:
+        backoff = self.backoff.failure(key)
+        delay = retry_delay(error, backoff)
         what = "sweep" if key == ALL else f"tenant={key}"
+        if delay is None:
+            self._park(key, why)
+            return
         log.info("%s retry in %.1fs (failure %d): %s", what, delay, self.backoff.failures(key), why)
         self.queue.add(key, delay, priority=1, trigger="retry")
+
+    def _park(self, tenant: str, why: str) -> None:
+        """Permanent: wait for a new generation of the tenant (the one its failing pass saw) or of the catalog."""
+        try:
+            status = read_status(self.reconciler.engine, tenant)
+            catalog = read_generations(self.reconciler.engine).catalog
+        except Exception:
+            log.exception("tenant=%s generations not readable; retrying on the backoff instead", tenant)
+            self.queue.add(tenant, self.backoff.failure(tenant), priority=1, trigger="retry")
+            return
+        self.holds.park(tenant, status.observed_generation if status else None, catalog, why)
+        log.warning(
+            "tenant=%s not retried until its spec or the catalog changes (permanent error): %s",
+            tenant,
+            why,
+            extra={"tenant": tenant},
+        )
 
     def _timed_out(self) -> bool:
         if self.stop.is_set() or not self.deadline.expired():
@@ -203,6 +242,7 @@ class Loop:
         return True
 
     def _reconcile(self, tenants: list[str], trigger: str) -> None:
+        marks = self.docker.inspections.position()
         try:
             result = self.reconciler.run_pass(set(tenants), allow_mass_delete=self.allow_mass_delete, trigger=trigger)
         except ReconcileError as exc:
@@ -210,23 +250,27 @@ class Loop:
             if self.metrics:
                 self.metrics.passes.labels(result="error").inc()
             for tenant in tenants:
-                self._retry(tenant, str(exc))
+                self._retry(tenant, str(exc), exc)
             return
         timed_out = self._timed_out()
         if timed_out:
             log.error(
                 "pass of %s ran past %gs: interrupted between actions", ", ".join(tenants), self.reconcile_timeout
             )
+        settled = []
         for tenant in tenants:
             outcome = result.outcomes.get(tenant)
             if tenant in result.errors:
-                self._retry(tenant, result.errors[tenant])
+                self._retry(tenant, result.errors[tenant], result.failures.get(tenant))
             elif outcome is None and timed_out:
                 self._retry(tenant, f"timed out after {self.reconcile_timeout:g}s")
             else:
+                settled.append(tenant)
                 self.backoff.success(tenant)
+                self.holds.release(tenant)
                 if outcome is not None and outcome.waiting:
                     self.queue.add(tenant, WAITING_RETRY, priority=1, trigger="retry")
+        self.docker.inspections.settle(settled, marks)
 
     def _sweep(self, trigger: str) -> None:
         try:
@@ -247,10 +291,25 @@ class Loop:
             self.backoff.success(ALL)
             if any(outcome.waiting for outcome in result.outcomes.values()):
                 self.queue.add(ALL, WAITING_RETRY, priority=1, trigger="retry")
+        # The next few containers in turn are inspected by the passes queued now (drift the labels cannot show).
+        self.docker.inspections.advance()
         # A nudge for every tenant keeps its priority; a periodic resync queues them behind nudges and events.
         priority, fanned = (0, "nudge") if trigger == "nudge" else (1, "resync")
+        parked = self._still_parked() if fanned == "resync" else frozenset()
         for tenant in result.tenants:
-            self.queue.add(tenant, priority=priority, trigger=fanned)
+            if tenant not in parked:
+                self.queue.add(tenant, priority=priority, trigger=fanned)
+
+    def _still_parked(self) -> frozenset[str]:
+        """Parked tenants whose generation and catalog are unchanged (one cheap read, only when any is parked)."""
+        if not self.holds:
+            return frozenset()
+        try:
+            now = read_generations(self.reconciler.engine)
+        except Exception:
+            log.exception("generations not readable; parked tenants are reconciled this resync")
+            return frozenset()
+        return frozenset(t for t in self.holds.tenants() if self.holds.held(t, now.tenants.get(t), now.catalog))
 
     # --- running -------------------------------------------------------------------------------------------
 

@@ -1,0 +1,13 @@
+"""The Docker driver (``DockerDriver``): observe with the docker SDK, act with python-on-whales.
+
+Modules: ``driver`` (snapshot and mutations), ``inspect`` (which containers to inspect, and what inspecting
+shows), ``events`` (the event stream), ``helpers`` (short-lived helper containers), ``errors`` (library errors
+into the project's own).
+"""
+
+from reconciler.drivers.docker.driver import DockerDriver, DockerTimeouts, SubnetTaken
+from reconciler.drivers.docker.events import DockerEvent
+from reconciler.drivers.docker.helpers import HelperResult
+from reconciler.drivers.docker.inspect import InspectionMarks
+
+__all__ = ["DockerDriver", "DockerEvent", "DockerTimeouts", "HelperResult", "InspectionMarks", "SubnetTaken"]

@@ -1,0 +1,369 @@
+"""Docker driver: observe with the docker SDK, act with python-on-whales.
+
+Observation is one snapshot per pass with a constant number of list calls (containers, networks, volumes),
+whatever the number of tenants; the results are converted at once into the core's frozen values. Containers
+marked in ``inspections`` (``drivers.docker.inspect``) are inspected on top, one API call each, counted apart as
+``calls["inspect"]``. Mutations go through python-on-whales, one CLI call per change, each bounded by
+``DockerTimeouts`` (coreutils ``timeout`` around the CLI). Library errors become the project's errors
+(``drivers.docker.errors``). Called by the runtime's executor, loop and operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, BinaryIO
+
+import docker
+import docker.errors
+import requests.exceptions
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException, NoSuchContainer, NoSuchNetwork, NoSuchVolume
+
+from reconciler.core.errors import TransientError
+from reconciler.core.resources import (
+    DATA_MOUNT,
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    LABEL_TENANT,
+    Container,
+    Network,
+    Snapshot,
+    Volume,
+)
+from reconciler.drivers.docker.errors import SYSTEM, Mutation, docker_error
+from reconciler.drivers.docker.events import DockerEvent, EventStream
+from reconciler.drivers.docker.helpers import HelperResult, HelperRun, run_helper
+from reconciler.drivers.docker.inspect import InspectionMarks, container_from_list, observed_limits
+
+log = logging.getLogger(__name__)
+
+# Seconds a container gets to stop gracefully before SIGKILL; a service that needs longer is misbehaving.
+STOP_TIMEOUT = 10
+# Seconds `timeout` waits after TERM before it KILLs a CLI call that ran past its bound.
+KILL_AFTER = 5
+
+
+class SubnetTaken(TransientError):
+    """The chosen subnet was taken meanwhile (another network created since the snapshot)."""
+
+
+@dataclass(frozen=True)
+class DockerTimeouts:
+    """Upper bounds, in seconds, of one Docker call (``Settings.docker_*_timeout``)."""
+
+    api: float = 60.0  # one docker SDK request (list, inspect, logs)
+    mutation: float = 120.0  # one CLI mutation (run, start, stop, rm, update, network, volume); stop adds its grace
+    pull: float = 600.0  # one image pull
+    events_read: float = 60.0  # the event stream is reopened after this long without an event
+
+
+def _label_filter(owner: str, *extra: str) -> dict[str, list[str]]:
+    return {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_OWNER}={owner}", *extra]}
+
+
+def _bounded(docker_cmd: list[str], seconds: float) -> list[str]:
+    return ["timeout", "--kill-after", str(KILL_AFTER), f"{seconds:g}", *docker_cmd]
+
+
+class DockerDriver:
+    def __init__(
+        self,
+        owner: str,
+        docker_host: str | None = None,
+        client_call: list[str] | None = None,
+        *,
+        timeouts: DockerTimeouts | None = None,
+        pull: str = "missing",
+        inspections: InspectionMarks | None = None,
+    ) -> None:
+        self.owner = owner
+        self.timeouts = timeouts or DockerTimeouts()
+        # "missing": pull an image the engine lacks (bounded by the pull timeout); "never": a missing image is a
+        # permanent error at once (nodes that cannot reach a registry).
+        self.pull = pull
+        self.inspections = inspections if inspections is not None else InspectionMarks()
+        base_url = docker_host or "unix:///var/run/docker.sock"
+        self.api = docker.APIClient(base_url=base_url, version="auto", timeout=int(self.timeouts.api))
+        call = client_call or ["docker"]
+        # Helpers bring their own timeout (a backup may take an hour); every other CLI call gets a bound.
+        self.helper_cli = DockerClient(host=docker_host, client_call=call)
+        self.cli = DockerClient(host=docker_host, client_call=_bounded(call, self.timeouts.mutation))
+        self.pull_cli = DockerClient(host=docker_host, client_call=_bounded(call, self.timeouts.pull))
+        # Counted by kind so tests and bench/ can show a no-op pass makes only reads.
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.calls[kind] += 1
+
+    @property
+    def mutations(self) -> int:
+        return self.calls["mutate"]
+
+    # --- observe -------------------------------------------------------------------------------------------
+
+    def _api_error(self, exc: Exception, operation: str, key: str) -> TransientError:
+        error = docker_error(
+            f"{operation} {key} failed: {exc}", permanent=False, operation=operation, key=key, tenant=None
+        )
+        assert isinstance(error, TransientError)
+        return error
+
+    def ping(self) -> None:
+        try:
+            self.api.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise TransientError(f"Docker engine not reachable: {exc}", system=SYSTEM, operation="ping") from exc
+
+    def _list(self, call: str, **kwargs: Any) -> Any:
+        self._count("list")
+        try:
+            return getattr(self.api, call)(**kwargs)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise self._api_error(exc, "list", call) from exc
+
+    def _inspect_marked(self, containers: list[Container], scope: Collection[str] | None) -> list[Container]:
+        """The marked containers of tenants in ``scope`` with their real limits (one inspect call each)."""
+        due = self.inspections.due((c.name for c in containers), scope)
+        if not due:
+            return containers
+        result = []
+        for container in containers:
+            if container.name in due:
+                self._count("inspect")
+                try:
+                    container = observed_limits(container, self.api.inspect_container(container.id or container.name))
+                except docker.errors.NotFound:
+                    pass  # removed since the list call: the next pass sees it gone
+                except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                    raise self._api_error(exc, "inspect", container.name) from exc
+            result.append(container)
+        return result
+
+    def observe(self, tenant: str | None = None, *, scope: Collection[str] | None = None) -> Snapshot:
+        """One snapshot: 3 list calls, whatever the number of tenants (or of one tenant's objects), plus one
+        inspect call per container marked for inspection whose tenant is in ``scope`` (None: any tenant)."""
+        extra = (f"{LABEL_TENANT}={tenant}",) if tenant else ()
+        containers = self._list("containers", all=True, filters=_label_filter(self.owner, *extra))
+        networks = self._list("networks")
+        volumes = self._list("volumes", filters=_label_filter(self.owner, *extra))
+        owned_networks = []
+        used_subnets = []
+        for raw in networks:
+            for config in (raw.get("IPAM") or {}).get("Config") or []:
+                if config.get("Subnet"):
+                    used_subnets.append(config["Subnet"])
+            labels = raw.get("Labels") or {}
+            if labels.get(LABEL_MANAGED) != "true" or labels.get(LABEL_OWNER) != self.owner:
+                continue
+            if tenant and labels.get(LABEL_TENANT) != tenant:
+                continue
+            subnets = [c.get("Subnet") for c in (raw.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
+            owned_networks.append(
+                Network(
+                    name=raw["Name"],
+                    tenant=labels.get(LABEL_TENANT, ""),
+                    subnet=subnets[0] if subnets else None,
+                    id=raw.get("Id"),
+                )
+            )
+        owned_volumes = [
+            Volume(name=raw["Name"], tenant=(raw.get("Labels") or {}).get(LABEL_TENANT, ""))
+            for raw in (volumes or {}).get("Volumes") or []
+        ]
+        listed = sorted((container_from_list(c) for c in containers), key=lambda c: c.name)
+        if tenant is None:
+            self.inspections.listed(listed)
+        if tenant is not None:
+            scope = frozenset({tenant}) if scope is None else frozenset(scope) & {tenant}
+        return Snapshot(
+            containers=tuple(self._inspect_marked(listed, scope)),
+            networks=tuple(sorted(owned_networks, key=lambda n: n.name)),
+            volumes=tuple(sorted(owned_volumes, key=lambda v: v.name)),
+            used_subnets=tuple(sorted(used_subnets)),
+        )
+
+    def container(self, name: str) -> Container | None:
+        """Re-read one container (after creating or starting it, to learn its address)."""
+        found = self._list("containers", all=True, filters={"name": [f"^/{name}$"]})
+        return container_from_list(found[0]) if found else None
+
+    def logs(self, name: str, tail: int = 20) -> str:
+        self._count("read")
+        try:
+            raw = self.api.logs(name, tail=tail, stdout=True, stderr=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return ""
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+    def events(self, stop: threading.Event, connected: Callable[[bool], None] | None = None) -> Iterator[DockerEvent]:
+        """Container events of our objects and network events (``drivers.docker.events``)."""
+        return EventStream(self.api, self.owner, self.timeouts.events_read).events(stop, connected)
+
+    # --- act -----------------------------------------------------------------------------------------------
+
+    def _mutate(self, operation: str, key: str, tenant: str | None, timeout: float | None = None) -> Mutation:
+        self._count("mutate")
+        return Mutation(operation, key, tenant, timeout or self.timeouts.mutation)
+
+    def used_subnets(self) -> list[str]:
+        """Every subnet the engine has in use, ours or not (one list call)."""
+        return [
+            config["Subnet"]
+            for raw in self._list("networks")
+            for config in (raw.get("IPAM") or {}).get("Config") or []
+            if config.get("Subnet")
+        ]
+
+    def create_network(self, network: Network, labels: dict[str, str]) -> None:
+        try:
+            with self._mutate("create network", network.name, network.tenant):
+                self.cli.network.create(network.name, driver="bridge", subnet=network.subnet, labels=labels)
+        except TransientError as exc:
+            if "overlaps" in str(exc):
+                raise SubnetTaken(
+                    exc.message, tenant=network.tenant, system=SYSTEM, operation="create network", key=network.name
+                ) from exc
+            raise
+
+    def remove_network(self, network: Network) -> None:
+        with self._mutate("remove network", network.name, network.tenant), contextlib.suppress(NoSuchNetwork):
+            self.cli.network.remove(network.name)
+
+    def create_volume(self, volume: Volume, labels: dict[str, str]) -> None:
+        with self._mutate("create volume", volume.name, volume.tenant):
+            self.cli.volume.create(volume.name, labels=labels)
+
+    def remove_volume(self, name: str, tenant: str) -> None:
+        with self._mutate("remove volume", name, tenant), contextlib.suppress(NoSuchVolume):
+            self.cli.volume.remove(name)
+
+    def pull_image(self, image: str, tenant: str | None = None) -> None:
+        with self._mutate("pull image", image, tenant, self.timeouts.pull):
+            self.pull_cli.image.pull(image, quiet=True)
+
+    def run_container(self, container: Container) -> None:
+        """Create and start the container; an image the engine lacks is pulled first (``pull="missing"``)."""
+        options = _run_options(container)
+        with self._mutate("run container", container.name, container.tenant):
+            try:
+                self.cli.container.run(container.image, **options)
+            except DockerException as exc:
+                if self.pull != "missing" or "No such image" not in (exc.stderr or ""):
+                    raise
+                self.pull_image(container.image, container.tenant)
+                self.cli.container.run(container.image, **options)
+
+    def update_container(self, container: Container) -> None:
+        """Set memory, CPUs and pids limit in place (``docker update``): limits drifted, the spec did not."""
+        options: dict[str, Any] = {"cpus": container.cpus}
+        if container.memory is not None:
+            # `docker run --memory M` gives swap 2M; keep that, or a raised memory limit exceeds the swap limit.
+            options |= {"memory": container.memory, "memory_swap": 2 * container.memory}
+        if container.pids_limit is not None:
+            options["pids_limit"] = container.pids_limit
+        with self._mutate("update container", container.name, container.tenant):
+            self.cli.container.update(container.name, **options)
+
+    def start_container(self, container: Container) -> None:
+        with self._mutate("start container", container.name, container.tenant):
+            self.cli.container.start(container.name)
+
+    def stop_container(self, container: Container) -> None:
+        with (
+            self._mutate("stop container", container.name, container.tenant, self.timeouts.mutation + STOP_TIMEOUT),
+            contextlib.suppress(NoSuchContainer),
+        ):
+            self.cli.container.stop(container.name, time=STOP_TIMEOUT)
+
+    def remove_container(self, container: Container) -> None:
+        """Stop gracefully, then remove; the data volume is untouched."""
+        with self._mutate("remove container", container.name, container.tenant):
+            try:
+                if container.running:
+                    self.cli.container.stop(container.name, time=STOP_TIMEOUT)
+                self.cli.container.remove(container.name, force=True)
+            except NoSuchContainer:
+                pass
+
+    def run_helper(
+        self,
+        image: str,
+        command: list[str],
+        *,
+        name: str,
+        volume: str,
+        labels: dict[str, str],
+        timeout: float,
+        network: str | None = None,
+        env: dict[str, str] | None = None,
+        read_only: bool = False,
+        stdin: BinaryIO | None = None,
+        stdout: Callable[[bytes], None] | None = None,
+    ) -> HelperResult:
+        """Run a short-lived container with ``volume`` at /data to completion, streaming bytes in and out.
+
+        ``stdin`` (an open binary file) is fed to the command; with ``stdout`` every chunk the command writes goes
+        to that callback (an archive), otherwise it is collected as text with stderr. The container runs with
+        ``--rm``, no log driver (an archive streamed out must not also land in a log file) and, without
+        ``network``, no network at all. Give it labels *without* the managed label, so the snapshot never sees it.
+        Past ``timeout`` the container is removed and ``TransientError`` raised; Docker's own failure to run it
+        (no such image, ...) is raised as the project's error; the command's exit code is returned otherwise.
+        """
+        run = HelperRun(image, command, name, volume, labels, timeout, network, env, read_only)
+        self._count("mutate")
+        return run_helper(list(self.helper_cli.client_config.docker_cmd), run, self._remove_helper, stdin, stdout)
+
+    def helpers(self, labels: dict[str, str], name_prefix: str = "") -> list[tuple[str, str]]:
+        """(name, state) of the containers carrying all ``labels`` (helpers: no managed label), one list call.
+
+        Used before a migration: a helper of an earlier migration that still exists may still be running it.
+        """
+        filters = {"label": [f"{key}={value}" for key, value in sorted(labels.items())]}
+        found = self._list("containers", all=True, filters=filters)
+        named = [((raw.get("Names") or ["/?"])[0].lstrip("/"), str(raw.get("State", "unknown"))) for raw in found]
+        return sorted((name, state) for name, state in named if name.startswith(name_prefix))
+
+    def _remove_helper(self, name: str) -> None:
+        with contextlib.suppress(DockerException):
+            self.cli.container.remove(name, force=True)
+
+
+def _run_options(container: Container) -> dict[str, Any]:
+    """python-on-whales ``container.run`` arguments for a tenant container (the image is pulled separately)."""
+    options: dict[str, Any] = {
+        "name": container.name,
+        "detach": True,
+        "labels": dict(container.labels),
+        "envs": dict(container.env or ()),
+        "memory": container.memory,
+        "cpus": container.cpus,
+        "networks": [container.network],
+        "volumes": [(container.volume, DATA_MOUNT)],
+        "restart": "unless-stopped",
+        "pull": "never",
+    }
+    if container.healthcheck is not None:
+        hc = container.healthcheck
+        options |= {
+            "health_cmd": hc.command,
+            "health_interval": timedelta(seconds=hc.interval),
+            "health_timeout": timedelta(seconds=hc.timeout),
+            "health_retries": hc.retries,
+            "health_start_period": timedelta(seconds=hc.start_period),
+        }
+    if container.pids_limit is not None:
+        options["pids_limit"] = container.pids_limit
+    if container.log_max_size is not None:
+        options["log_driver"] = "json-file"
+        options["log_options"] = [f"max-size={container.log_max_size}", f"max-file={container.log_max_file or 1}"]
+    if container.no_new_privileges:
+        options["security_options"] = ["no-new-privileges"]
+    return options

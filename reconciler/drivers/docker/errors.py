@@ -1,0 +1,80 @@
+"""How the Docker driver turns library errors into the project's own (``reconciler.core.errors``).
+
+python-on-whales raises ``DockerException`` with the CLI's stderr; the docker SDK raises ``DockerException`` or a
+``requests`` error. What the message says decides permanent (retrying cannot help: the image is missing, a limit
+is out of range) or transient (everything else: the engine is busy, a call timed out). Every error names the
+system ("docker"), the operation and the key of the object. Used by the other modules of this package only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from python_on_whales.exceptions import DockerException, NoSuchImage
+
+from reconciler.core.errors import PermanentError, ReconcileError, TransientError
+
+SYSTEM = "docker"
+# Exit status of `docker run` when the daemon could not run the container at all (the command never ran).
+DOCKER_RUN_FAILED = 125
+# Exit statuses of coreutils `timeout` around a CLI call: the call timed out (124) or ignored TERM and was
+# killed (137). The daemon may still finish the operation; the next pass sees whatever it did.
+TIMED_OUT = frozenset({124, 137})
+PERMANENT_HINTS = (
+    "No such image",
+    "manifest unknown",
+    "pull access denied",
+    "repository does not exist",
+    "invalid reference format",
+    "Minimum memory limit",
+    "Range of CPUs",
+    "invalid argument",
+)
+
+
+def is_permanent(text: str) -> bool:
+    return any(hint in text for hint in PERMANENT_HINTS)
+
+
+def docker_error(
+    message: str, *, permanent: bool, operation: str, key: str, tenant: str | None, delay: float | None = None
+) -> ReconcileError:
+    kind = PermanentError if permanent else TransientError
+    return kind(message, tenant=tenant, system=SYSTEM, operation=operation, key=key, delay=delay)
+
+
+def translate(exc: DockerException, operation: str, key: str, tenant: str | None, timeout: float) -> ReconcileError:
+    """One CLI failure as the project's error: ``<operation> <key>: <first line of stderr>``."""
+    what = f"{operation} {key}"
+    if exc.return_code in TIMED_OUT:
+        return docker_error(
+            f"{what}: no answer within {timeout:g}s", permanent=False, operation=operation, key=key, tenant=tenant
+        )
+    text = (exc.stderr or "").strip() or str(exc).strip()
+    permanent = isinstance(exc, NoSuchImage) or is_permanent(text)
+    return docker_error(f"{what}: {_short(text)}", permanent=permanent, operation=operation, key=key, tenant=tenant)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """The daemon's reason without the CLI's usage hints; long outputs shortened."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("Run 'docker")]
+    joined = " ".join(lines) if lines else text
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
+class Mutation:
+    """Context manager around one CLI mutation: python-on-whales errors become the project's error types."""
+
+    def __init__(self, operation: str, key: str, tenant: str | None, timeout: float) -> None:
+        self.operation = operation
+        self.key = key
+        self.tenant = tenant
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
+        if exc is None or not isinstance(exc, DockerException):
+            return False
+        raise translate(exc, self.operation, self.key, self.tenant, self.timeout) from exc
