@@ -37,8 +37,22 @@ _REJECTED_RE = re.compile(
 RequestHook = Callable[[httpx.Request], None]
 
 
+SYSTEM = "powerdns"
+
+
+def _transient(message: str, **fields: Any) -> TransientError:
+    return TransientError(message, system=SYSTEM, **fields)
+
+
+def _permanent(message: str, **fields: Any) -> PermanentError:
+    return PermanentError(message, system=SYSTEM, **fields)
+
+
 class UnauthorizedError(PermanentError):
     """The API key was rejected (401/403). Permanent until someone fixes the key; the runtime still retries."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message, system=SYSTEM, **fields)
 
 
 class RejectedError(PermanentError):
@@ -48,7 +62,7 @@ class RejectedError(PermanentError):
     def __init__(
         self, message: str, *, zone: str, name: str | None, type_: str | None, content: str | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, system=SYSTEM, operation="patch", key=zone)
         self.zone = zone
         self.name = name
         self.type = type_
@@ -59,7 +73,7 @@ class ZoneError(PermanentError):
     """A zone could not be read or created (missing when creation is off, or refused by the server)."""
 
     def __init__(self, message: str, *, zone: str) -> None:
-        super().__init__(message)
+        super().__init__(message, system=SYSTEM, key=zone)
         self.zone = zone
 
 
@@ -187,9 +201,9 @@ class PowerDnsDriver:
         try:
             response = self._client.request(method, path, json=json)
         except httpx.TimeoutException as exc:
-            raise TransientError(f"PowerDNS API at {self.url}: {what} timed out") from exc
+            raise _transient(f"PowerDNS API at {self.url}: {what} timed out") from exc
         except httpx.HTTPError as exc:
-            raise TransientError(f"PowerDNS API at {self.url} unreachable: {what}: {self._clean(str(exc))}") from exc
+            raise _transient(f"PowerDNS API at {self.url} unreachable: {what}: {self._clean(str(exc))}") from exc
         status = response.status_code
         if status < 300 or (missing_ok and status == 404) or (conflict_ok and status == 409):
             return response
@@ -200,7 +214,7 @@ class PowerDnsDriver:
                 "check RECONCILER_POWERDNS_API_KEY against the server's api-key"
             )
         if status >= 500:
-            raise TransientError(f"PowerDNS API at {self.url}: {what} failed with HTTP {status}: {detail}")
+            raise _transient(f"PowerDNS API at {self.url}: {what} failed with HTTP {status}: {detail}")
         if status == 422:
             match = _REJECTED_RE.search(detail)
             name = (match["name"] or match["rname"]) if match else None
@@ -215,7 +229,7 @@ class PowerDnsDriver:
             )
         if status == 404 and zone is not None:
             raise ZoneError(f"PowerDNS: zone {zone} does not exist ({what})", zone=zone)
-        raise PermanentError(f"PowerDNS API: {what} failed with HTTP {status}: {detail}")
+        raise _permanent(f"PowerDNS API: {what} failed with HTTP {status}: {detail}")
 
     def _server_error(self, response: httpx.Response) -> str:
         try:

@@ -34,10 +34,18 @@ _TENANT_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 _PERMANENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR}
 
 
+def _transient(message: str, **fields: Any) -> TransientError:
+    return TransientError(message, system="traefik", **fields)
+
+
+def _permanent(message: str, **fields: Any) -> PermanentError:
+    return PermanentError(message, system="traefik", **fields)
+
+
 def _file_error(exc: OSError, what: str, tenant: str | None) -> Exception:
     if exc.errno in _PERMANENT_ERRNOS:
-        return PermanentError(f"{what}: {exc}", tenant=tenant)
-    return TransientError(f"{what}: {exc}", tenant=tenant)
+        return _permanent(f"{what}: {exc}", tenant=tenant)
+    return _transient(f"{what}: {exc}", tenant=tenant)
 
 
 class TraefikDriver:
@@ -67,10 +75,10 @@ class TraefikDriver:
         """The tenant's file, confined to the directory: a bad name or a symbolic link out is refused."""
         if not _TENANT_RE.match(tenant):
             shown = tenant if len(tenant) <= 60 else tenant[:57] + "..."
-            raise PermanentError(f"tenant {shown!r}: not a valid tenant name, no Traefik file for it", tenant=None)
+            raise _permanent(f"tenant {shown!r}: not a valid tenant name, no Traefik file for it", tenant=None)
         path = self.dir / f"{self.prefix}-{tenant}.yml"
         if path.is_symlink() or path.resolve().parent != self.dir.resolve():
-            raise PermanentError(
+            raise _permanent(
                 f"{path} is a symbolic link or resolves outside {self.dir}; left alone, nothing read or written",
                 tenant=tenant,
             )
@@ -118,9 +126,7 @@ class TraefikDriver:
             return False
         header = parse_file_header(content)
         if header is not None and header[0] != self.owner:
-            raise PermanentError(
-                f"{target} belongs to owner {header[0]!r}, not {self.owner!r}; left alone", tenant=tenant
-            )
+            raise _permanent(f"{target} belongs to owner {header[0]!r}, not {self.owner!r}; left alone", tenant=tenant)
         try:
             target.unlink()
         except FileNotFoundError:
@@ -176,11 +182,11 @@ class TraefikDriver:
         try:
             response = self.http.get(url, params=params)
         except httpx.HTTPError as exc:
-            raise TransientError(f"Traefik API {url} not reachable: {exc}") from exc
+            raise _transient(f"Traefik API {url} not reachable: {exc}") from exc
         if response.status_code >= 500:
-            raise TransientError(f"Traefik API {url} answered {response.status_code}")
+            raise _transient(f"Traefik API {url} answered {response.status_code}")
         if response.status_code != 200:
-            raise PermanentError(
+            raise _permanent(
                 f"Traefik API {url} answered {response.status_code}; is `api` enabled on the configured entrypoint?"
             )
         return response
@@ -194,9 +200,9 @@ class TraefikDriver:
             try:
                 batch = response.json()
             except ValueError as exc:
-                raise TransientError(f"Traefik API {path} returned invalid JSON: {exc}") from exc
+                raise _transient(f"Traefik API {path} returned invalid JSON: {exc}") from exc
             if not isinstance(batch, list):
-                raise TransientError(f"Traefik API {path} did not return a list")
+                raise _transient(f"Traefik API {path} did not return a list")
             items.extend(batch)
             # Traefik names the next page in X-Next-Page; on the last page it repeats 1.
             following = int(response.headers.get("X-Next-Page", "1") or 1)
