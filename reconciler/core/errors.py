@@ -51,3 +51,8 @@ class TransientError(ReconcileError):
 
 class PermanentError(ReconcileError):
     permanent = True
+
+
+class SubnetTaken(TransientError):
+    """The chosen subnet was taken meanwhile (another network created since the snapshot): an engine raises it
+    from ``create_network`` and the executor picks another."""

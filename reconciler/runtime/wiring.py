@@ -5,6 +5,7 @@ The only place that knows which stages exist; called by the CLI. Nothing here ru
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -16,7 +17,7 @@ from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
 from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
-from reconciler.runtime.operations.tenant_ops import TenantOps, build_tenant_ops
+from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.reconcile import Reconciler
 from reconciler.runtime.passes.stages import DnsPublisher, Router
 from reconciler.runtime.service.scheduler import Scheduler
@@ -56,12 +57,22 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
     return build_powerdns_publisher(settings, naming)
 
 
-def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
+def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None) -> Runtime:
+    """``stop``: what passes check between actions (``reconciler run`` gives its ``PassDeadline``)."""
     engine = make_engine(settings.database_url)
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
     docker = build_docker(settings)
     metrics = Metrics()
-    operations = build_tenant_ops(settings, engine, docker, naming, OperationsMetrics(metrics.registry))
+    token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
+    alerts = build_alerter(
+        token,
+        settings.telegram_chat_id,
+        settings.telegram_base_url,
+        per_minute=settings.alert_rate_per_minute,
+        metrics=metrics,
+    )
+    ops_metrics = OperationsMetrics(metrics.registry)
+    parts = build_operation_parts(settings, engine, docker, naming, ops_metrics, notify=alerts.notify)
     reconciler = Reconciler(
         engine=engine,
         docker=docker,
@@ -72,23 +83,15 @@ def build_runtime(settings: Settings, *, with_stages: bool = True) -> Runtime:
         dns=build_dns(settings, naming) if with_stages else None,
         metrics=metrics,
         ready_timeout=settings.ready_timeout,
+        stop=stop if stop is not None else threading.Event(),
         healthcheck=build_healthcheck(settings),
         container_defaults=build_container_defaults(settings),
-        operations=operations.guard,
+        operations=parts.guard,
         base_domain=settings.base_domain,
         entrypoint=settings.traefik_entrypoint,
         input_limits=settings.input_limits(),
     )
-    operations.reconciler = reconciler
-    token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
-    alerts = build_alerter(
-        token,
-        settings.telegram_chat_id,
-        settings.telegram_base_url,
-        per_minute=settings.alert_rate_per_minute,
-        metrics=metrics,
-    )
-    operations.relay.target = alerts.notify
+    operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     runtime = Runtime(
         settings=settings,
         engine=engine,

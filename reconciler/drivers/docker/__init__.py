@@ -5,7 +5,8 @@ shows), ``events`` (the event stream), ``helpers`` (short-lived helper container
 into the project's own).
 """
 
-from reconciler.drivers.docker.driver import DockerDriver, DockerTimeouts, SubnetTaken
+from reconciler.core.errors import SubnetTaken
+from reconciler.drivers.docker.driver import DockerDriver, DockerTimeouts
 from reconciler.drivers.docker.events import DockerEvent
 from reconciler.drivers.docker.helpers import HelperResult
 from reconciler.drivers.docker.inspect import InspectionMarks

@@ -25,7 +25,7 @@ import requests.exceptions
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException, NoSuchContainer, NoSuchNetwork, NoSuchVolume
 
-from reconciler.core.errors import TransientError
+from reconciler.core.errors import SubnetTaken, TransientError
 from reconciler.core.resources import (
     DATA_MOUNT,
     LABEL_MANAGED,
@@ -47,10 +47,6 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 10
 # Seconds `timeout` waits after TERM before it KILLs a CLI call that ran past its bound.
 KILL_AFTER = 5
-
-
-class SubnetTaken(TransientError):
-    """The chosen subnet was taken meanwhile (another network created since the snapshot)."""
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,11 @@ Notify = Callable[[str], None]
 class AlertRelay:
     """Operations' alerts, sent through the alerts module once the runtime has one, else logged.
 
-    A relay rather than the sender itself because the operations are built before the service builds and starts
-    the alerts thread; ``target`` is set then.
+    ``target`` is the alerts module's ``notify`` (given by wiring); None logs the alert instead.
     """
 
-    def __init__(self) -> None:
-        self.target: Notify | None = None
+    def __init__(self, target: Notify | None = None) -> None:
+        self.target: Notify | None = target
 
     def __call__(self, tenant: str, message: str) -> None:
         text = f"⚠️ tenant {tenant}: {message}"
@@ -81,8 +80,8 @@ class TenantOps:
     relay: AlertRelay
     metrics: OperationsMetrics
     verifier: BackupVerifier
-    # Set by wiring once the reconciler (which holds ``guard``) exists.
-    reconciler: Reconciler | None = None
+    # The reconciler whose passes follow a restore or rollback (it holds ``guard`` as its upgrade gate).
+    reconciler: Reconciler
 
     # --- backup and restore --------------------------------------------------------------------------------------
 
@@ -109,8 +108,6 @@ class TenantOps:
         return restored, self.resume(tenant)
 
     def resume(self, tenant: str) -> PassResult | None:
-        if self.reconciler is None:
-            return None
         result = self.reconciler.run_pass({tenant}, trigger="operation")
         if tenant in result.errors:
             log.error("tenant=%s pass after the operation failed: %s", tenant, result.errors[tenant])
@@ -223,11 +220,43 @@ class TenantOps:
         delete_pins(self.engine, [p.id for p in read_pins(self.engine, tenant) if p.service in services])
 
 
-def build_tenant_ops(
-    settings: Settings, engine: Engine, docker: DockerDriver, naming: Naming, metrics: OperationsMetrics
-) -> TenantOps:
+@dataclass(frozen=True)
+class OperationParts:
+    """What the reconciler needs of tenant operations before it exists (its upgrade gate), and the rest."""
+
+    config: OperationsConfig
+    relay: AlertRelay
+    backups: BackupService
+    guard: UpgradeGuard
+    verifier: BackupVerifier
+
+    def tenant_ops(
+        self, engine: Engine, docker: DockerDriver, naming: Naming, metrics: OperationsMetrics, reconciler: Reconciler
+    ) -> TenantOps:
+        return TenantOps(
+            engine,
+            docker,
+            naming,
+            self.config,
+            self.backups,
+            self.guard,
+            self.relay,
+            metrics,
+            self.verifier,
+            reconciler,
+        )
+
+
+def build_operation_parts(
+    settings: Settings,
+    engine: Engine,
+    docker: DockerDriver,
+    naming: Naming,
+    metrics: OperationsMetrics,
+    notify: Notify | None = None,
+) -> OperationParts:
     config = OperationsConfig.from_settings(settings)
-    relay = AlertRelay()
+    relay = AlertRelay(notify)
     backups = BackupService(engine, docker, naming, config, alert=relay, metrics=metrics)
     guard = UpgradeGuard(engine, docker, naming, backups, config, alert=relay, metrics=metrics)
-    return TenantOps(engine, docker, naming, config, backups, guard, relay, metrics, BackupVerifier(backups))
+    return OperationParts(config, relay, backups, guard, BackupVerifier(backups))

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field, replace
 
 from desired_state.specs import TenantSpec
 from reconciler.core.diff import SubnetPool
-from reconciler.core.errors import ReconcileError, TransientError
+from reconciler.core.errors import ReconcileError, SubnetTaken, TransientError
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.subnets import allocate_subnet
 from reconciler.core.upgrades import Upgrade, upgrades_in
-from reconciler.drivers.docker import DockerDriver, SubnetTaken
+from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.passes.readiness import wait_ready
 from reconciler.runtime.passes.stages import Router, UpgradeGate
 from renderers.containers import Naming
@@ -54,7 +54,7 @@ class TenantOutcome:
 
 @dataclass
 class Executor:
-    docker: DockerDriver
+    docker: ContainerEngine
     naming: Naming
     router: Router | None = None
     pool: SubnetPool = field(default_factory=SubnetPool)

@@ -30,15 +30,16 @@ from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, DesiredTenant, HealthCheck, Snapshot
-from reconciler.drivers.docker import DockerDriver
 from reconciler.planning import Observed, PassContext, PlanSettings, RoutingSettings, plan_pass
 from reconciler.runtime.passes.dns_step import DnsStep
+from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.passes.executor import Executor, Interrupted, TenantOutcome
 from reconciler.runtime.passes.locks import PassLocks
+from reconciler.runtime.passes.pass_metrics import record_pass
 from reconciler.runtime.passes.removals import RemovalLedger
 from reconciler.runtime.passes.stages import DnsPublisher, Router, TenantOperations
 from reconciler.runtime.passes.status import ExtraConditions, StatusBuilder, spec_digest
-from reconciler.runtime.telemetry.metrics import PHASES, Metrics
+from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.containers import Naming
 
 log = logging.getLogger("reconciler")
@@ -97,7 +98,8 @@ class PassResult:
 @dataclass
 class Reconciler:
     engine: Engine
-    docker: DockerDriver
+    # The engine the pass drives (the single Docker engine today): see ``passes.engine``.
+    docker: ContainerEngine
     naming: Naming
     pool: SubnetPool = field(default_factory=SubnetPool)
     limits: MassDeleteLimits = field(default_factory=MassDeleteLimits)
@@ -373,30 +375,8 @@ class Reconciler:
     def _record_metrics(
         self, inputs: PassInputs, result: PassResult, scope: frozenset[str] | None, calls_before: dict[str, int]
     ) -> None:
-        m = self.metrics
-        if m is None:
-            return
-        for change in inputs.plan.changes:
-            m.drift.labels(kind=change.kind).inc()
-        for change in result.heals:
-            m.heals.labels(kind=change.kind).inc()
-        for refusal in inputs.plan.refused:
-            m.refused.labels(policy=refusal.policy).inc()
-        outcome = "refused" if inputs.plan.errors else ("error" if result.errors else "ok")
-        m.passes.labels(result=outcome).inc()
-        m.pass_duration.labels(scope="all" if scope is None else "tenant").observe(result.duration)
-        if outcome == "ok":
-            m.last_success.set(time.time())
-        for kind, count in self.docker.calls.items():
-            delta = count - calls_before.get(kind, 0)
-            if delta:
-                m.docker_calls.labels(kind=kind).inc(delta)
-        if scope is None:
-            phases: dict[str, int] = {}
-            for status in read_statuses(self.engine):
-                phases[status.phase] = phases.get(status.phase, 0) + 1
-            for phase in {*PHASES, *phases}:
-                m.tenants.labels(phase=phase).set(phases.get(phase, 0))
+        if self.metrics is not None:
+            record_pass(self.metrics, self.engine, self.docker.calls, inputs.plan, result, scope, calls_before)
 
 
 def _unexpected(tenant: str, exc: Exception) -> str:

@@ -252,6 +252,9 @@ class Loop:
             for tenant in tenants:
                 self._retry(tenant, str(exc), exc)
             return
+        if self.alerts is not None and result.plan.errors:
+            # A tenant's pass refused by the guard alerts like a sweep (once, while the refusal lasts).
+            self.alerts.mass_delete(result.plan.errors)
         timed_out = self._timed_out()
         if timed_out:
             log.error(
