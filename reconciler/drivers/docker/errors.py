@@ -50,7 +50,8 @@ def translate(exc: DockerException, operation: str, key: str, tenant: str | None
         return docker_error(
             f"{what}: no answer within {timeout:g}s", permanent=False, operation=operation, key=key, tenant=tenant
         )
-    text = (exc.stderr or "").strip() or str(exc).strip()
+    # Never str(exc): python-on-whales quotes the whole command line there, env values (secrets) included.
+    text = (exc.stderr or "").strip() or f"the docker CLI exited with code {exc.return_code}"
     permanent = isinstance(exc, NoSuchImage) or is_permanent(text)
     return docker_error(f"{what}: {_short(text)}", permanent=permanent, operation=operation, key=key, tenant=tenant)
 
