@@ -18,8 +18,9 @@ from desired_state.tables import BackupPolicy, BackupRow, Tenant
 
 BACKUP_STATUSES = ("pending", "running", "succeeded", "failed", "pruned")
 BACKUP_TRIGGERS = ("schedule", "manual", "request", "pre-upgrade")
-# Retention when a policy row leaves ``keep`` NULL-ish or the UI writes nonsense: keep a week of daily backups.
-DEFAULT_KEEP = 7
+# Most archives a policy may keep (``RECONCILER_BACKUP_KEEP_MAX`` overrides it): retention bounds the disk a
+# tenant's backups take, so a mistyped ``keep`` (70000 for 7) must be an error, not a silently full disk.
+KEEP_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,21 @@ class BackupRecord:
 
 @dataclass(frozen=True)
 class BackupPolicyRecord:
+    """One row of ``backup_policies`` as written (``keep`` unchecked: see ``keep_problem``)."""
+
     tenant: str
     schedule: str
     keep: int
     enabled: bool
+
+    def keep_problem(self, keep_max: int = KEEP_MAX) -> str | None:
+        """Why ``keep`` cannot be used (None: it can): retention keeps between 1 and ``keep_max`` archives."""
+        if 1 <= self.keep <= keep_max:
+            return None
+        return (
+            f"tenant {self.tenant!r}: backup policy field keep = {str(self.keep)[:12]} is out of range; "
+            f"use 1 to {keep_max} (how many succeeded archives retention keeps)"
+        )
 
 
 def _now(now: datetime | None) -> datetime:
@@ -162,9 +174,7 @@ def read_policies(engine: Engine) -> list[BackupPolicyRecord]:
     )
     with engine.connect() as connection:
         return [
-            BackupPolicyRecord(
-                tenant=name, schedule=schedule, keep=keep if keep and keep > 0 else DEFAULT_KEEP, enabled=on
-            )
+            BackupPolicyRecord(tenant=name, schedule=schedule, keep=keep, enabled=on)
             for name, schedule, keep, on in connection.execute(query)
         ]
 

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     backup_helper_image: str = "erp/busybox:local"
     backup_timeout: float = Field(default=3600.0, gt=0)
     backup_policy_refresh: float = Field(default=30.0, gt=0)  # seconds between re-reads of backup_policies
+    # Bounds of a tenant's backup policy: the shortest time between two scheduled backups (seconds; a schedule
+    # firing more often is that tenant's error) and the most archives retention may keep.
+    backup_min_interval: float = Field(default=300.0, gt=0)
+    backup_keep_max: int = Field(default=1000, ge=1)
     # Cron (UTC) of the restore test of each tenant's newest backup into a scratch volume. Unset → never.
     backup_verify_schedule: str | None = None
     migrate_timeout: float = Field(default=600.0, gt=0)

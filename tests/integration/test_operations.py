@@ -198,7 +198,8 @@ def make_harness(owner_id: str, postgres_url: str, docker_client: Any, tmp_path:
 def ops_harness(
     owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, tmp_path: Path
 ) -> Iterator[Harness]:
-    h = make_harness(owner_id, postgres_url, docker_client, tmp_path, backup_min_free_mib="1")
+    # Schedules of a few seconds: below the production bound of 5 minutes, allowed through the setting.
+    h = make_harness(owner_id, postgres_url, docker_client, tmp_path, backup_min_free_mib="1", backup_min_interval="1")
     yield h
     h.stop_run()
     h.rt.engine.dispose()
@@ -535,6 +536,7 @@ def test_reconciler_run_answers_requests_and_runs_schedules(
         backup_min_free_mib="1",
         operation_poll_interval="0.5",
         backup_policy_refresh="1",
+        backup_min_interval="1",
     )
     try:
         h.import_yaml(tenant_yaml(h))

@@ -116,7 +116,12 @@ def test_policies_by_tenant_name(engine: Engine) -> None:
     set_policy(engine, "acme", "30 2 * * *", keep=3)
     set_policy(engine, "acme", "@daily", keep=0)
     (policy,) = read_policies(engine)
-    assert (policy.tenant, policy.schedule, policy.keep, policy.enabled) == ("acme", "@daily", 7, True)
+    # keep is read as written: 0 is the tenant's error (``keep_problem``), no longer silently 7.
+    assert (policy.tenant, policy.schedule, policy.keep, policy.enabled) == ("acme", "@daily", 0, True)
+    assert policy.keep_problem() == (
+        "tenant 'acme': backup policy field keep = 0 is out of range; use 1 to 1000 "
+        "(how many succeeded archives retention keeps)"
+    )
     with pytest.raises(ValueError, match="not in the tenants table"):
         set_policy(engine, "nobody", "@daily", keep=1)
 

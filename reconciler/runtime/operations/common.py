@@ -46,6 +46,9 @@ class OperationsConfig:
     hold_timeout: float = 3600.0
     request_poll_interval: float = 5.0
     policy_refresh_interval: float = 30.0
+    # Bounds of backup policies (``operations.backup_schedule``): shortest schedule interval, most archives kept.
+    min_backup_interval: float = 300.0
+    keep_max: int = 1000
     # Cron of the backup verification (``operations.verify``); None → not scheduled.
     verify_schedule: str | None = None
 
@@ -60,6 +63,8 @@ class OperationsConfig:
             hold_timeout=settings.operation_hold_timeout,
             request_poll_interval=settings.operation_poll_interval,
             policy_refresh_interval=settings.backup_policy_refresh,
+            min_backup_interval=settings.backup_min_interval,
+            keep_max=settings.backup_keep_max,
             verify_schedule=settings.backup_verify_schedule or None,
         )
 

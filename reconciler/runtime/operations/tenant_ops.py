@@ -86,9 +86,14 @@ class TenantOps:
     # --- backup and restore --------------------------------------------------------------------------------------
 
     def backup(self, tenant: str, trigger: str = "manual", *, request_id: int | None = None) -> BackupRecord:
-        """A backup now; when the tenant has a policy, retention runs after it succeeded."""
+        """A backup now; when the tenant has a valid policy, retention runs after it succeeded (an invalid ``keep``
+        is logged and prunes nothing: the backup itself is never refused for it)."""
         policy = read_policy(self.engine, tenant)
-        return self.backups.backup(tenant, trigger, keep=policy.keep if policy else None, request_id=request_id)
+        problem = policy.keep_problem(self.config.keep_max) if policy is not None else None
+        if problem is not None:
+            log.error("%s; retention skipped", problem, extra={"tenant": tenant})
+        keep = policy.keep if policy is not None and problem is None else None
+        return self.backups.backup(tenant, trigger, keep=keep, request_id=request_id)
 
     def restore(
         self, tenant: str, backup_id: int, *, trigger: str = "manual", request_id: int | None = None
