@@ -4,6 +4,14 @@ Called by the runtime once per pass (or per tenant) after rendering and observin
 are considered; tenants in ``protected`` (present in the database but invalid) get no change at all, so bad
 input never costs a running tenant anything. Observed tenants that the database no longer knows are removed,
 except their data volumes, which only ``tenants purge`` deletes.
+
+Two containers in one slot are what a replacement leaves when the process died midway (``kill -9`` between
+starting the new container and removing the old one): the new one matches the spec but was maybe never
+verified, the old one may still be the one serving. Unless the new one is known to have served already (it is a
+server in the tenant's observed route file and the old one is not: the crash came after the switch), the plan
+does not pick by spec: it resumes the replacement (``-/+ OLD => NEW``, operation ``resume``), which the executor
+carries out without creating NEW again: NEW must become ready before it is routed and OLD removed; if it never
+does, NEW goes and OLD keeps serving.
 """
 
 from __future__ import annotations
@@ -109,8 +117,37 @@ def _diff_network(
     return changes
 
 
+RESUME_REASON = "resume interrupted replacement"
+
+
+def _interrupted(
+    tenant: str, found: list[Container], matching: list[Container], serving: frozenset[str]
+) -> tuple[Change | None, list[Container]]:
+    """The resumption of a replacement interrupted in this slot, and the slot's other extras (to delete).
+
+    None when there is nothing to resume: no running container of an older spec beside the matching ones, or
+    the new one already served while the old one did not (the old one is then a plain leftover).
+    """
+    new = _best(matching)
+    older = [c for c in found if c not in matching and c.running]
+    if not older:
+        return None, [c for c in found if c is not new]
+    # The one that served is the one to keep serving until the new one proves ready.
+    old = sorted(older, key=lambda c: (c.name not in serving, c.name))[0]
+    if new.name in serving and old.name not in serving:
+        return None, [c for c in found if c is not new]
+    change = Change(
+        Action.REPLACE, "container", tenant, new.name, RESUME_REASON, before=old, after=new, operation="resume"
+    )
+    return change, [c for c in found if c is not new and c is not old]
+
+
 def _diff_containers(
-    tenant: DesiredTenant, observed: list[Container], network_missing: bool, absent_reason: str
+    tenant: DesiredTenant,
+    observed: list[Container],
+    network_missing: bool,
+    absent_reason: str,
+    serving: frozenset[str] = frozenset(),
 ) -> list[Change]:
     changes: list[Change] = []
     by_slot: dict[tuple[str, str, str, int], list[Container]] = defaultdict(list)
@@ -143,7 +180,11 @@ def _diff_containers(
                     )
             continue
         matching = [c for c in found if not _drift_reasons(want, c, network_missing)]
-        if matching:
+        resumed, leftovers = _interrupted(tenant.tenant, found, matching, serving) if matching else (None, [])
+        if resumed is not None:
+            changes.append(resumed)
+            extras = leftovers
+        elif matching:
             keep = _best(matching)
             # Limits drift is healed in place (docker update): the container keeps serving, nothing else changes.
             changes.extend(_limits_update(tenant.tenant, want, keep))
@@ -228,7 +269,9 @@ def diff(
     scope: Iterable[str] | None = None,
     protected: Iterable[str] = (),
     pool: SubnetPool | None = None,
+    serving: frozenset[str] = frozenset(),
 ) -> Plan:
+    """``serving``: names of the containers the observed route files route to (see ``_interrupted``)."""
     pool = pool or SubnetPool()
     protected_set = frozenset(protected)
     candidates = set(desired) | set(snapshot.tenants())
@@ -250,5 +293,6 @@ def diff(
             changes.append(
                 Change(Action.CREATE, "volume", name, wanted.volume.name, "data volume missing", after=wanted.volume)
             )
-        changes.extend(_diff_containers(wanted, list(observed.containers), network_missing, absent_reason))
+        containers = list(observed.containers)
+        changes.extend(_diff_containers(wanted, containers, network_missing, absent_reason, serving))
     return Plan.of(changes)

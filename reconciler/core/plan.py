@@ -32,8 +32,9 @@ class Action(Enum):
     DELETE = "-"
 
 
-# An update names the operation the executor performs in place.
-Operation = Literal["create", "start", "stop", "replace", "delete", "update"]
+# An update names the operation the executor performs in place; ``resume`` finishes a replacement that an
+# earlier process started (its new container exists already: see ``core.diff``).
+Operation = Literal["create", "start", "stop", "replace", "resume", "delete", "update"]
 
 # Creation phases run in ascending order; deletions in descending order after them.
 _KIND_RANK: dict[str, int] = {"network": 0, "volume": 1, "container": 2, "route": 3, "dns": 4}

@@ -21,7 +21,7 @@ from reconciler.core.policies import mass_delete_guard, ownership, pinned
 from reconciler.core.resources import DesiredTenant
 from reconciler.planning.dns import plan_dns
 from reconciler.planning.inputs import Observed, PassContext, PlanSettings
-from reconciler.planning.routes import plan_route
+from reconciler.planning.routes import plan_route, serving_containers
 from renderers.containers import render_tenant
 from renderers.traefik import RouteNaming
 
@@ -79,7 +79,8 @@ def plan_pass(
     protected = frozenset(desired.errors) | frozenset(context.held) | frozenset(failed)
     snapshot = observed.snapshot
 
-    container_plan = diff(rendered, snapshot, protected=protected, pool=settings.pool)
+    serving = serving_containers(snapshot, observed.routes, desired.tenants)  # interrupted replacements
+    container_plan = diff(rendered, snapshot, protected=protected, pool=settings.pool, serving=serving)
     changes: list[Change] = list(container_plan.changes)
     refused: list[Refusal] = []
     blocked: list[Blocked] = []

@@ -32,10 +32,15 @@ def planned_backends(observed: Sequence[Container], changes: Sequence[Change]) -
             assert isinstance(new, Container)
             if isinstance(change.before, Container):
                 leaving.add(change.before.name)
-            arriving.append(replace(new, ip=planned_address(new.name), state="running"))
+            if change.operation == "resume" and new.running and new.ip:
+                # The new half of an interrupted replacement runs already: its address is known.
+                arriving.append(new)
+            else:
+                arriving.append(replace(new, ip=planned_address(new.name), state="running"))
     arriving_names = {c.name for c in arriving}
+    planned = any(c.ip == planned_address(c.name) for c in arriving)
     staying = [c for c in observed if c.running and c.ip and c.name not in leaving and c.name not in arriving_names]
-    return sorted([*staying, *arriving], key=lambda c: c.name), bool(arriving)
+    return sorted([*staying, *arriving], key=lambda c: c.name), planned
 
 
 def desired_route(
@@ -54,6 +59,19 @@ def server_names(snapshot: Snapshot, ports: Mapping[tuple[str, str], int]) -> di
         if c.ip:
             names[server_url(c.ip, port)] = c.name
     return names
+
+
+def serving_containers(
+    snapshot: Snapshot, routes: Mapping[str, RouteFile] | None, specs: Mapping[str, TenantSpec]
+) -> frozenset[str]:
+    """Names of the observed containers that the tenants' route files on disk list as servers (they served)."""
+    names: set[str] = set()
+    for tenant, file in (routes or {}).items():
+        spec = specs.get(tenant)
+        ports = {(tenant, s.name): s.port for s in spec.services} if spec is not None else {}
+        listed = {url for service in file.table.services for url in service.servers}
+        names |= {name for url, name in server_names(snapshot.for_tenant(tenant), ports).items() if url in listed}
+    return frozenset(names)
 
 
 def plan_route(

@@ -7,7 +7,9 @@ A case may turn on the route layer (``routing: true``) and the DNS layer (``dns:
 observed route files and zones are then what the ``applied`` state would have produced, changed by ``world``:
 ``removed_routes`` / ``edited_routes`` (tenant → file text), ``records`` (extra rrsets, foreign or ours),
 ``removed_records``. ``pins`` (tenant → [{service, image, reason}]) and ``crash_loops`` ([slot names]) exercise
-the runtime's other policies.
+the runtime's other policies. An extra container with ``like_desired: true`` is the container the desired spec
+renders for its slot (name, image, spec hash: the new half of an interrupted replacement), ``ip`` gives it an
+address, and ``world.unrouted`` lists containers the observed route files leave out.
 
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/unit/test_golden_plans.py`` and review
 the diff of the golden files like code.
@@ -81,7 +83,14 @@ def _dns_settings(case: dict[str, Any]) -> DnsSettings | None:
     return DnsSettings(zones=tuple(raw.get("zones", ["erp.test."])), target=target, policy=raw.get("policy", "sync"))
 
 
-def _snapshot(case: dict[str, Any], applied: DesiredState) -> Snapshot:
+def _like_desired(extra: dict[str, Any], desired: DesiredState | None) -> Container | None:
+    if not extra.get("like_desired") or desired is None:
+        return None
+    rendered = render_tenant(desired.tenants[extra["tenant"]], NAMING).containers
+    return next(c for c in rendered if (c.service, c.replica) == (extra["service"], extra["replica"]))
+
+
+def _snapshot(case: dict[str, Any], applied: DesiredState, desired: DesiredState | None = None) -> Snapshot:
     world = case.get("world", {})
     states: dict[str, str] = world.get("states", {})
     removed: set[str] = set(world.get("removed_containers", []))
@@ -104,22 +113,23 @@ def _snapshot(case: dict[str, Any], applied: DesiredState) -> Snapshot:
             )
     for extra in world.get("extra_containers", []):
         labels = extra.get("labels", {"tenant-reconciler.managed": "true", "tenant-reconciler.owner": OWNER})
-        containers.append(
-            Container(
-                name=extra["name"],
-                tenant=extra["tenant"],
-                service=extra["service"],
-                replica=extra["replica"],
-                image=extra.get("image", "erp/demo-svc:1"),
-                spec_hash=extra.get("spec_hash", "stale"),
-                network=f"erp-{extra['tenant']}",
-                volume="",
-                port=8080,
-                state=extra.get("state", "running"),
-                networks=(f"erp-{extra['tenant']}",),
-                labels=tuple(sorted(labels.items())),
-            )
+        like = _like_desired(extra, desired)
+        container = Container(
+            name=extra.get("name", like.name if like else ""),
+            tenant=extra["tenant"],
+            service=extra["service"],
+            replica=extra["replica"],
+            image=extra.get("image", like.image if like else "erp/demo-svc:1"),
+            spec_hash=extra.get("spec_hash", like.spec_hash if like else "stale"),
+            network=f"erp-{extra['tenant']}",
+            volume="",
+            port=8080,
+            state=extra.get("state", "running"),
+            networks=(f"erp-{extra['tenant']}",),
+            labels=like.labels if like else tuple(sorted(labels.items())),
+            ip=extra.get("ip"),
         )
+        containers.append(container)
     volumes = [v for spec in applied.tenants.values() if (v := render_tenant(spec, NAMING).volume) is not None]
     return Snapshot(
         containers=tuple(containers),
@@ -135,7 +145,8 @@ def _routes(case: dict[str, Any], applied: DesiredState, snapshot: Snapshot) -> 
     for name, spec in applied.tenants.items():
         if spec.state != "running" or name in world.get("removed_routes", []):
             continue
-        running = [c for c in snapshot.for_tenant(name).containers if c.running and c.ip]
+        unrouted = set(world.get("unrouted", []))
+        running = [c for c in snapshot.for_tenant(name).containers if c.running and c.ip and c.name not in unrouted]
         route = desired_route(spec, running, False, naming=ROUTE_NAMING, entrypoint="web", owner=OWNER)
         if route.content is not None:
             files[name] = parse_route_file(name, route.name, route.content)
@@ -189,7 +200,7 @@ def _context(case: dict[str, Any], desired: DesiredState) -> PassContext:
 def plan_text(case: dict[str, Any]) -> str:
     desired = _desired(case["catalog"], case.get("desired", []))
     applied = _desired(case["catalog"], case.get("applied", []))
-    snapshot = _snapshot(case, applied)
+    snapshot = _snapshot(case, applied, desired)
     dns = _dns_settings(case)
     routing = RoutingSettings("web") if case.get("routing") else None
     observed = Observed(

@@ -5,6 +5,11 @@ running tenant, so routes follow container addresses). Creation goes network and
 routes; a replacement is start new → ready → in routing → old out of routing → stop old; removal is routes
 → containers → network. Data volumes are never removed here. Each action is logged as one line with tenant and
 reason. ``stop`` is checked between actions so SIGTERM ends a pass cleanly.
+
+A replacement an earlier process did not finish (``kill -9`` mid-change) comes back as a ``resume`` change: its
+new container exists, so it is started if need be but never created again; the rest is the same choreography
+(ready → old + new → new only → old removed). If the new container never gets ready it is removed and the old
+one keeps serving, exactly as when a fresh replacement fails.
 """
 
 from __future__ import annotations
@@ -178,6 +183,37 @@ class Executor:
         if results:
             self.upgrades.after_upgrades(spec, results)
 
+    def _resume(
+        self,
+        tenant: str,
+        resumes: list[Change],
+        outcome: TenantOutcome,
+        ready: dict[str, Container],
+        replaced_ok: list[Change],
+    ) -> set[str]:
+        """Finish interrupted replacements up to readiness; the names of new halves that never got ready (removed)."""
+        discarded: set[str] = set()
+        for change in resumes:
+            self._check_stop()
+            new = change.after
+            assert isinstance(new, Container)
+            if not new.running:
+                self.docker.start_container(new)
+            started, why = self._wait_ready(new)
+            if started is None:
+                outcome.failed.append((change, why))
+                discarded.add(new.name)
+                # Never verified and never ready: it goes, and the old container keeps serving.
+                self.docker.remove_container(replace(new, state="running"))
+                log.warning(
+                    "tenant=%s - container %s (interrupted replacement undone, not ready: %s)", tenant, new.name, why
+                )
+                continue
+            ready[started.name] = started
+            self._done(outcome, change, f"ready at {started.ip}")
+            replaced_ok.append(change)
+        return discarded
+
     def apply_tenant(
         self, tenant: str, plan: Plan, spec: TenantSpec | None, observed: Snapshot, *, hold_removal: str | None = None
     ) -> TenantOutcome:
@@ -237,6 +273,7 @@ class Executor:
                 replaced_ok.append(change)
 
         self._after_upgrades(spec, upgrades, held, outcome, ready, replaced_ok)
+        discarded = self._resume(tenant, by.resumes, outcome, ready, replaced_ok)
 
         leaving = [
             c.before
@@ -258,7 +295,7 @@ class Executor:
                 staying = [
                     c
                     for c in observed.containers
-                    if c.running and c.ip and c.name not in removing and c.name not in ready
+                    if c.running and c.ip and c.name not in removing and c.name not in ready and c.name not in discarded
                 ]
                 final = sorted([*staying, *ready.values()], key=lambda c: c.name)
                 going = [c for c in observed.containers if c.name in removing and c.running and c.ip]
@@ -308,7 +345,8 @@ class _Buckets:
         self.network_creates = pick("network", Action.CREATE)
         self.volume_creates = pick("volume", Action.CREATE)
         self.creates = pick("container", Action.CREATE)
-        self.replaces = pick("container", Action.REPLACE)
+        self.replaces = pick("container", Action.REPLACE, "replace")
+        self.resumes = pick("container", Action.REPLACE, "resume")
         self.starts = pick("container", Action.UPDATE, "start")
         self.stops = pick("container", Action.UPDATE, "stop")
         self.updates = pick("container", Action.UPDATE, "update")
