@@ -121,7 +121,7 @@ RESUME_REASON = "resume interrupted replacement"
 
 
 def _interrupted(
-    tenant: str, found: list[Container], matching: list[Container], serving: frozenset[str]
+    want: Container, found: list[Container], matching: list[Container], serving: frozenset[str]
 ) -> tuple[Change | None, list[Container]]:
     """The resumption of a replacement interrupted in this slot, and the slot's other extras (to delete).
 
@@ -136,8 +136,10 @@ def _interrupted(
     old = sorted(older, key=lambda c: (c.name not in serving, c.name))[0]
     if new.name in serving and old.name not in serving:
         return None, [c for c in found if c is not new]
+    # Observed containers do not report port and health path: the readiness probe needs the spec's.
+    after = replace(new, port=want.port, health=want.health)
     change = Change(
-        Action.REPLACE, "container", tenant, new.name, RESUME_REASON, before=old, after=new, operation="resume"
+        Action.REPLACE, "container", want.tenant, new.name, RESUME_REASON, before=old, after=after, operation="resume"
     )
     return change, [c for c in found if c is not new and c is not old]
 
@@ -180,7 +182,7 @@ def _diff_containers(
                     )
             continue
         matching = [c for c in found if not _drift_reasons(want, c, network_missing)]
-        resumed, leftovers = _interrupted(tenant.tenant, found, matching, serving) if matching else (None, [])
+        resumed, leftovers = _interrupted(want, found, matching, serving) if matching else (None, [])
         if resumed is not None:
             changes.append(resumed)
             extras = leftovers
