@@ -18,6 +18,12 @@ Per exposed service:
 
 Traefik's schema requires at least one server per load balancer, so a service without a ready backend gets no
 router at all (its requests answer 404) and is reported in ``RenderedRoutes.unrouted``.
+
+``render_maintenance`` is the file of a tenant under maintenance (a restore, ``runtime.operations.maintenance``):
+the same routers (rules, allow lists) all sent to one maintenance server that answers 503 with ``Retry-After``.
+Traefik v3 has no static-response middleware, so that server is a small container on the tenant's network, and
+a ``replacePathRegex`` middleware sends every path to its one CGI script. Its load balancer has no health check:
+one that answers 503 to every probe would be marked DOWN, and Traefik would answer its own 503 without the header.
 """
 
 from __future__ import annotations
@@ -84,6 +90,12 @@ class RouteNaming:
 
     def transport(self, tenant: str) -> str:
         return f"{self.tenant_prefix(tenant)}transport"
+
+    def maintenance(self, tenant: str) -> str:
+        return f"{self.tenant_prefix(tenant)}maintenance"
+
+    def maintenance_path(self, tenant: str) -> str:
+        return f"{self.tenant_prefix(tenant)}maintenance.path"
 
 
 @dataclass(frozen=True)
@@ -184,10 +196,10 @@ def render_routes(
         services.update(rendered)
         # Refuse first: a refused client must not cost a backend anything.
         chain = []
-        if route.allow or route.deny:
+        allow = _allow_list(route)
+        if allow is not None:
             allow_name = naming.allow_list(tenant, service.name)
-            ranges = [str(network) for network in allowed_networks(route.allow, route.deny)]
-            middlewares[allow_name] = {"ipAllowList": {"sourceRange": ranges}}
+            middlewares[allow_name] = allow
             chain.append(allow_name)
         if route.path:
             strip_name = naming.strip_prefix(tenant, service.name)
@@ -220,6 +232,56 @@ def render_routes(
         unrouted=tuple(unrouted),
         routed=tuple(routed),
         exposed=bool(exposed),
+    )
+
+
+# The maintenance server's one script (``runtime.operations.maintenance`` writes it): every request is sent there.
+MAINTENANCE_SCRIPT_PATH = "/cgi-bin/maintenance"
+
+
+def _allow_list(route: RouteSpec) -> dict[str, Any] | None:
+    if not (route.allow or route.deny):
+        return None
+    return {"ipAllowList": {"sourceRange": [str(n) for n in allowed_networks(route.allow, route.deny)]}}
+
+
+def render_maintenance(spec: TenantSpec, server: str, *, naming: RouteNaming, entrypoint: str) -> RenderedRoutes:
+    """The tenant's file while it is under maintenance: every exposed route to ``server`` (a URL), which answers
+    503 with ``Retry-After``; allow and deny lists still refuse first."""
+    tenant = spec.name
+    routers: dict[str, Any] = {}
+    middlewares: dict[str, Any] = {}
+    routed: list[str] = []
+    rewrite = naming.maintenance_path(tenant)
+    for service in spec.services:
+        route = service.route
+        if route is None:
+            continue
+        chain = []
+        allow = _allow_list(route)
+        if allow is not None:
+            middlewares[naming.allow_list(tenant, service.name)] = allow
+            chain.append(naming.allow_list(tenant, service.name))
+        chain.append(rewrite)
+        routers[naming.router(tenant, service.name)] = {
+            "rule": rule(route),
+            "entryPoints": [entrypoint],
+            "service": naming.maintenance(tenant),
+            "middlewares": chain,
+        }
+        routed.append(route.address)
+    if not routers:
+        return RenderedRoutes(tenant=tenant, config={}, table=RouteTable(), exposed=False)
+    middlewares[rewrite] = {"replacePathRegex": {"regex": "^.*$", "replacement": MAINTENANCE_SCRIPT_PATH}}
+    balancer = {"servers": [{"url": server}], "passHostHeader": True, "serversTransport": naming.transport(tenant)}
+    http = {
+        "routers": routers,
+        "services": {naming.maintenance(tenant): {"loadBalancer": balancer}},
+        "middlewares": middlewares,
+        "serversTransports": {naming.transport(tenant): {"forwardingTimeouts": {"dialTimeout": DIAL_TIMEOUT}}},
+    }
+    return RenderedRoutes(
+        tenant=tenant, config={"http": http}, table=RouteTable.from_dynamic(http), routed=tuple(routed), exposed=True
     )
 
 

@@ -21,7 +21,7 @@ from desired_state.specs import TenantSpec, build_tenant, parse_catalog
 from reconciler.core.resources import Container
 from reconciler.core.routes import RouteTable, parse_file_header, verify
 from renderers.containers import Naming, render_tenant
-from renderers.traefik import RenderedRoutes, RouteNaming, render_file, render_routes
+from renderers.traefik import RenderedRoutes, RouteNaming, render_file, render_maintenance, render_routes
 from tests.shared_specs import optional_spec_path, spec_path
 
 SCHEMA_FILE = "traefik-v3-file-provider.json"
@@ -253,3 +253,36 @@ def test_every_case_is_valid_traefik_configuration(services: dict[str, Any]) -> 
     rendered = render(spec(services))
     found = _validator(spec_path(SCHEMA_FILE))
     assert found.is_valid(yaml.safe_load(render_file(rendered, owner="x")) or {})
+
+
+def _maintenance(tenant: TenantSpec) -> RenderedRoutes:
+    rendered = render_maintenance(tenant, "http://10.1.0.9:8080", naming=NAMING, entrypoint="web")
+    found = validator()
+    if found is not None and rendered.config:
+        errors = sorted(found.iter_errors(rendered.config), key=lambda e: list(e.path))
+        assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+    return rendered
+
+
+def test_under_maintenance_every_route_goes_to_one_server_without_a_health_check() -> None:
+    tenant = spec({"a": {"route": {"path": "/shop", "allow": ["127.0.0.1/32"]}}, "b": {"route": {}}})
+    config = http(_maintenance(tenant))
+    assert set(config["routers"]) == {"erp-acme.a", "erp-acme.b"}
+    # Same rule, allow list first (a refused client stays refused), then every path to the one CGI script.
+    assert config["routers"]["erp-acme.a"] == {
+        "rule": "Host(`acme.erp.test`) && PathPrefix(`/shop`)",
+        "entryPoints": ["web"],
+        "service": "erp-acme.maintenance",
+        "middlewares": ["erp-acme.a.allow", "erp-acme.maintenance.path"],
+    }
+    assert config["middlewares"]["erp-acme.maintenance.path"] == {
+        "replacePathRegex": {"regex": "^.*$", "replacement": "/cgi-bin/maintenance"}
+    }
+    balancer = config["services"]["erp-acme.maintenance"]["loadBalancer"]
+    assert balancer["servers"] == [{"url": "http://10.1.0.9:8080"}]
+    assert "healthCheck" not in balancer  # a 503 to every probe would mark it DOWN
+    assert set(config["services"]) == {"erp-acme.maintenance"}
+
+
+def test_a_tenant_exposing_nothing_has_no_maintenance_file() -> None:
+    assert _maintenance(spec({"b": {}})).empty

@@ -317,6 +317,20 @@ class DockerDriver:
         self._count("mutate")
         return run_helper(list(self.helper_cli.client_config.docker_cmd), run, self._remove_helper, stdin, stdout)
 
+    def start_helper(self, image: str, command: list[str], *, name: str, network: str, labels: dict[str, str]) -> None:
+        """Start a long-running helper detached on ``network`` (the maintenance answer during a restore): no
+        volume, no restart, 16 MiB. Labels without the managed label: the snapshot never sees it. ``remove_helper``
+        ends it."""
+        with self._mutate("start helper", name, labels.get(LABEL_TENANT)):
+            self.cli.container.run(
+                image, command, name=name, detach=True, labels=labels, networks=[network], restart="no",
+                pull="never", memory=16 * 1024 * 1024, security_options=["no-new-privileges"],
+            )  # fmt: skip
+
+    def remove_helper(self, name: str) -> None:
+        """Remove a helper container by name, running or not; one that is gone already is fine."""
+        self._remove_helper(name)
+
     def helpers(self, labels: dict[str, str], name_prefix: str = "") -> list[tuple[str, str]]:
         """(name, state) of the containers carrying all ``labels`` (helpers: no managed label), one list call.
 

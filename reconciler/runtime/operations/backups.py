@@ -287,8 +287,11 @@ class BackupService:
         trigger: str = "manual",
         request_id: int | None = None,
         before_release: Callable[[], None] | None = None,
+        on_hold: Callable[[], None] | None = None,
     ) -> RestoreResult:
         """Verify, hold the tenant, stop its containers, restore the volume, release the hold.
+
+        ``on_hold`` runs once the tenant is held, before its containers stop (the maintenance answer goes up).
 
         ``before_release`` runs after a successful restore while the tenant is still held (a rollback changes the
         desired image there, so no pass starts the new version on the restored data in between).
@@ -298,5 +301,11 @@ class BackupService:
         """
         with self.tenant_lock(tenant):
             return restoring.restore(
-                self, tenant, backup_id, trigger=trigger, request_id=request_id, before_release=before_release
+                self,
+                tenant,
+                backup_id,
+                trigger=trigger,
+                request_id=request_id,
+                before_release=before_release,
+                on_hold=on_hold,
             )

@@ -4,7 +4,8 @@ The archive is first found (``operations.archives``: its name must be one we gen
 backup directory) and its SHA-256 checked against the row; a refusal touches nothing. Then the tenant is held (a
 running ``restore`` operation: passes leave the tenant alone), its containers are stopped, the archive is
 extracted by a helper container into a staging directory inside the volume and only then swapped in, and the
-hold is released. The caller then runs a pass for the tenant, which starts the containers again.
+hold is released. The caller then runs a pass for the tenant, which starts the containers again. While the
+tenant is held its routes can answer 503 with ``Retry-After`` (``on_hold``: ``operations.maintenance``).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def restore(
     trigger: str,
     request_id: int | None,
     before_release: Callable[[], None] | None,
+    on_hold: Callable[[], None] | None = None,
 ) -> RestoreResult:
     engine = service.engine
     try:
@@ -144,6 +146,8 @@ def restore(
     )
     stopped: list[str] = []
     try:
+        if on_hold is not None:
+            on_hold()
         output = _swap_in(service, tenant, path, operation_id, stopped)
         if before_release is not None:
             before_release()

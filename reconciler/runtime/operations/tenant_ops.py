@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from desired_state.backups import BackupRecord, read_policy
+from desired_state.load import load_desired_state
 from desired_state.operations import finish_operation, last_upgrade, latest_upgrades, start_operation
 from desired_state.pins import delete_pins, read_pins
 from desired_state.service_image import set_service_image
@@ -27,9 +28,11 @@ from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.operations.backups import BackupService, RestoreResult
 from reconciler.runtime.operations.common import OperationsConfig, OperationsMetrics, log
+from reconciler.runtime.operations.maintenance import MaintenanceAnswer
 from reconciler.runtime.operations.upgrades import UpgradeGuard
 from reconciler.runtime.operations.verify import BackupVerifier
 from reconciler.runtime.passes.reconcile import PassResult, Reconciler
+from reconciler.runtime.passes.routing import TraefikRouter
 from reconciler.runtime.settings import Settings
 from renderers.containers import Naming
 
@@ -100,17 +103,51 @@ class TenantOps:
     ) -> tuple[RestoreResult, PassResult | None]:
         """Restore, then a pass for the tenant: it starts the stopped containers and routes them again.
 
-        A refused restore (unknown backup, corrupted archive) raises before anything was stopped; a failed one
-        raises after the pass has started the containers again on the data the volume kept.
+        While the tenant is held its routes answer 503 with ``Retry-After`` (``operations.maintenance``, when
+        routing is configured); the pass after the restore routes the containers again once they are ready, then
+        the maintenance answer goes. A refused restore (unknown backup, corrupted archive) raises before anything
+        was stopped; a failed one raises after the pass has started the containers again on the data the volume kept.
         """
+        answer = self._maintenance()
+        maintained: list[bool] = []
+
+        def on_hold() -> None:
+            if answer is None:
+                return
+            desired = load_desired_state(self.engine, self.reconciler.base_domain, self.reconciler.input_limits)
+            spec = desired.tenants.get(tenant)
+            maintained.append(spec is not None and answer.begin(spec))
+
         try:
-            restored = self.backups.restore(tenant, backup_id, trigger=trigger, request_id=request_id)
+            restored = self.backups.restore(tenant, backup_id, trigger=trigger, request_id=request_id, on_hold=on_hold)
         except PermanentError:
+            if any(maintained):
+                self._resume_after_maintenance(tenant)
             raise
         except ReconcileError:
-            self.resume(tenant)
+            if any(maintained):
+                self._resume_after_maintenance(tenant)
+            else:
+                self.resume(tenant)
             raise
-        return restored, self.resume(tenant)
+        if not any(maintained):
+            return restored, self.resume(tenant)
+        return restored, self._resume_after_maintenance(tenant)
+
+    def _maintenance(self) -> MaintenanceAnswer | None:
+        router = self.reconciler.router
+        if not isinstance(router, TraefikRouter):
+            return None
+        return MaintenanceAnswer(self.docker, self.naming, router, self.config.helper_image)
+
+    def _resume_after_maintenance(self, tenant: str) -> PassResult | None:
+        """The pass routes the restored containers as soon as they are ready; then the maintenance answer goes."""
+        try:
+            return self.resume(tenant)
+        finally:
+            answer = self._maintenance()
+            if answer is not None:
+                answer.end(tenant)
 
     def resume(self, tenant: str) -> PassResult | None:
         result = self.reconciler.run_pass({tenant}, trigger="operation")

@@ -8,7 +8,8 @@ file is loaded: exactly the rendered routers, services and middlewares, every se
 new in this publish, UP. That is what lets the executor stop an old container only after Traefik stopped
 sending it traffic. ``begin_pass`` reads the API once per pass, so unchanged tenants cost no request; a file
 deleted or edited by hand is a route change in the plan (``observe_files`` feeds the planner), rewritten by
-``publish`` like any other.
+``publish`` like any other. ``maintain`` sends a tenant's routes to a maintenance answer while a restore runs
+(``runtime.operations.maintenance``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from reconciler.core.routes import RouteFile, RouteTable, RouteVerdict, parse_ro
 from reconciler.drivers.traefik import TraefikDriver
 from reconciler.runtime.settings import Settings
 from renderers.containers import Naming
-from renderers.traefik import RenderedRoutes, RouteNaming, render_file, render_routes
+from renderers.traefik import RenderedRoutes, RouteNaming, render_file, render_maintenance, render_routes
 
 log = logging.getLogger("reconciler.routing")
 
@@ -139,6 +140,22 @@ class TraefikRouter:
             verdict = self._await_health(tenant, rendered, verdict)
         with self._lock:
             self._conditions[tenant] = self._condition(rendered, verdict, restored=False)
+
+    def maintain(self, spec: TenantSpec, server: str) -> None:
+        """Send every route of the tenant to the maintenance ``server`` (a restore runs) and wait until Traefik
+        serves it; the next ``publish`` (the pass after the restore) routes the tenant's containers again."""
+        tenant = spec.name
+        rendered = render_maintenance(spec, server, naming=self.naming, entrypoint=self.entrypoint)
+        if rendered.empty:
+            return
+        content = render_file(rendered, self.owner)
+        self.driver.write(tenant, content)
+        log.info("tenant=%s routes to the maintenance answer (503, Retry-After)", tenant, extra={"tenant": tenant})
+        with self._lock:
+            self._published[tenant] = _Published(rendered, content)
+        self._confirm(tenant, rendered, new_servers=frozenset({server}))
+        with self._lock:
+            self._conditions[tenant] = Condition(CONDITION, "False", "Maintenance", "restore running: answering 503")
 
     def withdraw(self, tenant: str) -> None:
         with self._lock:
