@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from tests.integration.fleet import (
     route_file,
 )
 from tests.integration.harness import Harness, wait_until
-from tests.integration.runs import bot_api
+from tests.integration.runs import BotApi, bot_api
 
 pytestmark = pytest.mark.integration
 
@@ -120,11 +121,7 @@ def test_run_refuses_each_mass_delete_round_after_round_and_alerts_once(
         wait_until(lambda: api.texts("active reconciler"), timeout=20, what="the leader alert")
         for number, (case, sql, counts) in enumerate(MISTAKES, start=1):
             run_sql(h, sql)
-            wait_until(
-                lambda n=number: len(api.texts("mass delete refused")) >= n,  # type: ignore[misc]
-                timeout=20,
-                what=f"the mass-delete alert ({case})",
-            )
+            wait_until(partial(alerted, api, number), timeout=20, what=f"the mass-delete alert ({case})")
             time.sleep(4)  # a few more resync rounds (1 s apart), each refusing again
             alerts = api.texts("mass delete refused")
             assert len(alerts) == number, (case, alerts)
@@ -146,6 +143,10 @@ def test_run_refuses_each_mass_delete_round_after_round_and_alerts_once(
         assert world(h, traefik) == before
         assert len(api.texts("mass delete refused")) == len(MISTAKES)
     assert TOKEN not in log.read_text()
+
+
+def alerted(api: BotApi, times: int) -> bool:
+    return len(api.texts("mass delete refused")) >= times
 
 
 def all_ready(h: Harness) -> bool:
