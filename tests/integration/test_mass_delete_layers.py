@@ -21,6 +21,7 @@ import pytest
 
 from desired_state.status import read_status
 from tests.integration.fleet import (
+    SECRET,
     TENANTS,
     assert_serving,
     converge_fleet,
@@ -29,11 +30,13 @@ from tests.integration.fleet import (
     route_file,
 )
 from tests.integration.harness import Harness, wait_until
-from tests.integration.runs import BotApi, bot_api
+from tests.integration.runs import BotApi, bot_api, free_port, metric
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "424242:mass-delete-layers-token"
+PASSES = "reconciler_passes_total"
+SWEEPS = "reconciler_pass_duration_seconds_count"  # scope="all": the sweeps of reconciler run
 ALL_LAYERS = "6 of 6 containers, 4 of 4 route files, 4 of 4 routers, 4 of 4 DNS rrsets"
 # Services gone or scaled to 0: the tenants still run (no containers, nothing to route), so their records stay.
 NO_DNS = "6 of 6 containers, 4 of 4 route files, 4 of 4 routers, more than"
@@ -95,6 +98,7 @@ def test_apply_refuses_each_mass_delete_on_every_layer(fleet: Harness, traefik: 
         assert len(refused) == 1, (case, out.stderr)
         assert f"mass delete refused: the desired state would remove {counts}" in refused[0], (case, refused)
         assert "Applied 0 changes" in out.stdout, (case, out.stdout)
+        assert SECRET not in out.stdout + out.stderr, case
         assert world(h, traefik) == before, case
         assert_serving(traefik, powerdns, h, case)
         restore(h, traefik, powerdns)
@@ -107,10 +111,12 @@ def test_run_refuses_each_mass_delete_round_after_round_and_alerts_once(
     h = fleet
     converge_fleet(traefik, powerdns, h)
     before = world(h, traefik)
+    port = free_port()
     with bot_api(TOKEN) as api:
         h.env.update(
             {
                 "RECONCILER_RESYNC_INTERVAL": "1",
+                "RECONCILER_METRICS_ADDR": f"127.0.0.1:{port}",
                 "RECONCILER_TELEGRAM_TOKEN": TOKEN,
                 "RECONCILER_TELEGRAM_CHAT_ID": "1",
                 "RECONCILER_TELEGRAM_BASE_URL": api.base_url,
@@ -122,7 +128,9 @@ def test_run_refuses_each_mass_delete_round_after_round_and_alerts_once(
         for number, (case, sql, counts) in enumerate(MISTAKES, start=1):
             run_sql(h, sql)
             wait_until(partial(alerted, api, number), timeout=20, what=f"the mass-delete alert ({case})")
+            refused = metric(port, PASSES, result="refused")
             time.sleep(4)  # a few more resync rounds (1 s apart), each refusing again
+            assert metric(port, PASSES, result="refused") >= refused + 2, case
             alerts = api.texts("mass delete refused")
             assert len(alerts) == number, (case, alerts)
             assert counts in alerts[-1], (case, alerts[-1])
@@ -138,15 +146,21 @@ def test_run_refuses_each_mass_delete_round_after_round_and_alerts_once(
             # The UI's mistake is undone: the fleet converges again and the next incident alerts anew.
             h.import_yaml(fleet_yaml(h))
             wait_until(lambda: all_ready(h), timeout=30, what=f"every tenant Ready again after {case}")
-            time.sleep(2)  # a sweep without refusal, so the alert's state is back to ok
+            # One more sweep, of the restored state, puts the alert back to ok (so the next incident is new).
+            sweeps = metric(port, SWEEPS, scope="all")
+            wait_until(partial(swept, port, sweeps), timeout=10, what=f"a sweep after the restore ({case})")
         assert h.stop_run() == 0
         assert world(h, traefik) == before
         assert len(api.texts("mass delete refused")) == len(MISTAKES)
-    assert TOKEN not in log.read_text()
+    assert TOKEN not in log.read_text() and SECRET not in log.read_text()
 
 
 def alerted(api: BotApi, times: int) -> bool:
     return len(api.texts("mass delete refused")) >= times
+
+
+def swept(port: int, since: float) -> bool:
+    return metric(port, SWEEPS, scope="all") > since
 
 
 def all_ready(h: Harness) -> bool:
