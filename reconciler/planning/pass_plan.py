@@ -80,7 +80,10 @@ def plan_pass(
     snapshot = observed.snapshot
 
     container_plan = diff(rendered, snapshot, protected=protected, pool=settings.pool)
-    changes: list[Change] = list(container_plan.changes)
+    for block in container_plan.blocked:  # e.g. the subnet pool is exhausted: that tenant's error, not the pass's
+        failed.setdefault(block.tenant, block.message)
+    protected = protected | frozenset(failed)
+    changes: list[Change] = [c for c in container_plan.changes if c.tenant not in failed]
     refused: list[Refusal] = []
     blocked: list[Blocked] = []
 
