@@ -40,6 +40,8 @@ class BackupRecord:
     verified_at: datetime | None = None
     verify_status: str | None = None
     verify_error: str | None = None
+    # The uid of the tenant whose data this is (None: taken before tenants had uids); see ``desired_state.identity``.
+    tenant_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,16 +84,24 @@ def _record(row: Any) -> BackupRecord:
         verified_at=row.verified_at,
         verify_status=row.verify_status,
         verify_error=row.verify_error,
+        tenant_uid=row.tenant_uid,
     )
 
 
 def start_backup(
-    engine: Engine, tenant: str, trigger: str, file_name: str | None, *, status: str = "running"
+    engine: Engine,
+    tenant: str,
+    trigger: str,
+    file_name: str | None,
+    *,
+    status: str = "running",
+    tenant_uid: str | None = None,
 ) -> BackupRecord:
     """Insert the row of a backup that starts now (or, with ``status='failed'``, that was refused)."""
     now = datetime.now(UTC)
     values = {
         "tenant": tenant,
+        "tenant_uid": tenant_uid,
         "status": status,
         "trigger": trigger,
         "file_name": file_name,
@@ -141,12 +151,18 @@ def get_backup(engine: Engine, backup_id: int) -> BackupRecord | None:
 
 
 def list_backups(
-    engine: Engine, tenant: str | None = None, statuses: Iterable[str] | None = None
+    engine: Engine,
+    tenant: str | None = None,
+    statuses: Iterable[str] | None = None,
+    *,
+    tenant_uid: str | None = None,
 ) -> list[BackupRecord]:
-    """Backups, oldest first, optionally of one tenant and with some statuses only."""
+    """Backups, oldest first, optionally of one tenant (and of one tenant uid) and with some statuses only."""
     query = select(BackupRow).order_by(BackupRow.id)
     if tenant is not None:
         query = query.where(BackupRow.tenant == tenant)
+    if tenant_uid is not None:
+        query = query.where(BackupRow.tenant_uid == tenant_uid)
     if statuses is not None:
         query = query.where(BackupRow.status.in_(list(statuses)))
     with engine.connect() as connection:

@@ -74,7 +74,9 @@ def load_desired_state(
         with connection.begin():
             stored_catalog = catalog_rows(connection)
             tenant_rows = connection.execute(
-                select(Tenant.id, Tenant.name, Tenant.domain, Tenant.state, Tenant.generation).order_by(Tenant.name)
+                select(Tenant.id, Tenant.name, Tenant.domain, Tenant.state, Tenant.generation, Tenant.uid).order_by(
+                    Tenant.name
+                )
             ).all()
             service_rows = _service_rows(connection)
             _attach_routing(connection, service_rows)
@@ -84,9 +86,12 @@ def load_desired_state(
     errors: dict[str, SpecError] = {}
     generations: dict[str, int] = {}
     tenant_ids: dict[str, int] = {}
-    for tenant_id, stored_name, domain, state, generation in tenant_rows:
+    uids: dict[str, str] = {}
+    for tenant_id, stored_name, domain, state, generation, uid in tenant_rows:
         name = str(stored_name)
         tenant_ids[name] = tenant_id
+        if uid:
+            uids[name] = str(uid)
         overrides = service_rows.get(tenant_id, {})
         try:
             generations[name] = _generation(name, generation)
@@ -98,7 +103,7 @@ def load_desired_state(
     for name, conflict in route_conflicts(tenants, tenant_ids).items():
         del tenants[name]
         errors[name] = conflict
-    return DesiredState(catalog=catalog, tenants=tenants, errors=errors, generations=generations)
+    return DesiredState(catalog=catalog, tenants=tenants, errors=errors, generations=generations, uids=uids)
 
 
 def decode_json_column(value: object) -> object:

@@ -2,7 +2,8 @@
 
 ``DesiredState`` is the result of one load: the valid tenants as frozen specs, and for each invalid tenant
 the error that keeps it out of the pass (its running resources are left exactly as they are).
-``TenantStatus`` is the row the reconciler writes back per tenant. Plain values, no I/O.
+``TenantStatus`` is the row the reconciler writes back per tenant. ``VolumeBinding``: which tenant uid a data
+volume belongs to. Plain values, no I/O.
 """
 
 from __future__ import annotations
@@ -25,11 +26,33 @@ class DesiredState:
     errors: dict[str, SpecError]
     # Generation the web UI bumps on every edit of a tenant, for status.observed_generation.
     generations: dict[str, int] = field(default_factory=dict)
+    # Each tenant's stable uid (``tenants.uid``); a tenant whose row has none yet is missing (``reconciler plan``
+    # plans it as a new uid, which matches no existing data).
+    uids: dict[str, str] = field(default_factory=dict)
 
     @property
     def known(self) -> frozenset[str]:
         """Every tenant name present in the database, valid or not: only others may be removed."""
         return frozenset(self.tenants) | frozenset(self.errors)
+
+
+BindingState = Literal["pending", "bound", "retired"]
+
+
+@dataclass(frozen=True)
+class VolumeBinding:
+    """A data volume bound to the uid of the tenant it belongs to (a ``data_volumes`` row, ``desired_state.identity``).
+
+    ``pending``: the pass that wrote it creates the volume; ``bound``: the volume was seen in Docker. ``legacy``
+    (only on a binding to write): the volume predates uids and is bound to the tenant of its name, once.
+    """
+
+    volume: str
+    tenant: str
+    uid: str
+    state: BindingState = "bound"
+    created_at: datetime | None = None
+    legacy: bool = False
 
 
 @dataclass(frozen=True)

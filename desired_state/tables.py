@@ -98,10 +98,16 @@ class CatalogService(TimestampsMixin, Base):
 
 class Tenant(TimestampsMixin, Base):
     __tablename__ = "tenants"
-    __table_args__ = (UniqueConstraint("name", name="tenants_name_unique"),)
+    __table_args__ = (
+        UniqueConstraint("name", name="tenants_name_unique"),
+        UniqueConstraint("uid", name="tenants_uid_unique"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255))
+    # Who the tenant is, whatever its name: uuid4 hex given by the reconciler to a row without one. A name reused
+    # by a new row gets a new uid, so it never adopts the data of the tenant that had the name before.
+    uid: Mapped[str | None] = mapped_column(String(32))
     domain: Mapped[str] = mapped_column(String(255))
     # 'running' | 'stopped' | 'absent'; a plain string so that a typo is reported on the status, not refused.
     state: Mapped[str] = mapped_column(String(32), default="running", server_default="running")
@@ -222,10 +228,15 @@ class BackupRow(TimestampsMixin, Base):
     """One archive of a tenant's data volume; written by the reconciler only."""
 
     __tablename__ = "backups"
-    __table_args__ = (Index("backups_tenant_status_index", "tenant", "status"),)
+    __table_args__ = (
+        Index("backups_tenant_status_index", "tenant", "status"),
+        Index("backups_tenant_uid_index", "tenant_uid"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(255))
+    # The uid of the tenant whose volume was archived (NULL: taken before tenants had uids).
+    tenant_uid: Mapped[str | None] = mapped_column(String(32))
     # pending | running | succeeded | failed | pruned
     status: Mapped[str] = mapped_column(String(32))
     # schedule | manual | request | pre-upgrade
@@ -242,6 +253,34 @@ class BackupRow(TimestampsMixin, Base):
     verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     verify_status: Mapped[str | None] = mapped_column(String(32))
     verify_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DataVolumeRow(TimestampsMixin, Base):
+    """Which tenant uid a data volume belongs to; written by the reconciler only (``desired_state.identity``).
+
+    Docker volume labels cannot change after creation, so the binding lives here. ``state``: ``pending`` (the
+    volume is to be created by the pass that wrote it), ``bound`` (seen in Docker), ``retired`` (purged, adopted by
+    another uid, or lost and recreated on request; kept as history).
+    """
+
+    __tablename__ = "data_volumes"
+    __table_args__ = (
+        Index(
+            "data_volumes_live_volume_unique",
+            "volume",
+            unique=True,
+            postgresql_where=text("state <> 'retired'"),
+            sqlite_where=text("state <> 'retired'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    volume: Mapped[str] = mapped_column(String(255))
+    tenant: Mapped[str] = mapped_column(String(255))
+    tenant_uid: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class OperationRow(TimestampsMixin, Base):

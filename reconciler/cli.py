@@ -20,7 +20,18 @@ from reconciler.runtime.telemetry.logs import configure_logging
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 # Commands that change the world take the leader lock for their duration (one writer: ``service.leader``).
-WRITER_COMMANDS = frozenset({"apply", "backup", "restore", "rollback", "requests", "tenants purge"})
+WRITER_COMMANDS = frozenset(
+    {
+        "apply",
+        "backup",
+        "restore",
+        "rollback",
+        "requests",
+        "tenants purge",
+        "tenants adopt",
+        "tenants recreate-volume",
+    }
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", help="apply Alembic migrations up to the latest")
     db.add_parser("current", help="print the current schema revision")
 
-    tenants = sub.add_parser("tenants", help="desired state as YAML, and purging data").add_subparsers(
+    tenants = sub.add_parser("tenants", help="desired state as YAML; tenants' data").add_subparsers(
         dest="tenants_command", required=True
     )
     imp = tenants.add_parser("import", help="upsert catalog and tenants from a YAML file (all or nothing)")
@@ -41,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     purge = tenants.add_parser("purge", help="delete a tenant's data volume (refused while containers exist)")
     purge.add_argument("name")
     purge.add_argument("--yes", action="store_true", help="confirm that the tenant's data is to be deleted")
+    adopt = tenants.add_parser(
+        "adopt", help="give a tenant that reuses a name the data volume and backups of the former tenant of that name"
+    )
+    adopt.add_argument("name")
+    adopt.add_argument("--yes", action="store_true", help="confirm that this tenant is to get the former one's data")
+    recreate = tenants.add_parser(
+        "recreate-volume", help="let a tenant whose data volume was lost start on an empty one"
+    )
+    recreate.add_argument("name")
+    recreate.add_argument("--yes", action="store_true", help="confirm that the tenant starts without its data")
 
     for name, text in (("plan", "print the pending changes"), ("apply", "run exactly one pass")):
         cmd = sub.add_parser(name, help=text)
@@ -173,8 +194,13 @@ def _tenants(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     if args.tenants_command == "export":
         print(export_yaml(engine), end="")
         return EXIT_OK
+    from reconciler.runtime.operations.identity import adopt_tenant, recreate_volume
     from reconciler.runtime.operations.purge import purge_tenant
 
+    if args.tenants_command == "adopt":
+        return adopt_tenant(settings, args.name, confirmed=args.yes)
+    if args.tenants_command == "recreate-volume":
+        return recreate_volume(settings, args.name, confirmed=args.yes)
     return purge_tenant(settings, args.name, confirmed=args.yes)
 
 

@@ -2,7 +2,8 @@
 
 Called by the runtime for every valid tenant before the diff. Names derive from tenant, service, version track,
 replica and the spec hash, so a replacement container can start next to the one it replaces. Every object carries our
-labels; the spec-hash label is how the diff detects changed env or limits without inspecting containers. The
+labels (with the tenant's uid when it has one); the spec-hash label is how the diff detects changed env or limits
+without inspecting containers. The
 operator's container defaults (pids limit, log rotation, no-new-privileges) are rendered into every container
 and its hash when given.
 """
@@ -23,6 +24,7 @@ from reconciler.core.resources import (
     LABEL_SERVICE,
     LABEL_SPEC_HASH,
     LABEL_TENANT,
+    LABEL_TENANT_UID,
     LABEL_TRACK,
     Container,
     ContainerDefaults,
@@ -55,8 +57,11 @@ class Naming:
         middle = f"{service}-{track}" if track else service
         return f"{self.prefix}-{tenant}-{middle}-{replica}-{spec_hash[:8]}"
 
-    def base_labels(self, tenant: str) -> dict[str, str]:
-        return {LABEL_MANAGED: "true", LABEL_OWNER: self.owner, LABEL_TENANT: tenant}
+    def base_labels(self, tenant: str, uid: str | None = None) -> dict[str, str]:
+        labels = {LABEL_MANAGED: "true", LABEL_OWNER: self.owner, LABEL_TENANT: tenant}
+        if uid:
+            labels[LABEL_TENANT_UID] = uid
+        return labels
 
 
 def container_env(tenant: TenantSpec, service: ServiceSpec, replica: int) -> tuple[tuple[str, str], ...]:
@@ -91,6 +96,7 @@ def render_container(
     *,
     healthcheck: HealthCheck | None = None,
     defaults: ContainerDefaults | None = None,
+    uid: str | None = None,
 ) -> Container:
     version = version or service.tracks()[0]
     network = naming.network(tenant.name)
@@ -121,7 +127,8 @@ def render_container(
             defaults.no_new_privileges,
         ]
     digest = spec_hash(fields)
-    labels = naming.base_labels(tenant.name) | {
+    # The uid label is not in the hash: giving an existing tenant its uid replaces no container.
+    labels = naming.base_labels(tenant.name, uid) | {
         LABEL_SERVICE: service.name,
         LABEL_REPLICA: str(replica),
         LABEL_SPEC_HASH: digest,
@@ -160,19 +167,21 @@ def render_tenant(
     *,
     healthcheck: HealthCheck | None = None,
     defaults: ContainerDefaults | None = None,
+    uid: str | None = None,
 ) -> DesiredTenant:
+    """``uid``: the tenant's stable uid (``DesiredState.uids``), labelled on what is created for it."""
     if tenant.state == "absent":
         return DesiredTenant(tenant=tenant.name, network=None, volume=None, containers=(), state="absent")
     containers = tuple(
-        render_container(tenant, service, replica, naming, version, healthcheck=healthcheck, defaults=defaults)
+        render_container(tenant, service, replica, naming, version, healthcheck=healthcheck, defaults=defaults, uid=uid)
         for service in tenant.services
         for version in service.tracks()
         for replica in range(version.replicas)
     )
     return DesiredTenant(
         tenant=tenant.name,
-        network=Network(name=naming.network(tenant.name), tenant=tenant.name),
-        volume=Volume(name=naming.volume(tenant.name), tenant=tenant.name),
+        network=Network(name=naming.network(tenant.name), tenant=tenant.name, uid=uid),
+        volume=Volume(name=naming.volume(tenant.name), tenant=tenant.name, uid=uid),
         containers=containers,
         state=tenant.state,
     )

@@ -20,9 +20,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from reconciler.core.plan import Action, Change, Plan
+from reconciler.core.plan import Action, Blocked, Change, Plan
 from reconciler.core.resources import Container, DesiredTenant, Network, Snapshot
-from reconciler.core.subnets import allocate_subnet
+from reconciler.core.subnets import SubnetPoolExhausted, allocate_subnet
 
 # Docker states in which a container comes back by itself: leave it alone.
 _TRANSIENT_STATES = frozenset({"restarting"})
@@ -264,6 +264,27 @@ def _diff_containers(
     return changes
 
 
+def _diff_tenant(
+    name: str,
+    desired: Mapping[str, DesiredTenant],
+    snapshot: Snapshot,
+    pool: SubnetPool,
+    used: list[str],
+    serving: frozenset[str],
+) -> list[Change]:
+    observed = snapshot.for_tenant(name)
+    wanted = desired.get(name) or DesiredTenant(tenant=name, network=None, volume=None, containers=(), state="absent")
+    absent_reason = "tenant absent" if name in desired else "tenant no longer in the database"
+    changes = _diff_network(wanted, list(observed.networks), pool, used, absent_reason)
+    network_missing = any(c.action is Action.CREATE for c in changes)
+    if wanted.volume is not None and not any(v.name == wanted.volume.name for v in observed.volumes):
+        changes.append(
+            Change(Action.CREATE, "volume", name, wanted.volume.name, "data volume missing", after=wanted.volume)
+        )
+    changes.extend(_diff_containers(wanted, list(observed.containers), network_missing, absent_reason, serving))
+    return changes
+
+
 def diff(
     desired: Mapping[str, DesiredTenant],
     snapshot: Snapshot,
@@ -280,21 +301,16 @@ def diff(
     tenants = sorted((candidates & set(scope)) if scope is not None else candidates)
     used = list(snapshot.used_subnets)
     changes: list[Change] = []
+    blocked: list[Blocked] = []
     for name in tenants:
         if name in protected_set:
             continue
-        observed = snapshot.for_tenant(name)
-        wanted = desired.get(name) or DesiredTenant(
-            tenant=name, network=None, volume=None, containers=(), state="absent"
-        )
-        absent_reason = "tenant absent" if name in desired else "tenant no longer in the database"
-        network_changes = _diff_network(wanted, list(observed.networks), pool, used, absent_reason)
-        changes.extend(network_changes)
-        network_missing = any(c.action is Action.CREATE for c in network_changes)
-        if wanted.volume is not None and not any(v.name == wanted.volume.name for v in observed.volumes):
-            changes.append(
-                Change(Action.CREATE, "volume", name, wanted.volume.name, "data volume missing", after=wanted.volume)
+        try:
+            changes.extend(_diff_tenant(name, desired, snapshot, pool, used, serving))
+        except SubnetPoolExhausted as exc:
+            blocked.append(Blocked(name, "network", "SubnetPoolExhausted", f"tenant {name!r}: {exc}"))
+        except Exception as exc:  # one tenant's surprise never stops the others' plan
+            blocked.append(
+                Blocked(name, "container", "PlanFailed", f"tenant {name!r}: {type(exc).__name__}: {exc}"[:300])
             )
-        containers = list(observed.containers)
-        changes.extend(_diff_containers(wanted, containers, network_missing, absent_reason, serving))
-    return Plan.of(changes)
+    return Plan.of(changes, blocked=tuple(blocked))

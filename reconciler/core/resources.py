@@ -20,6 +20,8 @@ LABEL_REPLICA = f"{LABEL_PREFIX}.replica"
 LABEL_TRACK = f"{LABEL_PREFIX}.track"
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"
+# The tenant's stable uid (``tenants.uid``): who the object belongs to when a name is reused.
+LABEL_TENANT_UID = f"{LABEL_PREFIX}.tenant-uid"
 # Where a tenant's data volume is mounted in its containers (and in backup and migration helpers).
 DATA_MOUNT = "/data"
 
@@ -32,6 +34,8 @@ class Network:
     tenant: str
     subnet: str | None = None
     id: str | None = None  # observed only
+    # The tenant uid label (desired: given at creation; observed: None for networks made before uids).
+    uid: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -42,6 +46,8 @@ class Network:
 class Volume:
     name: str
     tenant: str
+    # The tenant uid label, set when the volume is created and never changed (observed: None on older volumes).
+    uid: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from desired_state.model import VolumeBinding
 from reconciler.core.diff import SubnetPool
 from reconciler.core.dns import Policy, RRset
 from reconciler.core.plan import Plan
@@ -75,6 +76,7 @@ class PassContext:
     from the database). ``held``: tenants an operation works on (a restore), left alone with why. ``pins`` and
     ``policies`` (extra plan filters, e.g. crash-loop holds) come from the runtime. ``removed_recently``: what
     this process removed within the mass-delete window, by layer, so many small passes share one budget.
+    ``bindings``: the live data-volume bindings (``data_volumes``), by volume name (``planning.identity``).
     """
 
     scope: frozenset[str] | None = None
@@ -83,3 +85,4 @@ class PassContext:
     policies: tuple[Callable[[Plan], Plan], ...] = ()
     removed_recently: Mapping[str, int] = field(default_factory=dict)
     allow_mass_delete: bool = False
+    bindings: Mapping[str, VolumeBinding] = field(default_factory=dict)

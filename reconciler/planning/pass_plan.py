@@ -2,7 +2,8 @@
 
 Called by the runtime for ``reconciler plan``, ``apply`` and every pass of ``reconciler run``, and by the
 golden tests, so what is tested is what runs. Pure: render every tenant, diff every layer (networks and
-volumes, containers, routes, DNS), then the policies over the whole plan: ownership, pins, extra policies
+volumes, containers, routes, DNS), after holding the tenants whose data volume is not theirs
+(``planning.identity``), then the policies over the whole plan: ownership, pins, extra policies
 (crash-loop holds), upsert-only DNS (inside the DNS layer) and last the mass-delete guard, which judges what the
 desired state does to the whole fleet before the plan is narrowed to the pass's scope.
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from desired_state.model import DesiredState
+from desired_state.model import DesiredState, VolumeBinding
 from reconciler.core.diff import diff
 from reconciler.core.plan import Blocked, Change, Plan, Refusal
 from reconciler.core.policies import mass_delete_guard, ownership, pinned
 from reconciler.core.resources import DesiredTenant
 from reconciler.planning.dns import plan_dns
+from reconciler.planning.identity import check_identities
 from reconciler.planning.inputs import Observed, PassContext, PlanSettings
 from reconciler.planning.routes import plan_route, serving_containers
 from renderers.containers import render_tenant
@@ -37,6 +39,8 @@ class PassPlan:
     owned: dict[str, int] = field(default_factory=dict)
     # Tenants whose rendering or planning failed unexpectedly, with why (they get no change).
     failed: dict[str, str] = field(default_factory=dict)
+    # Data-volume bindings for apply to record (``planning.identity``), of the tenants in scope.
+    bindings: tuple[VolumeBinding, ...] = ()
 
 
 def _failure(tenant: str, stage: str, exc: Exception) -> str:
@@ -72,18 +76,27 @@ def plan_pass(
     for name, spec in sorted(desired.tenants.items()):
         try:
             rendered[name] = render_tenant(
-                spec, naming, healthcheck=settings.healthcheck, defaults=settings.container_defaults
+                spec,
+                naming,
+                healthcheck=settings.healthcheck,
+                defaults=settings.container_defaults,
+                uid=desired.uids.get(name),
             )
         except Exception as exc:  # one tenant's surprise is its own error, never the pass's
             failed[name] = _failure(name, "rendering", exc)
-    protected = frozenset(desired.errors) | frozenset(context.held) | frozenset(failed)
     snapshot = observed.snapshot
+    # A tenant whose data volume is another uid's, or lost, is held on every layer (its status says why).
+    identity = check_identities(desired, snapshot, context.bindings, naming, frozenset(context.held) | set(failed))
+    protected = frozenset(desired.errors) | frozenset(context.held) | frozenset(failed) | frozenset(identity.held)
 
     serving = serving_containers(snapshot, observed.routes, desired.tenants)  # interrupted replacements
     container_plan = diff(rendered, snapshot, protected=protected, pool=settings.pool, serving=serving)
-    changes: list[Change] = list(container_plan.changes)
+    for block in container_plan.blocked:  # e.g. the subnet pool is exhausted: that tenant's error, not the pass's
+        failed.setdefault(block.tenant, block.message)
+    protected = protected | frozenset(failed)
+    changes: list[Change] = [c for c in container_plan.changes if c.tenant not in failed]
     refused: list[Refusal] = []
-    blocked: list[Blocked] = []
+    blocked: list[Blocked] = list(identity.held.values())
 
     if settings.routing is not None and observed.routes is not None:
         route_naming = RouteNaming(naming.prefix)
@@ -142,4 +155,5 @@ def plan_pass(
         recently=context.removed_recently,
         scope=context.scope,
     )
-    return PassPlan(plan=plan, rendered=rendered, owned=owned, failed=failed)
+    bindings = tuple(b for b in identity.bind if context.scope is None or b.tenant in context.scope)
+    return PassPlan(plan=plan, rendered=rendered, owned=owned, failed=failed, bindings=bindings)

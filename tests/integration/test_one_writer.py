@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from desired_state.backups import get_backup, start_backup
-from desired_state.operations import claim_request, create_request, get_request, list_operations, start_operation
+from desired_state.operation_requests import claim_request, create_request, get_request
+from desired_state.operations import list_operations, start_operation
 from tests.integration.harness import Harness, wait_until
 from tests.integration.runs import free_port, metric
 from tests.integration.test_operations import make_harness, migrations_log, set_image, tenant_yaml

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from desired_state.backups import finish_backup, get_backup, list_backups, set_policy, start_backup
+from desired_state.identity import lookup
 from desired_state.operations import list_operations
 from tests.integration.harness import Harness
 from tests.integration.test_operations import in_volume, make_harness, tenant_yaml
@@ -35,8 +36,8 @@ def confined(
 
 
 def planted_row(h: Harness, file_name: str, victim: Path) -> int:
-    """A succeeded backup row whose file name points at ``victim``, with the victim's real checksum."""
-    record = start_backup(h.rt.engine, "acme", "manual", None)
+    """A succeeded backup row of the tenant (its uid) whose file name points at ``victim``, with its real checksum."""
+    record = start_backup(h.rt.engine, "acme", "manual", None, tenant_uid=lookup(h.rt.engine, "acme").uid)
     finish_backup(
         h.rt.engine,
         record.id,

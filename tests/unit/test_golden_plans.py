@@ -7,9 +7,11 @@ A case may turn on the route layer (``routing: true``) and the DNS layer (``dns:
 observed route files and zones are then what the ``applied`` state would have produced, changed by ``world``:
 ``removed_routes`` / ``edited_routes`` (tenant → file text), ``records`` (extra rrsets, foreign or ours),
 ``removed_records``. ``pins`` (tenant → [{service, image, reason}]) and ``crash_loops`` ([slot names]) exercise
-the runtime's other policies. An extra container with ``like_desired: true`` is the container the desired spec
-renders for its slot (name, image, spec hash: the new half of an interrupted replacement), ``ip`` gives it an
-address, and ``world.unrouted`` lists containers the observed route files leave out.
+the runtime's other policies. Identity: ``uids`` (tenant → uid of the desired rows), ``bindings`` ([{volume, tenant,
+uid, state}], the ``data_volumes`` rows) and, in ``world``, ``removed_volumes`` and ``extra_volumes`` ([{name,
+tenant, uid}], e.g. a former tenant's volume). An extra container with ``like_desired: true`` is the container the
+desired spec renders for its slot (name, image, spec hash: the new half of an interrupted replacement), ``ip``
+gives it an address, and ``world.unrouted`` lists containers the observed route files leave out.
 
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/unit/test_golden_plans.py`` and review
 the diff of the golden files like code.
@@ -25,13 +27,13 @@ from typing import Any
 import pytest
 import yaml
 
-from desired_state.model import DesiredState
+from desired_state.model import DesiredState, VolumeBinding
 from desired_state.specs import SpecError, TenantSpec, build_tenant, parse_catalog
 from reconciler.core.crashloop import CrashLoop, SlotKey, slot_key, withhold_crash_looping
 from reconciler.core.dns import OwnerMark, RRset
 from reconciler.core.plan import Plan
 from reconciler.core.render_plan import render_text
-from reconciler.core.resources import Container, Network, Snapshot
+from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.routes import RouteFile, parse_route_file
 from reconciler.core.upgrades import Pin
 from reconciler.planning import DnsSettings, Observed, PassContext, PlanSettings, RoutingSettings, ZoneState, plan_pass
@@ -131,6 +133,8 @@ def _snapshot(case: dict[str, Any], applied: DesiredState, desired: DesiredState
         )
         containers.append(container)
     volumes = [v for spec in applied.tenants.values() if (v := render_tenant(spec, NAMING).volume) is not None]
+    volumes = [v for v in volumes if v.name not in world.get("removed_volumes", [])]
+    volumes += [Volume(v["name"], v["tenant"], uid=v.get("uid")) for v in world.get("extra_volumes", [])]
     return Snapshot(
         containers=tuple(containers),
         networks=tuple(networks),
@@ -194,11 +198,14 @@ def _context(case: dict[str, Any], desired: DesiredState) -> PassContext:
         pins=pins,
         policies=(crash_loop_hold,) if held else (),
         allow_mass_delete=bool(case.get("allow_mass_delete", False)),
+        bindings={
+            b["volume"]: VolumeBinding(b["volume"], b["tenant"], b["uid"], b["state"]) for b in case.get("bindings", [])
+        },
     )
 
 
 def plan_text(case: dict[str, Any]) -> str:
-    desired = _desired(case["catalog"], case.get("desired", []))
+    desired = replace(_desired(case["catalog"], case.get("desired", [])), uids=dict(case.get("uids", {})))
     applied = _desired(case["catalog"], case.get("applied", []))
     snapshot = _snapshot(case, applied, desired)
     dns = _dns_settings(case)

@@ -31,6 +31,7 @@ from reconciler.core.resources import (
     LABEL_MANAGED,
     LABEL_OWNER,
     LABEL_TENANT,
+    LABEL_TENANT_UID,
     Container,
     Network,
     Snapshot,
@@ -170,10 +171,7 @@ class DockerDriver:
                     id=raw.get("Id"),
                 )
             )
-        owned_volumes = [
-            Volume(name=raw["Name"], tenant=(raw.get("Labels") or {}).get(LABEL_TENANT, ""))
-            for raw in (volumes or {}).get("Volumes") or []
-        ]
+        owned_volumes = [_volume(raw) for raw in (volumes or {}).get("Volumes") or []]
         listed = sorted((container_from_list(c) for c in containers), key=lambda c: c.name)
         if tenant is None:
             self.inspections.listed(listed)
@@ -377,3 +375,8 @@ def _run_options(container: Container) -> dict[str, Any]:
     if container.no_new_privileges:
         options["security_options"] = ["no-new-privileges"]
     return options
+
+
+def _volume(raw: dict[str, Any]) -> Volume:
+    labels = raw.get("Labels") or {}
+    return Volume(name=raw["Name"], tenant=labels.get(LABEL_TENANT, ""), uid=labels.get(LABEL_TENANT_UID))

@@ -7,8 +7,10 @@ Backup: a helper container mounts the volume read-only and runs ``tar czf - -C /
 through the Docker CLI into ``<backup dir>/<tenant>/<tenant>-<time>-<id>.tar.gz`` (``operations.archives``: mode
 0600, written as ``.partial`` and renamed when complete) while its SHA-256 and size are computed, so nothing
 assumes where Docker keeps volumes on the host. The ``backups`` row records status, size, checksum and duration;
-an ``operations`` row records the backup in the history. Retention runs right after a backup succeeded, never
-after a failure, and deletes only archives whose name is one we generate, inside the tenant's directory.
+an ``operations`` row records the backup in the history. A backup carries the tenant's uid; a volume that holds
+another uid's data (a former tenant of the same name, ``operations.identity``) is never archived for this one.
+Retention runs right after a backup succeeded, never after a failure, and deletes only archives whose name is one
+we generate, inside the tenant's directory.
 
 Restore: ``operations.restore`` (checksum first, then hold, stop, extract into staging, swap, release).
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from desired_state.backups import BackupRecord, finish_backup, list_backups, mark_pruned, start_backup
+from desired_state.identity import ensure_uid, lookup
 from desired_state.operations import finish_operation, record_operation, start_operation
 from desired_state.pins import read_pins
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
@@ -52,6 +55,7 @@ from reconciler.runtime.operations.common import (
     helper_name,
     log_alert,
 )
+from reconciler.runtime.operations.identity import foreign_data
 from reconciler.runtime.operations.restore import RestoreRefused, RestoreResult
 from renderers.containers import Naming
 
@@ -104,9 +108,10 @@ class BackupService:
 
     def _backup(self, tenant: str, trigger: str, *, keep: int | None, request_id: int | None) -> BackupRecord:
         volume = self.naming.volume(tenant)
-        refusal = self._refusal(tenant, volume)
+        uid = ensure_uid(self.engine, tenant).uid
+        refusal = self._refusal(tenant, volume) or foreign_data(self.engine, self.docker, self.naming, tenant, uid)
         if refusal is not None:
-            record = start_backup(self.engine, tenant, trigger, None, status="failed")
+            record = start_backup(self.engine, tenant, trigger, None, status="failed", tenant_uid=uid)
             finish_backup(self.engine, record.id, status="failed", error=refusal)
             record_operation(
                 self.engine,
@@ -123,7 +128,7 @@ class BackupService:
             log.error("tenant=%s backup refused: %s", tenant, refusal, extra={"tenant": tenant})
             raise BackupRefused(f"tenant {tenant!r}: backup refused: {refusal}", tenant=tenant)
         stamp = datetime.now(UTC).strftime(STAMP_FORMAT)
-        record = start_backup(self.engine, tenant, trigger, None)
+        record = start_backup(self.engine, tenant, trigger, None, tenant_uid=uid)
         file_name = archive_name(tenant, stamp, record.id)
         operation_id = start_operation(
             self.engine, tenant, "backup", trigger=trigger, backup_id=record.id, request_id=request_id
@@ -246,7 +251,8 @@ class BackupService:
         """
         if self.config.backup_dir is None:
             return []
-        backups = list_backups(self.engine, tenant, statuses=("succeeded",))
+        # Only this tenant's own backups count (a former tenant of the same name keeps its own).
+        backups = list_backups(self.engine, tenant, statuses=("succeeded",), tenant_uid=lookup(self.engine, tenant).uid)
         protected = frozenset(p.backup_id for p in read_pins(self.engine, tenant) if p.backup_id is not None)
         doomed = to_prune([BackupEntry(b.id, b.status, b.finished_at) for b in backups], keep, protected)
         by_id = {b.id: b for b in backups}

@@ -43,6 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def run_command(args: argparse.Namespace, runtime: Runtime) -> int:
     # Imported here: the parser is built for every command, these only for the operation commands.
     from desired_state.backups import list_backups
+    from desired_state.identity import backups_of
     from desired_state.operations import list_operations
     from reconciler.core.errors import ReconcileError
     from reconciler.runtime.operations.requests import process_requests
@@ -50,7 +51,9 @@ def run_command(args: argparse.Namespace, runtime: Runtime) -> int:
     ops = runtime.operations
     assert ops is not None
     if args.command == "backups":
-        return _print_rows([asdict(b) for b in list_backups(runtime.engine, args.tenant)], args.json, _backup_line)
+        # A tenant sees the backups of its uid only, never those of a former tenant of the same name.
+        backups = backups_of(runtime.engine, args.tenant) if args.tenant else list_backups(runtime.engine)
+        return _print_rows([asdict(b) for b in backups], args.json, _backup_line)
     if args.command == "operations":
         rows = [asdict(o) for o in list_operations(runtime.engine, args.tenant)]
         return _print_rows(rows, args.json, _operation_line)

@@ -1,7 +1,8 @@
 """Restoring a tenant's data volume from a backup archive (``BackupService.restore`` runs it).
 
 The archive is first found (``operations.archives``: its name must be one we generate, confined to the tenant's
-backup directory) and its SHA-256 checked against the row; a refusal touches nothing. Then the tenant is held (a
+backup directory) and its SHA-256 checked against the row; a backup of another tenant uid (a former tenant of the
+same name), or a volume holding another uid's data, is refused; a refusal touches nothing. Then the tenant is held (a
 running ``restore`` operation: passes leave the tenant alone), its containers are stopped, the archive is
 extracted by a helper container into a staging directory inside the volume and only then swapped in, and the
 hold is released. The caller then runs a pass for the tenant, which starts the containers again. While the
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desired_state.backups import BackupRecord, get_backup
+from desired_state.identity import ensure_uid
 from desired_state.operations import finish_operation, record_operation, revert_migrations, start_operation
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
 from reconciler.runtime.operations.archives import ArchiveRefused, archive_path
 from reconciler.runtime.operations.common import helper_labels, helper_name
+from reconciler.runtime.operations.identity import foreign_data
 
 if TYPE_CHECKING:
     from reconciler.runtime.operations.backups import BackupService
@@ -89,6 +92,16 @@ def checked_archive(service: BackupService, tenant: str, backup_id: int) -> tupl
             "tenant's data is not supported",
             tenant=tenant,
         )
+    identity = ensure_uid(service.engine, tenant)
+    if identity.exists and backup.tenant_uid != identity.uid:
+        raise RestoreRefused(
+            f"backup {backup_id} belongs to uid {backup.tenant_uid}, a former tenant named {tenant!r}, not to this "
+            f"tenant (uid {identity.uid}); `reconciler tenants adopt {tenant} --yes` gives it that tenant's data",
+            tenant=tenant,
+        )
+    foreign = foreign_data(service.engine, service.docker, service.naming, tenant, identity.uid)
+    if foreign is not None:
+        raise RestoreRefused(f"restoring would overwrite another tenant's data: {foreign}", tenant=tenant)
     if backup.status != "succeeded" or not backup.sha256:
         raise RestoreRefused(
             f"backup {backup_id} is {backup.status}, only succeeded backups can be restored", tenant=tenant

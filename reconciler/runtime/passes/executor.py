@@ -225,7 +225,7 @@ class Executor:
         for change in by.network_creates + by.volume_creates:
             self._check_stop()
             resource = change.after
-            labels = self.naming.base_labels(tenant)
+            labels = self.naming.base_labels(tenant, getattr(resource, "uid", None))
             if isinstance(resource, Network):
                 subnet = self._create_network(resource, labels)
                 self._done(outcome, change, f"subnet {subnet}")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy.engine import Engine
 
 from desired_state.bounds import InputLimits
+from desired_state.identity import assign_uids, read_bindings, record_bindings
 from desired_state.load import load_desired_state
 from desired_state.model import DesiredState, TenantStatus
 from desired_state.specs import TenantSpec
@@ -174,7 +175,13 @@ class Reconciler:
                 dns_failure = exc
         return Observed(snapshot=snapshot, routes=routes, zones=zones), dns_failure
 
-    def compute(self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False) -> PassInputs:
+    def compute(
+        self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False, applying: bool = False
+    ) -> PassInputs:
+        """The plan of a pass. ``applying`` (apply and run, never ``plan``): tenants get their uids first and the
+        data-volume bindings the plan asks for are recorded (``desired_state.identity``)."""
+        if applying:
+            assign_uids(self.engine)
         desired = load_desired_state(self.engine, self.base_domain, self.input_limits)
         requested = frozenset(scope) if scope is not None else None
         # Containers marked for inspection (events, the round-robin) are inspected for the tenants in scope only.
@@ -189,8 +196,11 @@ class Reconciler:
             policies=self.policies,
             removed_recently=self.removals.recent(),
             allow_mass_delete=allow_mass_delete,
+            bindings=read_bindings(self.engine),
         )
         planned = plan_pass(desired, observed, self.plan_settings, context)
+        if applying:
+            record_bindings(self.engine, planned.bindings)
         return PassInputs(
             desired,
             observed.snapshot,
@@ -214,7 +224,7 @@ class Reconciler:
             if self.metrics:
                 self.metrics.reconciles.labels(trigger=trigger).inc()
             calls_before = dict(self.docker.calls)
-            inputs = self.compute(scope_set, allow_mass_delete=allow_mass_delete)
+            inputs = self.compute(scope_set, allow_mass_delete=allow_mass_delete, applying=True)
             result = self._apply(inputs, inputs.scope)
             result.duration = time.monotonic() - started
             self._record_metrics(inputs, result, scope_set, calls_before)
@@ -231,7 +241,7 @@ class Reconciler:
         if self.metrics:
             self.metrics.reconciles.labels(trigger=trigger).inc()
         calls_before = dict(self.docker.calls)
-        inputs = self.compute(None, allow_mass_delete=allow_mass_delete)
+        inputs = self.compute(None, allow_mass_delete=allow_mass_delete, applying=True)
         present = self._present(inputs)
         vanished = frozenset(present - inputs.desired.known)
         own = replace(inputs, plan=inputs.plan.for_tenants(vanished), scope=vanished)

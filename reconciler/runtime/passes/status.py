@@ -83,6 +83,13 @@ class StatusBuilder:
             conditions.append(self.dns.condition(tenant))
         if outcome is not None and outcome.waiting:
             conditions.append(Condition("Removal", "False", "Waiting", outcome.waiting))
+        data = next((b for b in plan.blocked if b.tenant == tenant and b.kind == "volume"), None)
+        if data is not None and error is None and spec is not None:
+            # Held by ``planning.identity``: nothing of the tenant was touched until an operator decides.
+            conditions = [c for c in conditions if c.type != "ContainersReady"]
+            conditions.append(Condition("ContainersReady", "False", "Held", "held until the Data condition clears"))
+            conditions.append(Condition("Data", "False", data.reason, data.message))
+            phase = "Failed"
         guarded = [r.reason for r in plan.refused if r.policy == "mass-delete" and r.change.tenant == tenant]
         if guarded:
             # Nothing of it was removed: the plan was refused, so the tenant is neither Absent nor converged.
@@ -105,7 +112,7 @@ class StatusBuilder:
             conditions=tuple(conditions),
             observed_generation=desired.generations.get(tenant),
             applied_hash=spec_digest(spec)
-            if spec is not None and error is None and not guarded
+            if spec is not None and error is None and not guarded and data is None
             else (previous.applied_hash if previous else None),
             last_error=str(error) if error is not None else None,
             last_reconciled_at=datetime.now(UTC),

@@ -1,6 +1,7 @@
 """Alerts: operators learn about state transitions on Telegram (or in the log when no bot is configured).
 
-Raised by the reconcile pass's status hook (tenant degraded and recovered, DNS conflict), by the loop (mass
+Raised by the reconcile pass's status hook (tenant degraded and recovered, DNS conflict, data volume lost or
+another tenant's), by the loop (mass
 delete refused) and by the service (leader change). Only transitions alert: the tenant hooks compare the stored
 status with the new one, and every alert key remembers its last state, so a repeat is dropped. A token bucket
 caps the messages per minute. Messages are sent by one dedicated thread with its own asyncio loop
@@ -192,6 +193,15 @@ class Alerter:
             self.transition(f"dns/{tenant}", "conflict", f"⚠️ tenant {tenant}: DNS conflict: {dns_after.message}")
         elif not conflict:
             self.transition(f"dns/{tenant}", "ok", None)
+        self._data(tenant, current)
+
+    def _data(self, tenant: str, current: TenantStatus) -> None:
+        """A tenant held for its data volume (``Data=False``: lost, or another tenant's): one alert per cause."""
+        data = current.condition("Data")
+        if data is not None and data.status == "False":
+            self.transition(f"data/{tenant}", data.reason, f"🛑 tenant {tenant}: {data.reason}: {data.message}")
+        else:
+            self.transition(f"data/{tenant}", "ok", None)
 
     def mass_delete(self, errors: tuple[str, ...]) -> None:
         refused = [e for e in errors if "mass delete refused" in e]
