@@ -14,6 +14,7 @@ owner id. Two measurements:
 Everything it created is removed at the end. Usage::
 
     python bench/routing_heal.py [--heals 10] [--upgrades 6]    # prints markdown for docs/benchmarks.md
+    python bench/routing_heal.py --log run.log                  # keeps the log of `reconciler run` (heal part)
 """
 
 from __future__ import annotations
@@ -108,10 +109,22 @@ def wait_serving(url: str, host: str, not_from: str | None, timeout: float = 60.
     return found[0]
 
 
+def wait_leading(log_path: Path, owner: str, run: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Until `reconciler run` logs that it leads for ``owner``, then 2 s for its loop to start watching Docker
+    events and finish its first resync (the loop logs nothing when it starts)."""
+    deadline = time.monotonic() + timeout
+    while f"applies changes for owner {owner}" not in log_path.read_text(errors="replace"):
+        if run.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"reconciler run did not start leading; its log:\n{log_path.read_text()[-2000:]}")
+        time.sleep(0.05)
+    time.sleep(2.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heals", type=int, default=10)
     parser.add_argument("--upgrades", type=int, default=6)
+    parser.add_argument("--log", type=Path, help="write the log of `reconciler run` and each removal's time here")
     args = parser.parse_args()
 
     subprocess.run(["bash", str(REPO / "deploy/images/build.sh")], check=True, capture_output=True)
@@ -143,25 +156,37 @@ def main() -> None:
             heal_host = f"heal.{owner}.erp.test"
             import_yaml(runtime.engine, tenant_yaml("heal", heal_host, "{replicas: 1}"))
             assert runtime.reconciler.run_pass().ok
+            log_path = args.log or Path(tmp) / "run.log"
+            log_file = log_path.open("a")
             run = subprocess.Popen(
                 [sys.executable, "-m", "reconciler.cli", "run"],
                 env={**os.environ, "PYTHONPATH": str(REPO)},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
             )
+            # The first removal must find `reconciler run` leading and watching events, not still starting.
+            wait_leading(log_path, owner, run)
             current = wait_serving(traefik.web_url, heal_host, None)
             heals = []
             for _ in range(args.heals):
                 label = [f"tenant-reconciler.owner={owner}", "tenant-reconciler.tenant=heal"]
                 (container,) = client.containers.list(filters={"label": label})
                 started = time.monotonic()
+                print(
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')},{int(time.time() * 1000) % 1000:03d} BENCH removing "
+                    f"{container.name}",
+                    file=log_file,
+                    flush=True,
+                )
                 container.remove(force=True)
                 current = wait_serving(traefik.web_url, heal_host, current)
                 heals.append(time.monotonic() - started)
+                print(f"BENCH served again after {heals[-1]:.2f} s", file=log_file, flush=True)
                 time.sleep(1.0)
             run.send_signal(signal.SIGTERM)
             run.wait(timeout=60)
             run = None
+            log_file.close()
 
             # --- upgrades under load ---------------------------------------------------------------------------
             up_host = f"upgrade.{owner}.erp.test"
