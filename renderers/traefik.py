@@ -39,6 +39,8 @@ from desired_state.specs import RouteSpec, ServiceSpec, TenantSpec
 from reconciler.core.resources import Container
 from reconciler.core.routes import RouteTable, file_header
 
+# libyaml's safe dumper when installed (same bytes as the pure-Python one, about 5x faster).
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 # How often Traefik probes each server, and how long a probe may take. A killed backend leaves rotation within
 # about interval + timeout even before the reconciler reacts to the Docker event.
 HEALTH_INTERVAL = "1s"
@@ -287,5 +289,5 @@ def render_maintenance(spec: TenantSpec, server: str, *, naming: RouteNaming, en
 
 def render_file(rendered: RenderedRoutes, owner: str) -> str:
     """The file's text: our header line, then YAML with sorted keys, so equal content gives equal bytes."""
-    body = yaml.safe_dump(rendered.config, sort_keys=True, default_flow_style=False, allow_unicode=False)
+    body = yaml.dump(rendered.config, Dumper=_DUMPER, sort_keys=True, default_flow_style=False, allow_unicode=False)
     return file_header(owner, rendered.tenant) + body

@@ -78,6 +78,7 @@ class TraefikRouter:
         self._published: dict[str, _Published] = {}
         self._conditions: dict[str, Condition] = {}
         self._api_error: str | None = None
+        self._parsed: dict[str, RouteFile] = {}
 
     # --- Router protocol -------------------------------------------------------------------------------------
 
@@ -85,7 +86,15 @@ class TraefikRouter:
         """Every dynamic file with our name prefix, parsed (one directory listing and a read per file)."""
         files: dict[str, RouteFile] = {}
         for tenant, text in self.driver.files().items():
-            files[tenant] = parse_route_file(tenant, self.naming.file(tenant), text)
+            cached = self._parsed.get(tenant)
+            # A file unchanged since the last pass is not parsed again (a no-op pass only reads the text).
+            files[tenant] = (
+                cached
+                if cached is not None and cached.content == text
+                else parse_route_file(tenant, self.naming.file(tenant), text)
+            )
+        with self._lock:
+            self._parsed = files
         return files
 
     def begin_pass(self, files: Mapping[str, RouteFile]) -> None:
