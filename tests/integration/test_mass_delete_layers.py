@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from desired_state.status import read_status
 from tests.integration.fleet import (
@@ -77,8 +78,22 @@ def world(h: Harness, traefik: Any) -> tuple[set[str], dict[str, str]]:
     return {c.id for c in h.running()}, files
 
 
-def restore(h: Harness, traefik: Any, powerdns: Any) -> None:
+def uids(h: Harness) -> dict[str, str]:
+    with h.rt.engine.connect() as connection:
+        rows = connection.execute(text("SELECT name, uid FROM tenants WHERE uid IS NOT NULL")).all()
+    return {str(name): str(uid) for name, uid in rows}
+
+
+def reimport(h: Harness, identities: dict[str, str]) -> None:
+    """Undo the UI's mistake like a restore of the rows would: the same tenants, with their uids (a re-created row
+    without its uid is a new tenant, held away from the old tenant's data: see test_identity.py)."""
     h.import_yaml(fleet_yaml(h))
+    for name, uid in identities.items():
+        h.execute_sql("UPDATE tenants SET uid = :uid WHERE name = :name", uid=uid, name=name)
+
+
+def restore(h: Harness, traefik: Any, powerdns: Any, identities: dict[str, str]) -> None:
+    reimport(h, identities)
     result = h.apply()
     assert result.ok, (result.errors, result.plan.errors)
     assert result.plan.empty, result.plan
@@ -90,6 +105,7 @@ def test_apply_refuses_each_mass_delete_on_every_layer(fleet: Harness, traefik: 
     converge_fleet(traefik, powerdns, h)
     before = world(h, traefik)
     assert len(before[0]) == 6
+    identities = uids(h)
     for case, sql, counts in MISTAKES:
         run_sql(h, sql)
         out = h.cli("apply")
@@ -101,7 +117,7 @@ def test_apply_refuses_each_mass_delete_on_every_layer(fleet: Harness, traefik: 
         assert SECRET not in out.stdout + out.stderr, case
         assert world(h, traefik) == before, case
         assert_serving(traefik, powerdns, h, case)
-        restore(h, traefik, powerdns)
+        restore(h, traefik, powerdns, identities)
     assert world(h, traefik) == before
 
 
@@ -111,6 +127,7 @@ def test_run_refuses_each_mass_delete_round_after_round_and_alerts_once(
     h = fleet
     converge_fleet(traefik, powerdns, h)
     before = world(h, traefik)
+    identities = uids(h)
     port = free_port()
     with bot_api(TOKEN) as api:
         h.env.update(
@@ -144,7 +161,7 @@ def test_run_refuses_each_mass_delete_round_after_round_and_alerts_once(
                 assert (removal.status, removal.reason) == ("False", "MassDeleteRefused"), (case, tenant, removal)
                 assert counts in removal.message, (case, tenant, removal.message)
             # The UI's mistake is undone: the fleet converges again and the next incident alerts anew.
-            h.import_yaml(fleet_yaml(h))
+            reimport(h, identities)
             wait_until(lambda: all_ready(h), timeout=30, what=f"every tenant Ready again after {case}")
             # One more sweep, of the restored state, puts the alert back to ok (so the next incident is new).
             sweeps = metric(port, SWEEPS, scope="all")
