@@ -14,10 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.query
-import dns.rcode
-import dns.rdatatype
 import httpx
 import jsonschema
 import pytest
@@ -28,6 +24,8 @@ from reconciler.core.errors import PermanentError, TransientError
 from reconciler.drivers.powerdns import PowerDnsDriver, RejectedError, UnauthorizedError
 from reconciler.runtime.passes.dns import PowerDnsPublisher
 from renderers.dns import DnsTarget
+from tests.integration.fleet import dns_answer as answer
+from tests.integration.fleet import pdns_api as api
 from tests.shared_specs import optional_spec_path, spec_path
 
 pytestmark = pytest.mark.integration
@@ -90,25 +88,6 @@ class SwaggerCheck:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def api(powerdns: Any) -> httpx.Client:
-    """Straight to the API, as a person would: for foreign records and edits by hand."""
-    return httpx.Client(
-        base_url=f"{powerdns.api_url}/api/v1/servers/localhost",
-        headers={"X-API-Key": powerdns.api_key},
-        trust_env=False,
-        timeout=5,
-    )
-
-
-def answer(powerdns: Any, name: str, type_: str = "A") -> tuple[str, list[str]]:
-    """(rcode, sorted record texts of that type) as the DNS server answers now."""
-    query = dns.message.make_query(name, type_)
-    response = dns.query.udp(query, powerdns.host, port=powerdns.dns_port, timeout=3)
-    wanted = dns.rdatatype.from_text(type_)
-    records = sorted(rd.to_text() for rrset in response.answer if rrset.rdtype == wanted for rd in rrset)
-    return dns.rcode.to_text(response.rcode()), records
 
 
 def spec(name: str, domain: str) -> TenantSpec:
