@@ -18,6 +18,7 @@ from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMa
 from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
+from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
 from reconciler.runtime.passes.stages import DnsPublisher, Router
 from reconciler.runtime.service.scheduler import Scheduler
@@ -58,7 +59,8 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
 
 
 def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None) -> Runtime:
-    """``stop``: what passes check between actions (``reconciler run`` gives its ``PassDeadline``)."""
+    """``stop``: what passes check between actions (default: a ``PassDeadline`` of its own, which the service's loop
+    uses for per-worker deadlines)."""
     engine = make_engine(settings.database_url)
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
     docker = build_docker(settings)
@@ -83,7 +85,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         dns=build_dns(settings, naming) if with_stages else None,
         metrics=metrics,
         ready_timeout=settings.ready_timeout,
-        stop=stop if stop is not None else threading.Event(),
+        stop=stop if stop is not None else PassDeadline(),
         healthcheck=build_healthcheck(settings),
         container_defaults=build_container_defaults(settings),
         operations=parts.guard,

@@ -6,7 +6,7 @@ import threading
 import time
 
 from reconciler.runtime.passes.locks import PassLocks
-from reconciler.runtime.service.loop import PassDeadline
+from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.service.workqueue import ALL, WorkQueue
 
 

@@ -32,6 +32,7 @@ from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, DesiredTenant, HealthCheck, Snapshot
 from reconciler.planning import Observed, PassContext, PlanSettings, RoutingSettings, plan_pass
+from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.dns_step import DnsStep
 from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.passes.executor import Executor, Interrupted, TenantOutcome
@@ -108,7 +109,8 @@ class Reconciler:
     dns: DnsPublisher | None = None
     metrics: Metrics | None = None
     ready_timeout: float = 60.0
-    stop: threading.Event = field(default_factory=threading.Event)
+    # Checked between actions; ``reconciler run`` adds per-worker deadlines (``passes.deadline``).
+    stop: threading.Event = field(default_factory=PassDeadline)
     # Docker health check given to every container (None: none); see ``renderers.containers``.
     healthcheck: HealthCheck | None = None
     # Pids limit, log rotation, no-new-privileges for every container (None: none); see ``renderers.containers``.

@@ -35,6 +35,7 @@ from desired_state.generations import read_generations
 from desired_state.status import read_status
 from reconciler.core.errors import ReconcileError
 from reconciler.drivers.docker import DockerDriver, DockerEvent
+from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
 from reconciler.runtime.service.crashloop import CrashTracker
 from reconciler.runtime.service.retries import PermanentHolds, retry_delay
@@ -66,44 +67,6 @@ RESYNC_JOB = "resync"
 WORKER_JOIN_TIMEOUT = 30.0
 
 
-class PassDeadline(threading.Event):
-    """What the reconciler and executor check between actions: set when the process stops or, seen from one
-    worker thread, when that worker's current reconcile ran past its deadline."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        super().__init__()
-        self._stop = stop
-        self._local = threading.local()
-
-    def begin(self, timeout: float) -> None:
-        self._local.deadline = time.monotonic() + timeout
-
-    def end(self) -> None:
-        self._local.deadline = None
-
-    def expired(self) -> bool:
-        deadline: float | None = getattr(self._local, "deadline", None)
-        return deadline is not None and time.monotonic() >= deadline
-
-    def is_set(self) -> bool:
-        return self._stop.is_set() or self.expired()
-
-    def set(self) -> None:
-        self._stop.set()
-
-    def clear(self) -> None:
-        self._stop.clear()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        deadline: float | None = getattr(self._local, "deadline", None)
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            timeout = remaining if timeout is None else min(timeout, remaining)
-        if timeout is None or timeout > 0:
-            self._stop.wait(timeout)
-        return self.is_set()
-
-
 @dataclass
 class Loop:
     reconciler: Reconciler
@@ -113,7 +76,8 @@ class Loop:
     backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 300.0))
     metrics: Metrics | None = None
     queue: WorkQueue = field(default_factory=lambda: WorkQueue(cooldown=REQUEUE_COOLDOWN))
-    stop: threading.Event = field(default_factory=threading.Event)
+    # The reconciler's stop event (a ``PassDeadline``, given to it by wiring): set to stop the loop.
+    stop: threading.Event = field(init=False)
     # Extra starters (the nudge consumer, ...) given the queue and the stop event.
     extensions: list[Callable[[WorkQueue, threading.Event], None]] = field(default_factory=list)
     allow_mass_delete: bool = False
@@ -126,9 +90,13 @@ class Loop:
 
     def __post_init__(self) -> None:
         self.holds = PermanentHolds()
-        self.deadline = PassDeadline(self.stop)
-        self.reconciler.stop = self.deadline
-        self.reconciler.executor.stop = self.deadline
+        deadline = self.reconciler.stop
+        if not isinstance(deadline, PassDeadline):
+            raise TypeError("the reconciler must be built with stop=PassDeadline() (runtime.wiring does so)")
+        self.deadline = deadline
+        self.stop = deadline.stop_event
+        # A new leadership term: the stop of an earlier term (same runtime) no longer holds.
+        self.stop.clear()
 
     def install_signal_handlers(self) -> None:
         def handle(signum: int, frame: FrameType | None) -> None:
