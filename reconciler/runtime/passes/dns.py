@@ -110,7 +110,6 @@ class PowerDnsPublisher:
         if not missing:
             return
         created = self.driver.create_zone(zone)
-        log.info("dns zone %s created", zone)
         with self._lock:
             self._missing.discard(zone)
             self._zones[zone] = created or ()
