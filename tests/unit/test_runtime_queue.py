@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from reconciler.runtime.passes.locks import PassLocks
 from reconciler.runtime.passes.deadline import PassDeadline
+from reconciler.runtime.passes.locks import PassLocks
 from reconciler.runtime.service.workqueue import ALL, WorkQueue
 
 
