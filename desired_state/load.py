@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, cast, select, type_coerce
+from sqlalchemy import Connection, Engine, Select, Text, cast, select, type_coerce
 from sqlalchemy.types import NullType
 
 from desired_state.bounds import MAX_JSON_TEXT, InputLimits
@@ -198,30 +198,38 @@ def _service_rows(connection: Connection) -> dict[int, dict[str, Any]]:
     return services
 
 
+def route_rows(service_ids: list[int] | None = None) -> Select[int, str | None, str | None, str, str]:
+    """Route rows with their JSON lists as text (decoded per tenant, so malformed JSON stays that tenant's)."""
+    query = select(
+        TenantServiceRoute.tenant_service_id,
+        TenantServiceRoute.host,
+        TenantServiceRoute.path,
+        cast(TenantServiceRoute.allow, Text).label("allow"),
+        cast(TenantServiceRoute.deny, Text).label("deny"),
+    )
+    return query if service_ids is None else query.where(TenantServiceRoute.tenant_service_id.in_(service_ids))
+
+
+def version_rows(service_ids: list[int] | None = None) -> Select[int, str, int | None, int]:
+    """Version rows in position order."""
+    query = select(
+        TenantServiceVersion.tenant_service_id,
+        TenantServiceVersion.image,
+        TenantServiceVersion.replicas,
+        TenantServiceVersion.weight,
+    ).order_by(TenantServiceVersion.tenant_service_id, TenantServiceVersion.position)
+    return query if service_ids is None else query.where(TenantServiceVersion.tenant_service_id.in_(service_ids))
+
+
 def _attach_routing(connection: Connection, services: dict[int, dict[str, Any]]) -> None:
     """Add each service's route row (``route``, JSON lists still text) and version rows (``versions``)."""
     by_id = {override["_id"]: override for overrides in services.values() for override in overrides.values()}
-    routes = connection.execute(
-        select(
-            TenantServiceRoute.tenant_service_id,
-            TenantServiceRoute.host,
-            TenantServiceRoute.path,
-            cast(TenantServiceRoute.allow, Text).label("allow"),
-            cast(TenantServiceRoute.deny, Text).label("deny"),
-        )
-    ).mappings()
+    routes = connection.execute(route_rows()).mappings()
     for row in routes:
         override = by_id.get(row["tenant_service_id"])
         if override is not None:
             override["route"] = {k: row[k] for k in ("host", "path", "allow", "deny") if row[k] is not None}
-    versions = connection.execute(
-        select(
-            TenantServiceVersion.tenant_service_id,
-            TenantServiceVersion.image,
-            TenantServiceVersion.replicas,
-            TenantServiceVersion.weight,
-        ).order_by(TenantServiceVersion.tenant_service_id, TenantServiceVersion.position)
-    ).mappings()
+    versions = connection.execute(version_rows()).mappings()
     for row in versions:
         override = by_id.get(row["tenant_service_id"])
         if override is not None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, select
+from sqlalchemy import Connection
 
-from desired_state.load import decode_json_column
+from desired_state.load import decode_json_column, route_rows, version_rows
 from desired_state.sizes import format_memory, parse_memory
-from desired_state.tables import TenantServiceRoute, TenantServiceVersion
 
 
 def stored_routing(
@@ -24,15 +23,7 @@ def stored_routing(
     stored: dict[int, tuple[dict[str, Any] | None, list[dict[str, Any]]]] = {i: (None, []) for i in ids}
     if not ids:
         return stored
-    routes = connection.execute(
-        select(
-            TenantServiceRoute.tenant_service_id,
-            TenantServiceRoute.host,
-            TenantServiceRoute.path,
-            cast(TenantServiceRoute.allow, Text).label("allow"),
-            cast(TenantServiceRoute.deny, Text).label("deny"),
-        ).where(TenantServiceRoute.tenant_service_id.in_(ids))
-    ).mappings()
+    routes = connection.execute(route_rows(ids)).mappings()
     for row in routes:
         route = {
             "host": row["host"],
@@ -41,16 +32,7 @@ def stored_routing(
             "deny": decoded_or_text(row["deny"]),
         }
         stored[row["tenant_service_id"]] = (route, stored[row["tenant_service_id"]][1])
-    versions = connection.execute(
-        select(
-            TenantServiceVersion.tenant_service_id,
-            TenantServiceVersion.image,
-            TenantServiceVersion.replicas,
-            TenantServiceVersion.weight,
-        )
-        .where(TenantServiceVersion.tenant_service_id.in_(ids))
-        .order_by(TenantServiceVersion.tenant_service_id, TenantServiceVersion.position)
-    ).mappings()
+    versions = connection.execute(version_rows(ids)).mappings()
     for row in versions:
         stored[row["tenant_service_id"]][1].append(
             {"image": row["image"], "replicas": row["replicas"], "weight": row["weight"]}
