@@ -92,17 +92,19 @@ def render_records(spec: TenantSpec, target: DnsTarget, zones: Sequence[str], ow
     zone = zone_for(spec.domain, managed)
     if zone is None:
         raise OutsideZonesError(spec.name, spec.domain, managed)
-    mark = OwnerMark(owner, spec.name)
-    rrsets: tuple[RRset, ...]
-    if target.cname is not None:
-        rrsets = (RRset.of(spec.domain, "CNAME", target.ttl, [target.cname], mark),)
-    else:
-        rrsets = tuple(
-            RRset.of(spec.domain, type_, target.ttl, addresses, mark)
-            for type_, addresses in (("A", target.a), ("AAAA", target.aaaa))
-            if addresses
-        )
+    rrsets = host_rrsets(spec.domain, target, OwnerMark(owner, spec.name))
     return TenantRecords(tenant=spec.name, zone=zone, rrsets=rrsets)
+
+
+def host_rrsets(host: str, target: DnsTarget, mark: OwnerMark) -> tuple[RRset, ...]:
+    """One host's rrsets: a CNAME to the ingress name, or A/AAAA to its addresses."""
+    if target.cname is not None:
+        return (RRset.of(host, "CNAME", target.ttl, [target.cname], mark),)
+    return tuple(
+        RRset.of(host, type_, target.ttl, addresses, mark)
+        for type_, addresses in (("A", target.a), ("AAAA", target.aaaa))
+        if addresses
+    )
 
 
 def tenant_hosts(spec: TenantSpec) -> tuple[str, ...]:
@@ -133,13 +135,6 @@ def render_host_records(spec: TenantSpec, target: DnsTarget, zones: Sequence[str
         if zone is None:
             outside.append(host)
             continue
-        if target.cname is not None:
-            rrsets = [RRset.of(host, "CNAME", target.ttl, [target.cname], mark)]
-        else:
-            rrsets = [
-                RRset.of(host, type_, target.ttl, addresses, mark)
-                for type_, addresses in (("A", target.a), ("AAAA", target.aaaa))
-                if addresses
-            ]
+        rrsets = host_rrsets(host, target, mark)
         by_zone.setdefault(zone, []).extend(rrsets)
     return HostRecords(spec.name, {zone: tuple(rrsets) for zone, rrsets in by_zone.items()}, tuple(outside))

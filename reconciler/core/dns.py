@@ -169,13 +169,6 @@ class DnsPlan:
             refused=tuple(r for r in self.refused if r.change.tenant == tenant),
         )
 
-    def without_tenants(self, tenants: frozenset[str]) -> DnsPlan:
-        return DnsPlan(
-            changes=tuple(c for c in self.changes if c.tenant not in tenants),
-            conflicts=self.conflicts,
-            refused=self.refused,
-        )
-
 
 def _holder(rrset: RRset, owner: str) -> str:
     """Who holds an rrset, for conflict messages."""

@@ -35,8 +35,6 @@ ERROR_EXCERPT = 300
 class PassPlan:
     plan: Plan
     rendered: dict[str, DesiredTenant] = field(default_factory=dict)
-    # What we own now, by layer (the guard's denominators), and what the plan would remove before the guard.
-    owned: dict[str, int] = field(default_factory=dict)
     # Tenants whose rendering or planning failed unexpectedly, with why (they get no change).
     failed: dict[str, str] = field(default_factory=dict)
     # Data-volume bindings for apply to record (``planning.identity``), of the tenants in scope.
@@ -146,14 +144,13 @@ def plan_pass(
     plan = pinned(plan, context.pins)
     for policy in context.policies:
         plan = policy(plan)
-    owned = owned_counts(observed, naming.owner)
     plan = mass_delete_guard(
         plan,
-        owned,
+        owned_counts(observed, naming.owner),
         settings.limits,
         allow=context.allow_mass_delete,
         recently=context.removed_recently,
         scope=context.scope,
     )
     bindings = tuple(b for b in identity.bind if context.scope is None or b.tenant in context.scope)
-    return PassPlan(plan=plan, rendered=rendered, owned=owned, failed=failed, bindings=bindings)
+    return PassPlan(plan=plan, rendered=rendered, failed=failed, bindings=bindings)

@@ -53,8 +53,8 @@ class DnsStep:
         if self.dns is None or not self._deletes or self.stop.is_set():
             return
         outcome = self._send(self._deletes)
-        applied = {id(c) for c in outcome.applied} if outcome is not None else set()
-        self._undeleted = {c.tenant for c in self._deletes if id(c) not in applied}
+        applied = set(outcome.applied) if outcome is not None else set()
+        self._undeleted = {c.tenant for c in self._deletes if c not in applied}
 
     def hold(self, tenant: str, spec: TenantSpec | None) -> str | None:
         """Why the tenant's removals must wait for DNS, or None."""

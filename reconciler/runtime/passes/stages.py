@@ -53,9 +53,6 @@ class Router(Protocol):
     def ready(self, tenant: str) -> Condition:
         """``RouteReady`` condition from the last ``begin_pass``/``publish``."""
 
-    def owned_tenants(self) -> frozenset[str]:
-        """Tenants for which routes we wrote exist (so routes of vanished tenants are withdrawn)."""
-
 
 class DnsPublisher(Protocol):
     @property
