@@ -1,9 +1,9 @@
 """Execute one tenant's share of a plan against the drivers, in the order ARCHITECTURE.md fixes.
 
-Called by ``runtime.passes.reconcile`` for every tenant with changes (and, when routing is configured, for every
-running tenant, so routes follow container addresses). Creation goes network and volume → containers →
-routes; a replacement is start new → ready → in routing → old out of routing → stop old; removal is routes
-→ containers → network. Data volumes are never removed here. Each action is logged as one line with tenant and
+Called by ``runtime.passes.reconcile`` for every tenant of the pass with its share of the plan, which it carries
+out and nothing else (a converged tenant costs no call). Creation goes network and volume → containers → the
+plan's route change; a replacement is start new → ready → in routing → old out of routing → stop old; removal is
+routes → containers → network (DNS records go before, and come after, in ``passes.dns_step``). Data volumes are never removed here. Each action is logged as one line with tenant and
 reason. ``stop`` is checked between actions so SIGTERM ends a pass cleanly.
 
 A replacement an earlier process did not finish (``kill -9`` mid-change) comes back as a ``resume`` change: its

@@ -6,7 +6,7 @@ woke it up), so passes of different tenants run side by side while one tenant is
 (the queue never hands out a key twice, and ``Reconciler.locks`` holds per-tenant locks). Tenants queued by the
 periodic resync share passes, ``RESYNC_BATCH`` at a time. The resync queues
 ``ALL``: a sweep (``Reconciler.sweep``) that does the pass-wide work (tenants gone from the database, under the
-mass-delete guard that sees every owned container; orphan DNS records) and then queues every tenant it saw.
+mass-delete guard over the whole plan; orphan route files and DNS records) and then queues every tenant it saw.
 
 Events are hints and the resync is the truth: the event stream reconnects with backoff when it breaks, and the
 jittered resync converges everything on its own. A failing tenant is retried on its own exponential backoff
