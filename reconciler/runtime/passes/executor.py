@@ -3,8 +3,9 @@
 Called by ``runtime.passes.reconcile`` for every tenant of the pass with its share of the plan, which it carries
 out and nothing else (a converged tenant costs no call). Creation goes network and volume → containers → the
 plan's route change; a replacement is start new → ready → in routing → old out of routing → stop old; removal is
-routes → containers → network (DNS records go before, and come after, in ``passes.dns_step``). Data volumes are never removed here. Each action is logged as one line with tenant and
-reason. ``stop`` is checked between actions so SIGTERM ends a pass cleanly.
+routes → containers → network (DNS records go before, and come after, in ``passes.dns_step``). Data volumes
+are never removed here. Each action is logged as one line with tenant and reason. ``stop`` is checked between
+actions so SIGTERM ends a pass cleanly.
 
 A replacement an earlier process did not finish (``kill -9`` mid-change) comes back as a ``resume`` change: its
 new container exists, so it is started if need be but never created again; the rest is the same choreography
