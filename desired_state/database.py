@@ -9,15 +9,14 @@ PostgreSQL is the production store shared with the UI; SQLite is for a single-ma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_SQLITE_FILE = "reconciler.sqlite3"
@@ -93,7 +92,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def _alembic_config() -> Config:
-    # Built in code so the reconciler migrates from any working directory, installed or not.
+    # Built in code so the reconciler migrates from any working directory, installed or not. Alembic is imported
+    # here and in the functions below, not at module level: it costs a one-shot command (plan, apply, status) more
+    # than a tenth of a second and only ``db`` commands and tests migrate.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -101,6 +104,8 @@ def _alembic_config() -> Config:
 
 def upgrade(target: Engine | str | None, revision: str = "head") -> None:
     """Run the Alembic migrations up to ``revision`` (idempotent: nothing happens at head)."""
+    from alembic import command
+
     engine = target if isinstance(target, Engine) else make_engine(target)
     try:
         with engine.begin() as connection:
@@ -117,6 +122,8 @@ def upgrade(target: Engine | str | None, revision: str = "head") -> None:
 
 def current_revision(target: Engine | str | None) -> str | None:
     """The schema revision the database is at, or ``None`` if it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     engine = target if isinstance(target, Engine) else make_engine(target)
     try:
         with engine.connect() as connection:
@@ -128,6 +135,8 @@ def current_revision(target: Engine | str | None) -> str | None:
 
 def head_revision() -> str:
     """The newest revision shipped with this package: what ``upgrade`` migrates to."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError(f"no Alembic revisions found in {MIGRATIONS_DIR}")

@@ -1,22 +1,26 @@
-"""Command line: argument parsing and wiring only. Every command builds its settings in ``main``."""
+"""Command line: argument parsing and wiring only. Every command builds its settings in ``main``.
+
+A one-shot command is a whole process, so what it imports is part of its latency: this module imports only the
+standard library at start, and each command imports what it needs (settings and pydantic after the arguments are
+parsed, storage and drivers in the command). ``tests/unit/test_cli_imports.py`` keeps it so.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
-
-from pydantic import ValidationError
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from reconciler import __version__
 from reconciler.runtime.operations import commands as ops_commands
-from reconciler.runtime.settings import Settings
-from reconciler.runtime.telemetry.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from reconciler.runtime.settings import Settings
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 # Commands that change the world take the leader lock for their duration (one writer: ``service.leader``).
@@ -90,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from pydantic import ValidationError
+
+    from reconciler.runtime.settings import Settings
+    from reconciler.runtime.telemetry.logs import configure_logging
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -226,6 +235,9 @@ def _nudge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, engine: Engine) -> int:
+    import json
+    from dataclasses import asdict
+
     from desired_state.status import read_statuses
 
     statuses = read_statuses(engine)

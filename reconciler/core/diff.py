@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 from reconciler.core.plan import Action, Blocked, Change, Plan
 from reconciler.core.resources import Container, DesiredTenant, Network, Snapshot
-from reconciler.core.subnets import SubnetPoolExhausted, allocate_subnet
+from reconciler.core.subnets import SubnetPoolExhausted, UsedSubnets, allocate_subnet
 
 # Docker states in which a container comes back by itself: leave it alone.
 _TRANSIENT_STATES = frozenset({"restarting"})
@@ -91,7 +91,7 @@ def _drift_reasons(desired: Container, observed: Container, network_missing: boo
 
 
 def _diff_network(
-    tenant: DesiredTenant, observed: list[Network], pool: SubnetPool, used: list[str], absent_reason: str
+    tenant: DesiredTenant, observed: list[Network], pool: SubnetPool, used: UsedSubnets, absent_reason: str
 ) -> list[Change]:
     changes: list[Change] = []
     wanted = tenant.network
@@ -103,7 +103,7 @@ def _diff_network(
         return changes
     if not any(net.name == wanted.name for net in observed):
         subnet = wanted.subnet or allocate_subnet(wanted.name, pool.pool, pool.prefixlen, used)
-        used.append(subnet)
+        used.add(subnet)
         changes.append(
             Change(
                 Action.CREATE,
@@ -269,7 +269,7 @@ def _diff_tenant(
     desired: Mapping[str, DesiredTenant],
     snapshot: Snapshot,
     pool: SubnetPool,
-    used: list[str],
+    used: UsedSubnets,
     serving: frozenset[str],
 ) -> list[Change]:
     observed = snapshot.for_tenant(name)
@@ -299,7 +299,7 @@ def diff(
     protected_set = frozenset(protected)
     candidates = set(desired) | set(snapshot.tenants())
     tenants = sorted((candidates & set(scope)) if scope is not None else candidates)
-    used = list(snapshot.used_subnets)
+    used = UsedSubnets(snapshot.used_subnets)
     changes: list[Change] = []
     blocked: list[Blocked] = []
     for name in tenants:
