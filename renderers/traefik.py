@@ -38,6 +38,7 @@ from desired_state.networks import allowed_networks
 from desired_state.specs import RouteSpec, ServiceSpec, TenantSpec
 from reconciler.core.resources import Container
 from reconciler.core.routes import RouteTable, file_header
+from renderers import yaml_block
 
 # libyaml's safe dumper when installed (same bytes as the pure-Python one, about 5x faster).
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -289,5 +290,7 @@ def render_maintenance(spec: TenantSpec, server: str, *, naming: RouteNaming, en
 
 def render_file(rendered: RenderedRoutes, owner: str) -> str:
     """The file's text: our header line, then YAML with sorted keys, so equal content gives equal bytes."""
-    body = yaml.dump(rendered.config, Dumper=_DUMPER, sort_keys=True, default_flow_style=False, allow_unicode=False)
+    body = yaml_block.dump(rendered.config)
+    if body is None:  # a value the fast writer leaves to PyYAML (same bytes either way)
+        body = yaml.dump(rendered.config, Dumper=_DUMPER, sort_keys=True, default_flow_style=False, allow_unicode=False)
     return file_header(owner, rendered.tenant) + body

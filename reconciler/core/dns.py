@@ -17,6 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 MARK_PREFIX = "tenant-reconciler"
@@ -32,6 +33,7 @@ def normalise_name(name: str) -> str:
     return name if name.endswith(".") else f"{name}."
 
 
+@lru_cache(maxsize=4096)  # a fleet's records hold a few distinct contents; parsing addresses showed in profiles
 def canonical_content(type_: str, content: str) -> str:
     """One spelling per record content, so an idle diff is empty whatever form the server echoes."""
     type_ = type_.upper()
