@@ -23,7 +23,7 @@ _WIDTH = 80
 # ': ' or ' #' inside, no ':' or space at the end. The resolver then decides whether plain would read back as
 # something else (true, 12, 1.5, null, a date): those are quoted, so they go to PyYAML.
 _PLAIN = re.compile(r"[A-Za-z0-9/_](?:[\x21-\x7e ]*[\x21-\x39\x3b-\x7e])?")
-_RESOLVER = yaml.resolver.Resolver()
+_RESOLVER: Any = yaml.resolver.Resolver()  # untyped in types-PyYAML
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
