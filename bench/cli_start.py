@@ -16,6 +16,7 @@ Everything it created is removed at the end (data volumes included: they are its
     python bench/cli_start.py --tenants 5 --runs 10
     python bench/cli_start.py --keep /tmp/fleet    # leave the fleet; later: --reuse /tmp/fleet
     python bench/cli_start.py --entry script       # the `reconciler` console script instead of python -m
+    python bench/cli_start.py --reuse /tmp/fleet --code /work/main   # another checkout's code, same fleet (A/B)
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = "abcdef"
 COMMANDS = (("--version",), ("plan",), ("apply",), ("status",))
+# The commands run from here, not from a checkout: ``python -m`` puts the working directory first on sys.path.
+NEUTRAL = tempfile.gettempdir()
 EXPECTED_EXIT = {"--version": 0, "plan": 0, "apply": 0, "status": 0}
 
 
@@ -58,10 +61,14 @@ def entry(kind: str) -> list[str]:
     return [sys.executable, "-m", "reconciler.cli"]
 
 
-def environment(workdir: Path, owner: str) -> dict[str, str]:
+def environment(workdir: Path, owner: str, code: Path = REPO, bytecode: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    if bytecode:
+        # An installed package has its modules compiled (pip writes the .pyc files); a checkout run with
+        # PYTHONDONTWRITEBYTECODE compiles every module of the project from source on every start.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=str(code),
         RECONCILER_DATABASE_URL=f"sqlite:///{workdir}/fleet.sqlite3",
         RECONCILER_OWNER_ID=owner,
         RECONCILER_NAME_PREFIX=owner,
@@ -72,7 +79,7 @@ def environment(workdir: Path, owner: str) -> dict[str, str]:
 
 def cli(command: list[str], args: tuple[str, ...], env: dict[str, str], expect: int = 0) -> float:
     started = time.perf_counter()
-    done = subprocess.run([*command, *args], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([*command, *args], env=env, capture_output=True, text=True, check=False, cwd=NEUTRAL)
     elapsed = time.perf_counter() - started
     if done.returncode != expect:
         raise SystemExit(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -88,7 +95,7 @@ def prepare(workdir: Path, owner: str, count: int, command: list[str]) -> float:
     cli(command, ("db", "upgrade"), env)
     cli(command, ("tenants", "import", str(fleet)), env)
     started = time.perf_counter()
-    done = subprocess.run([*command, "apply"], env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([*command, "apply"], env=env, capture_output=True, text=True, check=False, cwd=NEUTRAL)
     if done.returncode != 0:
         raise SystemExit(f"converging failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     (workdir / "owner").write_text(owner)
@@ -109,8 +116,10 @@ def cleanup(owner: str) -> None:
         volume.remove(force=True)
 
 
-def measure(workdir: Path, owner: str, command: list[str], runs: int) -> list[tuple[str, float, float, float]]:
-    env = environment(workdir, owner)
+def measure(
+    workdir: Path, owner: str, command: list[str], runs: int, code: Path, bytecode: bool
+) -> list[tuple[str, float, float, float]]:
+    env = environment(workdir, owner, code, bytecode)
     rows = []
     for args in COMMANDS:
         cli(command, args, env, EXPECTED_EXIT[args[0]])  # warm the page cache once
@@ -126,6 +135,10 @@ def main() -> int:
     parser.add_argument("--entry", choices=("module", "script"), default="module")
     parser.add_argument("--keep", type=Path, help="create the fleet here and leave it (DB and containers)")
     parser.add_argument("--reuse", type=Path, help="measure a fleet left by --keep")
+    parser.add_argument("--code", type=Path, default=REPO, help="checkout whose code the measured commands run")
+    parser.add_argument(
+        "--no-bytecode", action="store_true", help="keep PYTHONDONTWRITEBYTECODE (compile from source every start)"
+    )
     args = parser.parse_args()
     command = entry(args.entry)
     converge = None
@@ -138,13 +151,16 @@ def main() -> int:
     try:
         if not args.reuse:
             converge = prepare(workdir, owner, args.tenants, command)
-        rows = measure(workdir, owner, command, args.runs)
+        rows = measure(workdir, owner, command, args.runs, args.code, not args.no_bytecode)
     finally:
         if not (args.keep or args.reuse):
             cleanup(owner)
             shutil.rmtree(workdir, ignore_errors=True)
     load = os.getloadavg()
-    print(f"{args.tenants} tenants, {args.tenants * 7} containers, entry {args.entry}, {args.runs} runs each")
+    print(
+        f"{args.tenants} tenants, {args.tenants * 7} containers, entry {args.entry}, {args.runs} runs each, {args.code}"
+    )
+    print("bytecode: " + ("compiled from source on every start" if args.no_bytecode else "compiled once, as installed"))
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if converge is not None:
         print(f"converge from empty (reconciler apply): {converge:.1f} s")
