@@ -102,9 +102,10 @@ def plan_pass(
         for change in container_plan.changes:
             by_tenant.setdefault(change.tenant, []).append(change)
         candidates = set(desired.tenants) | set(observed.routes) | snapshot.tenants()
+        known = desired.known  # a set built on every access: once per plan, not once per tenant
         for tenant in sorted(candidates - protected - set(desired.errors)):
             tenant_spec = desired.tenants.get(tenant)
-            absent = "tenant absent" if tenant in desired.known else "tenant no longer in the database"
+            absent = "tenant absent" if tenant in known else "tenant no longer in the database"
             try:
                 route_change = plan_route(
                     tenant,
