@@ -77,8 +77,13 @@ def container_env(tenant: TenantSpec, service: ServiceSpec, replica: int) -> tup
     return tuple(sorted(env.items()))
 
 
+# What ``json.dumps(fields, sort_keys=True, separators=(",", ":"))`` builds on every call, built once: the same text
+# (the spec hash must not change), without an encoder per container.
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def spec_hash(fields: dict[str, object]) -> str:
-    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    payload = _HASH_ENCODER.encode(fields)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

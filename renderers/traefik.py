@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -245,7 +246,14 @@ MAINTENANCE_SCRIPT_PATH = "/cgi-bin/maintenance"
 def _allow_list(route: RouteSpec) -> dict[str, Any] | None:
     if not (route.allow or route.deny):
         return None
-    return {"ipAllowList": {"sourceRange": [str(n) for n in allowed_networks(route.allow, route.deny)]}}
+    return {"ipAllowList": {"sourceRange": list(_source_range(route.allow, route.deny))}}
+
+
+# Tenants share allow lists (an office, a partner); each plan renders every tenant's, so the compiled ranges of the
+# last lists seen are kept (at most 4096 ranges each, bounded by desired_state.bounds).
+@lru_cache(maxsize=128)
+def _source_range(allow: tuple[str, ...], deny: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(n) for n in allowed_networks(allow, deny))
 
 
 def render_maintenance(spec: TenantSpec, server: str, *, naming: RouteNaming, entrypoint: str) -> RenderedRoutes:
