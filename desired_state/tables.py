@@ -377,3 +377,7 @@ class TenantUsageRow(Base):
     cpu_cores: Mapped[float | None] = mapped_column(Float)  # NULL until a second sample
     containers: Mapped[int] = mapped_column(Integer)
     collected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# Sites (docs/sites.md) have their own module to keep this one small; importing it registers their tables here.
+from desired_state import site_tables as _site_tables  # noqa: E402, F401
