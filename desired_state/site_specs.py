@@ -293,7 +293,7 @@ def build_site(raw: Mapping[str, Any]) -> SiteSpec:
     builders = {"forward": _forward, "redirect": _redirect, "static": _static}
     return SiteSpec(
         name=name,
-        kind=kind,  # type: ignore[arg-type]  # checked against KINDS above
+        kind=kind,  # checked against KINDS above
         host=_host(fields),
         path=_path(fields),
         allow=_networks(fields, "allow"),

@@ -13,6 +13,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+# A site's key where the plan holds a tenant's name (``Change.tenant``); tenant names never contain ":".
+SITE_KEY = "site:"
+
 _HEADER_RE = re.compile(
     r"^# tenant-reconciler owner=(?P<owner>[a-z0-9-]+) site=(?P<site>[a-z0-9-]+) digest=(?P<digest>[0-9a-f]{12})\b"
 )

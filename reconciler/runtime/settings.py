@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     dns_target_cname: str | None = None
     dns_ttl: int = Field(default=60, ge=1)
 
+    # Nginx sites (docs/sites.md). Unset state dir → no sites stage. Nginx runs with its own prefix there.
+    nginx_state_dir: str | None = None
+    nginx_listen: str = Field(default="127.0.0.1:8088", pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|\*):[0-9]{1,5}$")
+    nginx_binary: str = "nginx"
+    # Static sites serve <static root>/<volume>; the workers' user must be able to read it.
+    nginx_static_root: str = "/srv/sites"
+    nginx_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    nginx_reload_timeout: float = Field(default=10.0, gt=0)
+
     # RabbitMQ nudges. Unset URL → periodic resync and Docker events only. See docs/messages.md.
     rabbitmq_url: str | None = None
     rabbitmq_exchange: str = "tenant-reconciler"

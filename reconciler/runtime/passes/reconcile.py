@@ -39,6 +39,7 @@ from reconciler.runtime.passes.executor import Executor, Interrupted, TenantOutc
 from reconciler.runtime.passes.locks import PassLocks
 from reconciler.runtime.passes.pass_metrics import record_pass
 from reconciler.runtime.passes.removals import RemovalLedger
+from reconciler.runtime.passes.sites_step import NoSites, SitesStep
 from reconciler.runtime.passes.stages import DnsPublisher, Router, TenantOperations
 from reconciler.runtime.passes.status import ExtraConditions, StatusBuilder, spec_digest
 from reconciler.runtime.telemetry.metrics import Metrics
@@ -128,6 +129,7 @@ class Reconciler:
     entrypoint: str = "web"
     # Bounds on tenants' memory, CPUs and route lists (``Settings.input_limits``); unset: what this host can give.
     input_limits: InputLimits | None = None
+    sites: SitesStep | NoSites = field(default_factory=NoSites)  # Nginx sites: full passes and sweeps only
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -228,6 +230,7 @@ class Reconciler:
             calls_before = dict(self.docker.calls)
             inputs = self.compute(scope_set, allow_mass_delete=allow_mass_delete, applying=True)
             result = self._apply(inputs, inputs.scope)
+            self.sites.run_logged(allow_mass_delete, scope_set)
             result.duration = time.monotonic() - started
             self._record_metrics(inputs, result, scope_set, calls_before)
             return result
@@ -255,6 +258,7 @@ class Reconciler:
             for error in own.plan.errors:
                 log.error("%s", error)
         result.tenants = sorted((present | inputs.desired.known) - vanished)
+        self.sites.run_logged(allow_mass_delete, None)
         result.duration = time.monotonic() - started
         self._record_metrics(own, result, None, calls_before)
         return result
