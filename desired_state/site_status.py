@@ -46,14 +46,14 @@ def read_site_statuses(engine: Engine) -> list[SiteStatus]:
 
 
 def _read(connection: Connection) -> list[SiteStatus]:
-    rows = connection.execute(select(SiteStatusRow).order_by(SiteStatusRow.site)).scalars().all()
+    rows = connection.execute(select(SiteStatusRow).order_by(SiteStatusRow.site)).mappings().all()
     return [
         SiteStatus(
-            site=row.site,
-            phase=row.phase,
-            conditions=tuple(_condition(c) for c in row.conditions or []),
-            observed_generation=row.observed_generation,
-            last_error=row.last_error,
+            site=row["site"],
+            phase=row["phase"],
+            conditions=tuple(_condition(c) for c in row["conditions"] or []),
+            observed_generation=row["observed_generation"],
+            last_error=row["last_error"],
         )
         for row in rows
     ]

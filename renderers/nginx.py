@@ -5,8 +5,9 @@ file the driver observed, and by the driver's start-up for the main file. Every 
 against a strict pattern by ``desired_state.site_specs``, so a row cannot add a directive. The output is stable
 (sorted lists, fixed order), so a converged site renders to the same bytes and costs no write.
 
-Allow and deny lists: Nginx takes the first matching rule, so deny ranges come first, then allow ranges, then
-``deny all`` when an allow list is set (the same meaning as a tenant route's lists: docs/schema.md).
+Allow and deny lists (the same meaning as a tenant route's lists: docs/schema.md): an address in the deny list
+gets 403; with an allow list, so does every address outside it. Both are ``geo`` maps checked at the start of the
+server block, before any location (so a redirect cannot skip them).
 """
 
 from __future__ import annotations
@@ -45,11 +46,24 @@ def _zone(site: str) -> str:
     return "site_" + site.replace("-", "_")
 
 
-def _access(spec: SiteSpec) -> list[str]:
-    lines = [f"deny {cidr};" for cidr in spec.deny]
-    lines += [f"allow {cidr};" for cidr in spec.allow]
+def _access_http(spec: SiteSpec) -> list[str]:
+    """``geo`` maps of the client address: one for the deny list, one for the allow list."""
+    zone = _zone(spec.name)
+    lines: list[str] = []
+    if spec.deny:
+        lines += [f"geo ${zone}_denied {{", "    default 0;", *(f"    {cidr} 1;" for cidr in spec.deny), "}"]
     if spec.allow:
-        lines.append("deny all;")
+        lines += [f"geo ${zone}_allowed {{", "    default 0;", *(f"    {cidr} 1;" for cidr in spec.allow), "}"]
+    return lines
+
+
+def _access(spec: SiteSpec) -> list[str]:
+    # Checked in the server's rewrite phase, so a redirect's ``return`` (which runs before Nginx's access phase,
+    # where ``allow``/``deny`` would be) is refused too. A denied address is refused even inside the allow list.
+    zone = _zone(spec.name)
+    lines = [f"if (${zone}_denied) {{", "    return 403;", "}"] if spec.deny else []
+    if spec.allow:
+        lines += [f"if (${zone}_allowed = 0) {{", "    return 403;", "}"]
     return lines
 
 
@@ -113,7 +127,7 @@ def _static(spec: SiteSpec, static: StaticSpec, layout: NginxLayout) -> list[str
     if spec.path:
         # The site's path prefix is not part of the volume's layout: /docs/a.txt serves <volume>/a.txt.
         lines = [f"alias {root}/;", "try_files $uri $uri/ =404;", f"expires {static.max_age}s;"]
-    lines.append('add_header Cache-Control "public" always;')
+    # ``expires`` sends both Expires and Cache-Control: max-age (one header each).
     return lines
 
 
@@ -129,9 +143,9 @@ def _location_body(spec: SiteSpec, layout: NginxLayout) -> list[str]:
 
 def render_site(spec: SiteSpec, layout: NginxLayout) -> SiteFile:
     """The site's file, header included: one server block for its host, one location for its path."""
-    http_level: list[str] = []
+    http_level = _access_http(spec)
     if spec.forward is not None and spec.forward.cache is not None:
-        http_level = _cache_http(spec, spec.forward.cache, layout)
+        http_level += _cache_http(spec, spec.forward.cache, layout)
     location = f"{spec.path}/" if spec.path else "/"
     body_lines = [
         *http_level,
