@@ -89,8 +89,11 @@ def _host_header(forward: ForwardSpec) -> str:
 
 def _forward(spec: SiteSpec, forward: ForwardSpec) -> list[str]:
     parts = urlsplit(forward.upstream)
+    # Without a path the request's URI goes upstream as it came; with one, the site's path prefix is replaced by
+    # it (/news/a with upstream .../wp → /wp/a), so it must end in a slash like the location does.
+    upstream = forward.upstream if not parts.path else forward.upstream.rstrip("/") + "/"
     lines = [
-        f"proxy_pass {forward.upstream};",
+        f"proxy_pass {upstream};",
         f"proxy_set_header Host {_host_header(forward)};",
         "proxy_set_header X-Real-IP $remote_addr;",
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
@@ -123,12 +126,11 @@ def _redirect(redirect: RedirectSpec) -> list[str]:
 
 def _static(spec: SiteSpec, static: StaticSpec, layout: NginxLayout) -> list[str]:
     root = f"{layout.static_root}/{static.volume}"
-    lines = [f"root {root};", "try_files $uri $uri/ =404;", f"expires {static.max_age}s;"]
-    if spec.path:
-        # The site's path prefix is not part of the volume's layout: /docs/a.txt serves <volume>/a.txt.
-        lines = [f"alias {root}/;", "try_files $uri $uri/ =404;", f"expires {static.max_age}s;"]
+    # The site's path prefix is not part of the volume's layout: /docs/a.txt serves <volume>/a.txt. Missing files
+    # are 404 and directories serve their index.html (Nginx's static module; no try_files, which mishandles alias).
+    where = f"alias {root}/;" if spec.path else f"root {root};"
     # ``expires`` sends both Expires and Cache-Control: max-age (one header each).
-    return lines
+    return [where, f"expires {static.max_age}s;"]
 
 
 def _location_body(spec: SiteSpec, layout: NginxLayout) -> list[str]:

@@ -48,6 +48,25 @@ def test_forward_rewrites_the_host_header_when_asked(sites: SitesRig) -> None:
         upstream.stop()
 
 
+def test_paths_map_onto_the_upstream_path_and_the_volume(sites: SitesRig) -> None:
+    upstream = Upstream.start()
+    volume = sites.static_root / "manuals"
+    volume.mkdir(mode=0o755)
+    (volume / "a.txt").write_text("a\n")
+    try:
+        sites.add("app", "forward", "app.example.test", {"upstream": f"{upstream.url}/base"}, path="/app")
+        sites.add("manual", "static", "manual.example.test", {"volume": "manuals"}, path="/docs")
+        sites.step.run()
+        assert sites.get("app.example.test", "/app/x?y=1").body.startswith(b"upstream /base/x?y=1 ")
+        assert sites.get("app.example.test", "/app").headers["location"].endswith("/app/")
+        assert sites.get("app.example.test", "/elsewhere").status == 404
+        assert sites.get("manual.example.test", "/docs/a.txt").body == b"a\n"
+        assert sites.get("manual.example.test", "/a.txt").status == 404
+        assert upstream.hits == {"/base/x?y=1": 1}
+    finally:
+        upstream.stop()
+
+
 def test_redirect_answers_with_its_code_and_location(sites: SitesRig) -> None:
     sites.add("old", "redirect", "old.example.test", {"target": "https://new.example.test/", "code": 308})
     sites.add("keep", "redirect", "keep.example.test", {"target": "https://new.example.test", "keep_path": True})
