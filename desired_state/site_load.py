@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, select
+from sqlalchemy import Connection, Engine, Text, cast, select
 
 from desired_state.load import decode_json_column
 from desired_state.site_specs import SiteError, SiteSpec, build_site
@@ -49,7 +49,12 @@ _COLUMNS = (
 def site_rows(engine: Engine) -> list[dict[str, Any]]:
     """Every row as stored, JSON columns decoded where they decode (else left as text), sorted by name."""
     with engine.connect() as connection:
-        rows = connection.execute(select(*_COLUMNS).order_by(Site.name)).mappings().all()
+        return site_rows_of(connection)
+
+
+def site_rows_of(connection: Connection) -> list[dict[str, Any]]:
+    """``site_rows`` inside a caller's transaction (the YAML import and export)."""
+    rows = connection.execute(select(*_COLUMNS).order_by(Site.name)).mappings().all()
     result = []
     for row in rows:
         item = dict(row)
