@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 from desired_state.bounds import MAX_HOST, MAX_URL_PATH
@@ -37,7 +37,6 @@ DEFAULT_CACHE_STATUSES = (200, 301, 302)
 WORDPRESS_COOKIES = ("wordpress_logged_in_", "wp-postpass_", "comment_author_")
 
 SiteKind = Literal["forward", "redirect", "static"]
-HostHeader = Literal["preserve", "upstream"] | str
 
 
 class SiteError(ValueError):
@@ -102,7 +101,7 @@ class _Fields:
         if unknown:
             self.fail(unknown[0], raw[unknown[0]], f"unknown field; expected one of {', '.join(allowed)}")
 
-    def fail(self, key: str, value: object, message: str) -> None:
+    def fail(self, key: str, value: object, message: str) -> NoReturn:
         raise SiteError(self.site, f"{self.prefix}{key}", value, message)
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
@@ -146,9 +145,9 @@ def _url(fields: _Fields, key: str, *, schemes: tuple[str, ...] = ("http", "http
     value = fields.text(key, required=True) or ""
     try:
         parts = urlsplit(value)
-        port = parts.port
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
     except ValueError:
-        parts, port = None, None
+        parts = None
     hostname = parts.hostname if parts is not None else None
     ok = (
         parts is not None
@@ -174,7 +173,6 @@ def _url(fields: _Fields, key: str, *, schemes: tuple[str, ...] = ("http", "http
             f"must be an URL such as {schemes[0]}://upstream.example:8080/app (scheme {' or '.join(schemes)}, "
             "a host, an optional port and path of letters, digits and -._~%; no user, quotes, spaces or $)",
         )
-    del port
     return value
 
 
@@ -259,7 +257,6 @@ def _host(fields: _Fields) -> str:
         return check_dns_name(host)
     except ValueError as exc:
         fields.fail("host", host, str(exc))
-    raise AssertionError  # unreachable: fail raises
 
 
 def _path(fields: _Fields) -> str | None:

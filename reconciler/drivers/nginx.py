@@ -160,12 +160,15 @@ class NginxDriver:
         """Put tested files in place (atomically, each) and remove those mapped to None; then reload once."""
         for name, text in files.items():
             target = self.sites_dir / name
-            if text is None:
-                target.unlink(missing_ok=True)
-            else:
-                partial = self.sites_dir / f".{name}.partial"
-                partial.write_text(text)
-                os.replace(partial, target)
+            try:
+                if text is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    partial = self.sites_dir / f".{name}.partial"
+                    partial.write_text(text)
+                    os.replace(partial, target)
+            except OSError as exc:
+                raise TransientError(f"site file {name} not written: {exc}", system=SYSTEM, key=name) from exc
             self.calls["write"] += 1
         if files:
             self.reload()

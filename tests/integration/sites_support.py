@@ -21,7 +21,8 @@ from desired_state.database import make_engine, upgrade
 from desired_state.site_tables import Site
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.drivers.nginx import NginxDriver
-from reconciler.runtime.passes.sites_step import SitesStep
+from reconciler.runtime.passes.sites_step import SiteMetrics, SitesStep
+from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.nginx import NginxLayout
 
 
@@ -118,6 +119,11 @@ class SitesRig:
         with self.engine.begin() as connection:
             connection.execute(delete(Site).where(Site.name == name))
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        assert self.step.metrics is not None
+        value: float | None = self.step.metrics.registry.get_sample_value(name, labels)
+        return value
+
     def get(self, host: str, path: str = "/", **kwargs: Any) -> Reply:
         return get(self.port, host, path, **kwargs)
 
@@ -139,7 +145,7 @@ def sites_rig(database_url: str, owner: str) -> Iterator[SitesRig]:
         static_root=str(root / "static"),
     )
     driver = NginxDriver(Path(layout.state_dir), owner)
-    step = SitesStep(engine, driver, layout, MassDeleteLimits())
+    step = SitesStep(engine, driver, layout, MassDeleteLimits(), SiteMetrics(Metrics()))
     try:
         yield SitesRig(engine, step, driver, layout, port, root)
     finally:

@@ -162,6 +162,11 @@ def test_invalid_row_and_rejected_configuration_leave_every_other_site_serving(s
         loaded = statuses[name].condition("ConfigLoaded")
         assert statuses[name].phase == "Failed" and (loaded.status, loaded.reason) == ("False", "NginxRejected")
     assert statuses["good"].phase == statuses["fresh"].phase == "Ready"
+    assert sites.metric("reconciler_site_rejections_total") == 2
+    assert (
+        sites.metric("reconciler_sites", phase="Failed") == 3 and sites.metric("reconciler_sites", phase="Ready") == 2
+    )
+    assert sites.metric("reconciler_actions_total", kind="site", action="create") == 3
     assert sites.step.compute().planned.plan.blocked[0].reason == "Invalid"
 
     # Fixed: the rejected site is loaded on the next pass.

@@ -53,6 +53,7 @@ class SitesOutcome:
 
 class SiteMetrics:
     def __init__(self, metrics: Metrics) -> None:
+        self.registry = metrics.registry
         self.actions = metrics.actions
         self.phases = Gauge("reconciler_sites", "Sites by phase (Ready, Failed).", ["phase"], registry=metrics.registry)
         self.rejected = Counter(
@@ -95,6 +96,9 @@ class SitesStep:
             self.last = self.run(allow_mass_delete=allow_mass_delete)
         except ReconcileError as exc:
             log.error("sites not reconciled: %s", exc)
+            self.last = None
+        except Exception:  # a surprise in the sites stage is never the tenants' failure
+            log.exception("sites not reconciled: unexpected error")
             self.last = None
         return self.last
 
