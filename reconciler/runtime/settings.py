@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     resync_jitter: float = Field(default=0.1, ge=0, le=0.5)
     ready_timeout: float = Field(default=60.0, gt=0)
     workers: int = Field(default=4, ge=1, le=32)
+    # One pass applies this many tenants side by side (``reconciler apply``, the shared resync passes of ``run``),
+    # and the process keeps at most apply_concurrency engine actions in flight (docs/runtime.md).
+    apply_workers: int = Field(default=4, ge=1, le=32)
+    apply_concurrency: int = Field(default=6, ge=1, le=64)
     reconcile_timeout: float = Field(default=300.0, gt=0)
     backoff_initial: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=300.0, gt=0)

@@ -92,6 +92,8 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         base_domain=settings.base_domain,
         entrypoint=settings.traefik_entrypoint,
         input_limits=settings.input_limits(),
+        apply_workers=settings.apply_workers,
+        apply_concurrency=settings.apply_concurrency,
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     runtime = Runtime(
