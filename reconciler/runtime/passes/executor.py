@@ -40,7 +40,7 @@ from reconciler.core.upgrades import Upgrade, upgrades_in
 from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.passes.outcome import Buckets, Interrupted, TenantOutcome
 from reconciler.runtime.passes.parallel import ActionSlots, Result, first_error, run_all
-from reconciler.runtime.passes.readiness import wait_all_ready
+from reconciler.runtime.passes.readiness import Probe, probe_once, wait_all_ready
 from reconciler.runtime.passes.route_step import Backends, route_tenant
 from reconciler.runtime.passes.stages import Router, UpgradeGate
 from reconciler.runtime.passes.upgrade_steps import ask_gate, judge_upgrades
@@ -78,6 +78,8 @@ class Executor:
     upgrades: UpgradeGate | None = None
     # Engine actions in flight, shared by every tenant the process applies at once (``passes.parallel``).
     slots: ActionSlots = field(default_factory=lambda: ActionSlots(DEFAULT_APPLY_CONCURRENCY))
+    # How readiness asks a container's health path (an HTTP GET; unit tests of ordering give their own).
+    probe: Probe = probe_once
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -169,6 +171,7 @@ class Executor:
             {c.name: (c.port, c.health) for c in containers},
             timeout=self.ready_timeout,
             stop=self.stop,
+            probe=self.probe,
         )
         # Stopped while waiting: the new containers stay as they are; the next pass routes them or resumes the
         # replacement (``core.diff``), as after a crash, rather than this pass removing them in a hurry.
