@@ -6,6 +6,10 @@ Bounded on every side, because the health endpoint runs tenant code: one probe i
 whatever the server does (it runs in a helper thread, abandoned with its connection closed when it overruns:
 a server that trickles its headers byte by byte cannot hold a pass), at most ``BODY_CAP`` bytes of a response
 are read, and ``wait_ready`` returns by its deadline: the last probe and pause are cut to the time left.
+
+``wait_all_ready`` waits for every new container of one phase of a tenant at once: one re-read of all of them
+per round (not one list call per container every 0.1 s) and their probes in parallel, each container bounded by
+the same timeout.
 """
 
 from __future__ import annotations

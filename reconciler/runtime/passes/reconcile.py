@@ -6,8 +6,9 @@ the world: containers, networks and volumes (3 Docker list calls), the tenants' 
 whole fleet; ``scope`` then narrows what the pass applies (an event or nudge for one tenant). ``None`` is a
 full pass, the only kind that removes tenants the database no longer knows. Apply executes exactly the plan,
 in the fixed order (DNS removals; per tenant networks and volumes, containers, routes, removals; DNS
-publications of tenants whose route is ready). One tenant's failure, of any kind, is recorded in its status and
-never stops the others. Called by the service's workers (``runtime.service.loop``) and the CLI.
+publications of tenants whose route is ready); the tenants run side by side on up to ``apply_workers`` threads
+(``passes.parallel``) and are recorded in tenant order. One tenant's failure, of any kind, is recorded in its
+status and never stops the others. Called by the service's workers (``runtime.service.loop``) and the CLI.
 """
 
 from __future__ import annotations
