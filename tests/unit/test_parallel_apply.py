@@ -231,3 +231,20 @@ def test_run_all_keeps_task_order_and_carries_the_pass_deadline() -> None:
     deadline.end()
     assert [r.value for r in seen] == [(i, True) for i in range(5)]
     assert [r.value for r in run_all([lambda: deadline.is_set()] * 2, deadline)] == [False, False]
+
+
+def test_a_stop_while_waiting_for_readiness_leaves_the_new_containers_for_the_next_pass() -> None:
+    stop = threading.Event()
+    engine = RecordingEngine(seed=12, unhealthy={("a", 0), ("a", 1)})
+    _seed(engine, _desired({"a": {"replicas": 2}}))
+    old = set(engine.containers)
+    desired = _desired({"a": {"replicas": 2}}, image="erp/demo-svc:2")
+    executor = _executor(engine, stop=stop, ready_timeout=30.0)
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    with pytest.raises(Interrupted):
+        _apply(executor, _plan(desired, engine), desired, engine.observe())
+    timer.cancel()
+    assert len(engine.timeline("run")) == 2
+    assert engine.published == [] and engine.timeline("remove") == []
+    assert old < set(engine.containers), "the old containers must keep serving, the new wait to be resumed"

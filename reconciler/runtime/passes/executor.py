@@ -130,10 +130,12 @@ class Executor:
                 return
             time.sleep(0.05)
 
-    def _act(self, action: Callable[[], None]) -> None:
-        """One engine action, once a slot is free; a pass told to stop starts no new one."""
+    def _act(self, action: Callable[[], None], *, undo: bool = False) -> None:
+        """One engine action, once a slot is free; a pass told to stop starts no new one, except to ``undo``
+        (remove a new container that failed) what it already began, so the old version keeps serving."""
         with self.slots.hold():
-            self._check_stop()
+            if not undo:
+                self._check_stop()
             action()
 
     def _together(self, tasks: Sequence[Callable[[], None]]) -> list[Result[None]]:
@@ -180,7 +182,8 @@ class Executor:
 
     def _remove(self, doomed: Sequence[tuple[Container, str | None]], tenant: str) -> None:
         """Remove containers together (failed new halves, rolled-back upgrades); the old ones keep serving."""
-        results = self._together([partial(self._act, partial(self.docker.remove_container, c)) for c, _ in doomed])
+        removals = [partial(self._act, partial(self.docker.remove_container, c), undo=True) for c, _ in doomed]
+        results = self._together(removals)
         for (container, message), result in zip(doomed, results, strict=True):
             if result.error is None and message:
                 log.warning("tenant=%s - container %s (%s)", tenant, container.name, message)
