@@ -121,14 +121,17 @@ def claim_request(engine: Engine, request_id: int) -> bool:
 
 def finish_request(
     engine: Engine, request_id: int, status: str, *, error: str | None = None, operation_id: int | None = None
-) -> None:
+) -> bool:
+    """Answer a claimed request. Only a row still ``running`` is answered: if a new leader's recovery closed it as
+    abandoned meanwhile (this process lost the lock), that answer stands; returns whether this one was written."""
     now = datetime.now(UTC)
     with engine.begin() as connection:
-        connection.execute(
+        result = connection.execute(
             update(OperationRequest)
-            .where(OperationRequest.id == request_id)
+            .where(OperationRequest.id == request_id, OperationRequest.status == "running")
             .values(status=status, error=clip(error), operation_id=operation_id, done_at=now, updated_at=now)
         )
+    return bool(result.rowcount)
 
 
 def get_request(engine: Engine, request_id: int) -> RequestRecord | None:

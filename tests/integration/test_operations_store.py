@@ -14,7 +14,14 @@ from sqlalchemy.exc import IntegrityError
 
 from desired_state.backups import read_policies, set_policy
 from desired_state.database import make_engine, upgrade
-from desired_state.operation_requests import claim_request, create_request, pending_requests
+from desired_state.operation_recovery import close_abandoned
+from desired_state.operation_requests import (
+    claim_request,
+    create_request,
+    finish_request,
+    get_request,
+    pending_requests,
+)
 from desired_state.operations import finish_operation, holds, migration_succeeded, revert_migrations, start_operation
 from desired_state.pins import read_pins, write_pin
 from desired_state.service_image import set_service_image
@@ -192,3 +199,15 @@ def _alembic(engine: Engine, verb: str, revision: str) -> None:
         config = _alembic_config()
         config.attributes["connection"] = connection
         getattr(command, verb)(config, revision)
+
+
+def test_an_answer_never_overwrites_a_row_closed_by_recovery(engine: Engine) -> None:
+    """A leader that lost its lock finishes a request a new leader's recovery already closed: the recovery stands."""
+    request_id = create_request(engine, "acme", "backup")
+    assert claim_request(engine, request_id)
+    close_abandoned(engine, "test recovery")
+    closed = get_request(engine, request_id)
+    assert closed is not None and closed.status == "failed" and "abandoned" in (closed.error or "")
+    assert finish_request(engine, request_id, "succeeded") is False
+    after = get_request(engine, request_id)
+    assert after is not None and after.status == "failed" and after.error == closed.error

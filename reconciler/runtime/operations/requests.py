@@ -52,7 +52,15 @@ def carry_out(ops: TenantOps, request: RequestRecord) -> None:
         finish_request(ops.engine, request.id, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
         raise
     else:
-        finish_request(ops.engine, request.id, "succeeded", operation_id=_operation_of(ops, request))
+        if not finish_request(ops.engine, request.id, "succeeded", operation_id=_operation_of(ops, request)):
+            log.warning(
+                "request %d (%s of %s) finished, but its row was closed meanwhile (another leader's recovery); "
+                "its answer there stands",
+                request.id,
+                request.kind,
+                request.tenant,
+                extra={"tenant": request.tenant},
+            )
 
 
 def _dispatch(ops: TenantOps, request: RequestRecord) -> None:
