@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     resync_jitter: float = Field(default=0.1, ge=0, le=0.5)
     ready_timeout: float = Field(default=60.0, gt=0)
     workers: int = Field(default=4, ge=1, le=32)
+    # One pass applies this many tenants side by side (``reconciler apply``, the shared resync passes of ``run``),
+    # and the process keeps at most apply_concurrency engine actions in flight (docs/runtime.md).
+    apply_workers: int = Field(default=4, ge=1, le=32)
+    apply_concurrency: int = Field(default=6, ge=1, le=64)
     reconcile_timeout: float = Field(default=300.0, gt=0)
     backoff_initial: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=300.0, gt=0)
@@ -143,6 +147,11 @@ class Settings(BaseSettings):
     backup_verify_schedule: str | None = None
     migrate_timeout: float = Field(default=600.0, gt=0)
     operation_poll_interval: float = Field(default=5.0, gt=0)  # seconds between reads of operation_requests
+    # Operation requests of different tenants carried out at once (docs/operations-backups.md, "Requests"): 2 fits
+    # a 2-core host (a backup is gzip on one core); never two of one tenant. A shutdown waits this many seconds for
+    # the running ones, then leaves them to the next leader's recovery.
+    operation_concurrency: int = Field(default=2, ge=1, le=64)
+    operation_shutdown_grace: float = Field(default=20.0, ge=0)
     operation_hold_timeout: float = Field(default=3600.0, gt=0)  # a restore running longer is taken as abandoned
 
     # Docker calls (docs/runtime.md, "Bounded waits"): seconds one API request, one CLI mutation and one image

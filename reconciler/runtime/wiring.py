@@ -19,6 +19,8 @@ from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMa
 from reconciler.drivers.nginx import NginxDriver
 from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
+from reconciler.runtime.operations.request_pool import RequestPool
+from reconciler.runtime.operations.requests import register_request_pool
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
@@ -44,6 +46,8 @@ class Runtime:
     alerts: Alerter = field(default_factory=Alerter)
     # Backups, restores, rollbacks; its upgrade gate is the reconciler's ``operations`` (docs/operations-backups.md).
     operations: TenantOps | None = None
+    # Operation requests from the UI, polled by ``scheduler`` while this instance leads (``operations.request_pool``).
+    requests: RequestPool | None = None
 
 
 def build_router(settings: Settings, naming: Naming) -> Router | None:
@@ -114,20 +118,24 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         base_domain=settings.base_domain,
         entrypoint=settings.traefik_entrypoint,
         input_limits=settings.input_limits(),
+        apply_workers=settings.apply_workers,
+        apply_concurrency=settings.apply_concurrency,
         sites=(build_sites(settings, engine, naming, metrics) if with_stages else None) or NoSites(),
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
-    runtime = Runtime(
+    scheduler = Scheduler()
+    BackupSchedule(operations, scheduler).register()
+    return Runtime(
         settings=settings,
         engine=engine,
         docker=docker,
         reconciler=reconciler,
         metrics=metrics,
+        scheduler=scheduler,
         alerts=alerts,
         operations=operations,
+        requests=register_request_pool(operations, scheduler),
     )
-    BackupSchedule(operations, runtime.scheduler).register()
-    return runtime
 
 
 def build_healthcheck(settings: Settings) -> HealthCheck | None:

@@ -1,7 +1,7 @@
 """Sites: the Nginx sites the platform serves beside the tenants, and their statuses.
 
 Revision ID: 0008
-Revises: 0006 (re-chained onto 0007 when merged)
+Revises: 0007
 Created: issue 16 (Nginx sites reconciled from the database)
 
 Written by hand, like 0001, so the DDL is exactly the contract in docs/schema.md ("sites", "site_statuses").
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
