@@ -88,6 +88,7 @@ def run_fleet(
             try:
                 log(f"fleet-{size} rep {rep + 1}/{reps}: {peer.key} converge ({peer.fleet.owner})")
                 samples[peer.key]["converge"].append(peer.converge())
+                log(f"fleet-{size} {peer.key} converged in {samples[peer.key]['converge'][-1]:.2f} s")
                 check_running(client, peer)
                 facts[peer.key] = peer.facts() | {"containers": peer.fleet.containers}
                 if rep == reps - 1:
@@ -105,6 +106,7 @@ def measure_reruns(
         before = fl.container_states(client, peer.fleet.owner)
         for scenario, seconds in peer.noop().items():
             samples[scenario].append(seconds)
+            log(f"{peer.key} {scenario} {seconds:.2f} s")
         after = fl.container_states(client, peer.fleet.owner)
         if after != before:
             changed = sorted(set(after.items()) ^ set(before.items()))[:3]
@@ -112,6 +114,7 @@ def measure_reruns(
     for _ in range(args.heal_reps):
         fl.victim(client, peer.fleet.owner).remove(force=True)
         samples["heal"].append(peer.heal())
+        log(f"{peer.key} heal {samples['heal'][-1]:.2f} s")
         check_running(client, peer)
         time.sleep(1.0)  # `reconciler run` starts a tenant at most once a second; the same pause for every peer
 
@@ -222,6 +225,10 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp, layer_stack(Path(tmp), "apply-layers" in args.keys) as stack:
         for size in args.fleets:
             results.append(run_fleet(size, args, client, Path(tmp), stack["env"]))
+            # Each fleet as soon as it is done, so a long run that is cut short still leaves its figures.
+            log("fleet-" + str(size) + " done:\n" + fleet_table(results[-1], args.keys))
+            if args.json:
+                fl.write_json(args.json, {"machine": facts, "fleets": results, "argv": argv})
         if args.heal_runs:
             log(f"heal latency under reconciler run, {args.heal_runs} runs")
             heal = heal_latency.measure(args.heal_runs, Path(tmp), traefik=stack["traefik"])
