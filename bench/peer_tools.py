@@ -256,9 +256,11 @@ PEERS: dict[str, type[Peer]] = {
         SdkPeer,
         ComposePeer,
         ComposeSerialPeer,
-        ComposeWaitPeer,
         ReconcilerPeer,
         ReconcilerLayersPeer,
         ReconcilerRunPeer,
+        # Last in each round: its health checks (an exec per container a second) load the machine for a while
+        # after its containers are gone, which would fall on whichever peer came next.
+        ComposeWaitPeer,
     )
 }

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -217,6 +218,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    # SIGTERM (a background run cannot be interrupted with SIGINT) still cleans up: containers, Traefik, PowerDNS.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.perf_counter()
     client = docker.from_env(timeout=120)
     facts = fl.machine_facts(client)
