@@ -26,6 +26,7 @@ from reconciler.core.resources import (
     LABEL_REPLICA,
     LABEL_SPEC_HASH,
     LABEL_TENANT,
+    LABEL_TENANT_UID,
     Container,
     DesiredTenant,
 )
@@ -142,9 +143,11 @@ def _services(tenant: DesiredTenant, redact: bool) -> dict[str, Any]:
 
 def _object_labels(tenant: DesiredTenant) -> dict[str, str]:
     first = tenant.containers[0].labels if tenant.containers else ()
-    keep = {LABEL_MANAGED, LABEL_OWNER, LABEL_TENANT}
-    labels = {k: v for k, v in first if k in keep}
-    return labels or {LABEL_MANAGED: "true", LABEL_TENANT: tenant.tenant}
+    keep = {LABEL_MANAGED, LABEL_OWNER, LABEL_TENANT, LABEL_TENANT_UID}
+    labels = {k: v for k, v in first if k in keep} or {LABEL_MANAGED: "true", LABEL_TENANT: tenant.tenant}
+    if tenant.network is not None and tenant.network.uid:
+        labels[LABEL_TENANT_UID] = tenant.network.uid
+    return labels
 
 
 def render_compose(tenant: DesiredTenant, subnet: str, *, redact: bool = False) -> dict[str, Any]:
