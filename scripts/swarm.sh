@@ -84,7 +84,7 @@ EOF
   setsid -f ip netns exec "$(netns "$n")" "$HERE/swarm-node.sh" "$n" "$STATE/cgroups.list" \
     --config-file "$STATE/$n/daemon.json" --data-root "$STATE/$n/docker" --exec-root "$RUN/$n/exec" \
     -H "$(socket "$n")" --pidfile "$RUN/$n/dockerd.pid" --cgroup-parent "/$PREFIX-$n" \
-    >>"$STATE/$n.log" 2>&1 </dev/null
+    >>"$STATE/$n.log" 2>&1 </dev/null 9<&-
 }
 
 engines_up() {
@@ -124,7 +124,7 @@ http:
   addr: $REGISTRY
 EOF
   setsid -f ip netns exec "$(netns n1)" sh -c 'echo $$ >"$1"; exec docker-registry serve "$2"' registry \
-    "$RUN/registry.pid" "$STATE/registry/config.yml" >>"$STATE/registry.log" 2>&1 </dev/null
+    "$RUN/registry.pid" "$STATE/registry/config.yml" >>"$STATE/registry.log" 2>&1 </dev/null 9<&-
   retry 20 registry_answers || fail "the registry at $REGISTRY does not answer"
 }
 
