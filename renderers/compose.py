@@ -46,8 +46,9 @@ UPDATE_CONFIG = {"parallelism": 1, "order": "start-first", "failure_action": "ro
 ROLLBACK_CONFIG = {"parallelism": 1, "order": "start-first"}
 # The single engine runs tenant containers with ``--restart unless-stopped``; Swarm's nearest is "any".
 RESTART_POLICY = {"condition": "any", "delay": "5s"}
-# The compose file version ``docker stack deploy`` on engine 20.10 needs; ``docker compose`` ignores it.
-STACK_VERSION = "3.8"
+# ``docker stack deploy`` validates against its own schemas by this version (3.8 refuses ``limits.pids``);
+# ``docker compose`` ignores it.
+STACK_VERSION = "3.9"
 
 
 def compose_subnets(
