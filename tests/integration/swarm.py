@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,8 +42,8 @@ class SwarmLab:
             raise AssertionError(f"docker {' '.join(args)} on {node}: {done.stderr.strip()}")
         return done.stdout
 
-    def inspect(self, *ids: str) -> list[dict[str, object]]:
-        loaded: list[dict[str, object]] = json.loads(self.docker("inspect", *ids))
+    def inspect(self, *ids: str) -> list[dict[str, Any]]:
+        loaded: list[dict[str, Any]] = json.loads(self.docker("inspect", *ids))
         return loaded
 
 

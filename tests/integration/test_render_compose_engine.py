@@ -79,6 +79,8 @@ def rendered(tmp_path: Path, owner_id: str) -> tuple[Path, str, str]:
         assert done.returncode == 0, done.stderr
     done = _run([*cli, "render", "compose", "--out", str(tmp_path / "out")], env)
     assert done.returncode == 0, done.stderr
+    unknown = _run([*cli, "render", "compose", "acme", "nosuch"], env)
+    assert unknown.returncode == 1 and "no tenant 'nosuch' in the database" in unknown.stderr
     redacted = _run([*cli, "render", "compose", "--redact", "acme"], env)
     assert redacted.returncode == 0, redacted.stderr
     assert "tok-acme-123" not in redacted.stdout and REDACTED in redacted.stdout

@@ -30,7 +30,7 @@ def names(swarm_lab: SwarmLab) -> Iterator[tuple[str, str]]:
 def _running_tasks(lab: SwarmLab, service: str) -> list[str]:
     out = lab.docker("service", "ps", "-q", "--filter", "desired-state=running", service)
     tasks = [t for t in out.split() if t]
-    return [t for t in tasks if lab.inspect(t)[0]["Status"]["State"] == "running"]  # type: ignore[index]
+    return [t for t in tasks if lab.inspect(t)[0]["Status"]["State"] == "running"]
 
 
 def test_two_replicas_on_two_nodes_reachable_across_an_overlay(swarm_lab: SwarmLab, names: tuple[str, str]) -> None:
@@ -46,23 +46,23 @@ def test_two_replicas_on_two_nodes_reachable_across_an_overlay(swarm_lab: SwarmL
     wait_until(lambda: len(_running_tasks(swarm_lab, service)) == 2, 120, f"2 running tasks of {service}")
 
     tasks = swarm_lab.inspect(*_running_tasks(swarm_lab, service))
-    node_of = {n["ID"]: n["Description"]["Hostname"] for n in swarm_lab.inspect(*[t["NodeID"] for t in tasks])}  # type: ignore[index]
-    placed = sorted(node_of[t["NodeID"]] for t in tasks)  # type: ignore[index]
+    node_of = {n["ID"]: n["Description"]["Hostname"] for n in swarm_lab.inspect(*[t["NodeID"] for t in tasks])}
+    placed = sorted(node_of[t["NodeID"]] for t in tasks)
     assert placed == ["n2", "n3"]
     # The service pins the registry's digest, and the workers (which never had the image) pulled it from there.
-    spec_image = str(tasks[0]["Spec"]["ContainerSpec"]["Image"])  # type: ignore[index]
+    spec_image = str(tasks[0]["Spec"]["ContainerSpec"]["Image"])
     assert spec_image.startswith(f"{image}@sha256:")
     pinned = f"{swarm_lab.registry}/erp/demo-svc@{spec_image.split('@', 1)[1]}"
     for node in ("n2", "n3"):
         digests = swarm_lab.docker("image", "inspect", "--format", "{{json .RepoDigests}}", pinned, node=node)
         assert pinned in digests
 
-    on_n2 = next(t for t in tasks if node_of[t["NodeID"]] == "n2")  # type: ignore[index]
-    attachment = next(a for a in on_n2["NetworksAttachments"] if a["Network"]["Spec"]["Name"] == network)  # type: ignore[index, union-attr, attr-defined]
+    on_n2 = next(t for t in tasks if node_of[t["NodeID"]] == "n2")
+    attachment = next(a for a in on_n2["NetworksAttachments"] if a["Network"]["Spec"]["Name"] == network)
     address = attachment["Addresses"][0].split("/")[0]
     answer = swarm_lab.docker(
         "run", "--rm", "--network", network, image, "timeout", "10", "wget", "-q", "-O-", f"http://{address}:8080/",
         node="n3",
     )  # fmt: skip
     assert "tenant=smoke service=web" in answer
-    assert f"host={on_n2['Status']['ContainerStatus']['ContainerID'][:12]}" in answer  # type: ignore[index]
+    assert f"host={on_n2['Status']['ContainerStatus']['ContainerID'][:12]}" in answer

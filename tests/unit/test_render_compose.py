@@ -38,7 +38,7 @@ ACME = {
     "web": {"replicas": 2, "env": {"DB_PASSWORD": "s3cret-acme"}},
     "worker": {"versions": [{"image": "erp/demo-svc:1", "replicas": 1}, {"image": "erp/demo-svc:2", "replicas": 1}]},
 }
-GLOBEX = {"web": {}}
+GLOBEX: dict[str, Any] = {"web": {}}
 
 
 def rendered(name: str, services: dict[str, Any], state: str = "running") -> DesiredTenant:
