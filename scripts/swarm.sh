@@ -204,8 +204,12 @@ down() {
   if node n1 info >/dev/null 2>&1; then
     node n1 service ls -q | xargs -r docker -H "$(socket n1)" service rm >/dev/null 2>&1 || true
   fi
-  for n in n3 n2 n1; do clear_engine "$n"; done
-  stop_by_pidfile "$RUN/registry.pid"
+  # The registry is needed no more; workers leave side by side, the manager last.
+  stop_by_pidfile "$RUN/registry.pid" &
+  clear_engine n2 &
+  clear_engine n3 &
+  wait
+  clear_engine n1
   for n in "${NODES[@]}"; do stop_by_pidfile "$RUN/$n/dockerd.pid" & done
   wait
   for n in "${NODES[@]}" sw; do remove_namespace "$(netns "$n")"; done

@@ -67,7 +67,8 @@ def start_lab() -> Iterator[SwarmLab]:
         yield lab
     finally:
         if "already up" not in started.stderr:
-            _script("down")
+            stopped = _script("down")
+            assert stopped.returncode == 0, f"scripts/swarm.sh down failed: {stopped.stderr.strip()[-500:]}"
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
