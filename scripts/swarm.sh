@@ -232,6 +232,7 @@ leftovers() { # exit 1 when anything of the lab is still on the host
   ip -br link | grep -q "$PREFIX-" && found+=("links in the root namespace")
   [[ -e $STATE || -e $RUN ]] && found+=("state directories")
   findmnt -rn -o TARGET | grep -qE "^($STATE|$RUN)(/|$)" && found+=(mounts)
+  iptables-save 2>/dev/null | grep -qE "10\.232\.|$PREFIX-" && found+=("iptables rules in the root namespace")
   { find /sys/fs/cgroup -type d -name "$PREFIX-*" 2>/dev/null || true; } | grep -q . && found+=(cgroups)
   ((${#found[@]} == 0)) || fail "left behind: ${found[*]}"
 }
