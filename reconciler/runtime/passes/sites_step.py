@@ -15,23 +15,27 @@ are written and Nginx reloaded once; a rejected site keeps its previous file ser
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy.engine import Engine
 
 from desired_state.model import Condition
 from desired_state.site_load import DesiredSites, load_sites
+from desired_state.site_specs import SiteSpec
 from desired_state.site_status import SiteStatus, write_site_statuses
 from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.sites import SITE_KEY, SiteFile
 from reconciler.drivers.nginx import NginxDriver
+from reconciler.planning import SiteHosts
 from reconciler.planning.sites import SitePlan, plan_sites
 from reconciler.runtime.passes.removals import RemovalLedger
+from reconciler.runtime.passes.stages import DnsPublisher
 from reconciler.runtime.telemetry.metrics import Metrics
-from renderers.nginx import NginxLayout, render_main
+from renderers.dns import DnsTarget, zone_for
+from renderers.nginx import NginxLayout, render_main, render_site
 
 log = logging.getLogger("reconciler")
 
@@ -68,6 +72,10 @@ class SitesStep:
     layout: NginxLayout
     limits: MassDeleteLimits = field(default_factory=MassDeleteLimits)
     metrics: SiteMetrics | None = None
+    # Site hosts get DNS records through the tenants' DNS plan when both are set (docs/dns.md "Sites"): the
+    # address Nginx is reached at (``RECONCILER_NGINX_PUBLIC_ADDRESS``) and the DNS stage, for ``DNSReady``.
+    public: DnsTarget | None = None
+    dns: DnsPublisher | None = None
 
     def __post_init__(self) -> None:
         self.removals = RemovalLedger(self.limits.window)
@@ -86,6 +94,36 @@ class SitesStep:
             recently=self.removals.recent(),
         )
         return SitesPlanned(desired, observed, planned)
+
+    def dns_hosts(self) -> SiteHosts | None:
+        """The sites' hosts for a full pass's DNS plan (``planning.site_dns``), read before the tenants' plan.
+
+        A site counts as loaded when Nginx runs and the file it has is ours, unedited and the one the site renders
+        to now. None (site records are left alone) when site DNS is off or the sites cannot be read."""
+        if self.public is None or self.dns is None:
+            return None
+        try:
+            desired = load_sites(self.engine)
+            observed = self.driver.observe()
+            running = self.driver.master_pid() is not None
+        except Exception as exc:  # the sites' records then stay as they are; the tenants' pass goes on
+            log.error("site DNS records left as they are: sites not readable: %s", exc)
+            return None
+        loaded = {name for name, spec in desired.sites.items() if running and self._loaded(spec, observed.get(name))}
+        return SiteHosts(
+            target=self.public,
+            hosts={name: spec.host for name, spec in desired.sites.items()},
+            keep=frozenset(desired.errors),
+            loaded=frozenset(loaded),
+        )
+
+    def _loaded(self, spec: SiteSpec, have: SiteFile | None) -> bool:
+        if have is None or have.owner != self.layout.owner or have.edited:
+            return False
+        try:
+            return render_site(spec, self.layout).text == have.text
+        except Exception:  # rendering fails in the sites' plan too, which says why
+            return False
 
     def run_logged(self, allow_mass_delete: bool = False, scope: frozenset[str] | None = None) -> SitesOutcome | None:
         """``run`` for a full pass (``scope`` None; a pass over some tenants leaves the sites alone), with Nginx
@@ -145,12 +183,31 @@ class SitesStep:
 
     def _write_statuses(self, computed: SitesPlanned, outcome: SitesOutcome) -> None:
         statuses = [
-            _status(name, computed, outcome) for name in sorted(computed.desired.known | set(computed.observed))
+            self._with_dns(_status(name, computed, outcome), computed.desired)
+            for name in sorted(computed.desired.known | set(computed.observed))
         ]
         write_site_statuses(self.engine, statuses)
         if self.metrics is not None:
             for phase in ("Ready", "Failed", "Removed"):
                 self.metrics.phases.labels(phase=phase).set(sum(1 for s in statuses if s.phase == phase))
+
+    def _with_dns(self, status: SiteStatus, desired: DesiredSites) -> SiteStatus:
+        """Adds ``DNSReady`` to a valid site whose host is under a managed zone; a DNS conflict fails the site."""
+        spec = desired.sites.get(status.site)
+        if self.public is None or self.dns is None or spec is None:
+            return status
+        if zone_for(spec.host, self.dns.settings.zones) is None:
+            return status
+        condition = self.dns.condition(f"{SITE_KEY}{status.site}")
+        if condition.reason == "Pending":
+            condition = replace(condition, message=_DNS_WAITING)
+        status = replace(status, conditions=(*status.conditions, condition))
+        if condition.reason == "Conflict":
+            return replace(status, phase="Failed", last_error=status.last_error or condition.message)
+        return status
+
+
+_DNS_WAITING = "not published: waiting for Nginx to load the site's file"
 
 
 class NoSites:
