@@ -156,7 +156,9 @@ class Reconciler:
         effective = requested & desired.known if requested is not None else None
         held = dict(self.operations.holds()) if self.operations is not None else {}
         # Site records are planned by full passes only (a scoped plan is narrowed to its tenants anyway).
-        sites = self.sites.dns_hosts() if requested is None and isinstance(self.sites, SitesStep) else None
+        sites = None
+        if requested is None and isinstance(self.sites, SitesStep):
+            sites = self.sites.dns_hosts(allow_mass_delete=allow_mass_delete)
         context = PassContext(
             scope=effective,
             held=held,

@@ -22,7 +22,6 @@ from sqlalchemy.engine import Engine
 
 from desired_state.model import Condition
 from desired_state.site_load import DesiredSites, load_sites
-from desired_state.site_specs import SiteSpec
 from desired_state.site_status import SiteStatus, write_site_statuses
 from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change
@@ -35,7 +34,7 @@ from reconciler.runtime.passes.removals import RemovalLedger
 from reconciler.runtime.passes.stages import DnsPublisher
 from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.dns import DnsTarget, zone_for
-from renderers.nginx import NginxLayout, render_main, render_site
+from renderers.nginx import NginxLayout, render_main
 
 log = logging.getLogger("reconciler")
 
@@ -95,35 +94,42 @@ class SitesStep:
         )
         return SitesPlanned(desired, observed, planned)
 
-    def dns_hosts(self) -> SiteHosts | None:
+    def dns_hosts(self, *, allow_mass_delete: bool = False) -> SiteHosts | None:
         """The sites' hosts for a full pass's DNS plan (``planning.site_dns``), read before the tenants' plan.
 
-        A site counts as loaded when Nginx runs and the file it has is ours, unedited and the one the site renders
-        to now. None (site records are left alone) when site DNS is off or the sites cannot be read."""
+        A site counts as loaded when Nginx runs and its file is ours and what the site renders to now (the sites'
+        plan has nothing for it). A site whose change the sites' plan withholds (the mass-delete guard, another
+        owner's file) keeps its records as they are, so a record never goes while its file stays. None (site
+        records are left alone) when site DNS is off or the sites cannot be read."""
         if self.public is None or self.dns is None:
             return None
         try:
-            desired = load_sites(self.engine)
-            observed = self.driver.observe()
+            computed = self.compute(allow_mass_delete=allow_mass_delete)
             running = self.driver.master_pid() is not None
         except Exception as exc:  # the sites' records then stay as they are; the tenants' pass goes on
             log.error("site DNS records left as they are: sites not readable: %s", exc)
             return None
-        loaded = {name for name, spec in desired.sites.items() if running and self._loaded(spec, observed.get(name))}
+        plan = computed.planned.plan
+        busy = (
+            {c.tenant for c in plan.changes}
+            | {b.tenant for b in plan.blocked}
+            | {r.change.tenant for r in plan.refused}
+        )
+        withheld = {_site(r.change) for r in plan.refused}
+        loaded = {
+            name
+            for name in computed.desired.sites
+            if running
+            and (have := computed.observed.get(name)) is not None
+            and have.owner == self.layout.owner
+            and f"{SITE_KEY}{name}" not in busy
+        }
         return SiteHosts(
             target=self.public,
-            hosts={name: spec.host for name, spec in desired.sites.items()},
-            keep=frozenset(desired.errors),
+            hosts={name: spec.host for name, spec in computed.desired.sites.items()},
+            keep=frozenset(computed.desired.errors) | frozenset(withheld),
             loaded=frozenset(loaded),
         )
-
-    def _loaded(self, spec: SiteSpec, have: SiteFile | None) -> bool:
-        if have is None or have.owner != self.layout.owner or have.edited:
-            return False
-        try:
-            return render_site(spec, self.layout).text == have.text
-        except Exception:  # rendering fails in the sites' plan too, which says why
-            return False
 
     def run_logged(self, allow_mass_delete: bool = False, scope: frozenset[str] | None = None) -> SitesOutcome | None:
         """``run`` for a full pass (``scope`` None; a pass over some tenants leaves the sites alone), with Nginx
