@@ -151,3 +151,30 @@ def test_a_site_on_a_tenant_host_gets_a_conflict_naming_the_tenant(site_dns: Any
     assert (status, reason, phase) == ("False", "Conflict", "Failed")
     [row] = [s for s in read_site_statuses(h.rt.engine) if s.site == "shop"]
     assert row.last_error is not None and "route host of tenant 'acme', which claimed it first" in row.last_error
+
+
+def test_a_leaving_site_keeps_its_file_while_powerdns_is_down(site_dns: Any, powerdns: Any, owner_id: str) -> None:
+    h, port = site_dns
+    zone = f"{owner_id}.test."
+    shop = f"shop.{zone}"
+    h.import_yaml(_yaml(zone))
+    h.apply()
+    h.apply()
+    assert answer(powerdns, shop) == ("NOERROR", [NGINX_ADDRESS])
+    with h.rt.engine.begin() as connection:
+        connection.execute(delete(Site).where(Site.name == "shop"))
+
+    powerdns.stop()
+    try:
+        h.apply(allow_mass_delete=True)
+        # Its record may still be served: the file stays and the status says why.
+        assert get(port, shop.rstrip(".")).status == 308
+        [row] = [s for s in read_site_statuses(h.rt.engine) if s.site == "shop"]
+        loaded = row.condition("ConfigLoaded")
+        assert loaded is not None and loaded.reason == "WaitingForDns"
+    finally:
+        powerdns.start()
+
+    assert h.apply(allow_mass_delete=True).ok
+    assert answer(powerdns, shop) == ("NXDOMAIN", [])
+    assert get(port, shop.rstrip(".")).status == 404

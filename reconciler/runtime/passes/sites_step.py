@@ -24,7 +24,7 @@ from desired_state.model import Condition
 from desired_state.site_load import DesiredSites, load_sites
 from desired_state.site_status import SiteStatus, write_site_statuses
 from reconciler.core.errors import ReconcileError
-from reconciler.core.plan import Change
+from reconciler.core.plan import Action, Change
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.sites import SITE_KEY, SiteFile
 from reconciler.drivers.nginx import NginxDriver
@@ -150,7 +150,7 @@ class SitesStep:
         self.driver.ensure_running(render_main(self.layout))
         computed = self.compute(allow_mass_delete=allow_mass_delete)
         outcome = SitesOutcome(computed.planned)
-        accepted = self._accept(computed.planned.plan.changes, outcome)
+        accepted = self._accept(self._after_dns(computed.planned.plan.changes, outcome), outcome)
         if accepted:
             try:
                 self.driver.write({c.name: _text(c) for c in accepted})
@@ -167,6 +167,20 @@ class SitesStep:
             log.error("%s", message)
         self._write_statuses(computed, outcome)
         return outcome
+
+    def _after_dns(self, changes: tuple[Change, ...], outcome: SitesOutcome) -> tuple[Change, ...]:
+        """A leaving site's file stays while its DNS record may still exist (its deletion failed, or PowerDNS could
+        not be read), like a leaving tenant's containers (docs/dns.md "Sites")."""
+        if self.public is None or self.dns is None:
+            return changes
+        kept: list[Change] = []
+        for change in changes:
+            if change.action is Action.DELETE and self.dns.published(change.tenant):
+                outcome.errors[_site(change)] = DNS_HOLD
+                log.info("site=%s %s kept: %s", _site(change), change.name, DNS_HOLD)
+            else:
+                kept.append(change)
+        return tuple(kept)
 
     def _accept(self, changes: tuple[Change, ...], outcome: SitesOutcome) -> list[Change]:
         if not changes:
@@ -214,6 +228,7 @@ class SitesStep:
 
 
 _DNS_WAITING = "not published: waiting for Nginx to load the site's file"
+DNS_HOLD = "waiting for the site's DNS record to be removed first"
 
 
 class NoSites:
@@ -252,6 +267,10 @@ def _status(name: str, computed: SitesPlanned, outcome: SitesOutcome) -> SiteSta
     if name in outcome.errors:
         error = outcome.errors[name]
         reason = "NginxRejected" if "nginx rejected" in error else "ApplyFailed"
+        if error == DNS_HOLD:
+            return SiteStatus(
+                name, "Failed", (Condition("ConfigLoaded", "True", "WaitingForDns", error),), generation, error
+            )
         return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
     refused = [r for r in plan.refused if _site(r.change) == name]
     if refused:
