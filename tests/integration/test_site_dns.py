@@ -97,6 +97,11 @@ def test_site_record_follows_nginx_and_goes_with_the_site_leaving_the_tenant_alo
     assert answer(powerdns, shop) == ("NXDOMAIN", [])
     assert _dns_ready(h)[:2] == ("False", "Pending")
 
+    # `reconciler plan` shows the site's record with the site, as the process that applies will see it.
+    shown = h.cli("plan")
+    assert shown.returncode == 2, shown.stderr
+    assert f"site shop:\n    + dns {shop} A in {zone}  [{NGINX_ADDRESS} ttl=60]" in shown.stdout
+
     # Second pass: Nginx has the file; the record points at the configured public address, the tenant's at its own.
     result = h.apply()
     assert result.ok, result.errors

@@ -10,6 +10,10 @@ Nothing reaches Nginx untested: all changed files are tested together with ``ngi
 tested on its own (on top of those already accepted) so one bad site never holds back the others. Accepted files
 are written and Nginx reloaded once; a rejected site keeps its previous file serving and gets
 ``ConfigLoaded=False`` with reason ``NginxRejected`` and Nginx's message.
+
+With the DNS stage too, ``dns_hosts`` gives a full pass's planner the sites' hosts (their records are part of the
+tenants' DNS plan, applied before this stage runs), a leaving site's file waits for its record to be gone, and
+each site's status carries ``DNSReady`` (docs/dns.md "Sites").
 """
 
 from __future__ import annotations
