@@ -183,3 +183,24 @@ def test_a_leaving_site_keeps_its_file_while_powerdns_is_down(site_dns: Any, pow
     assert h.apply(allow_mass_delete=True).ok
     assert answer(powerdns, shop) == ("NXDOMAIN", [])
     assert get(port, shop.rstrip(".")).status == 404
+
+
+def test_the_sweep_of_reconciler_run_publishes_and_removes_site_records(
+    site_dns: Any, powerdns: Any, owner_id: str
+) -> None:
+    h, port = site_dns
+    zone = f"{owner_id}.test."
+    shop = f"shop.{zone}"
+    h.import_yaml(_yaml(zone))
+    reconciler = h.rt.reconciler
+    reconciler.sweep()  # writes the site's file (the tenant is left to its own passes)
+    swept = reconciler.sweep()
+    assert answer(powerdns, shop) == ("NOERROR", [NGINX_ADDRESS])
+    assert swept.tenants == ["acme"]  # the site is never queued as a tenant
+    assert get(port, shop.rstrip(".")).status == 308
+
+    with h.rt.engine.begin() as connection:
+        connection.execute(delete(Site).where(Site.name == "shop"))
+    reconciler.sweep(allow_mass_delete=True)
+    assert answer(powerdns, shop) == ("NXDOMAIN", [])
+    assert get(port, shop.rstrip(".")).status == 404
