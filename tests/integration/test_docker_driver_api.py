@@ -47,10 +47,21 @@ class Tenant:
             "tenant-reconciler.owner": owner,
             "tenant-reconciler.tenant": name,
         }
-        self.network = Network(name=f"{owner}-{name}", tenant=name, subnet=free_subnet(driver, owner))
+        self.network = self._network(name)
         self.volume = Volume(name=f"{owner}-{name}-data", tenant=name)
-        driver.create_network(self.network, self.labels)
         driver.create_volume(self.volume, self.labels)
+
+    def _network(self, name: str) -> Network:
+        """Created with a free subnet; another session may take the one picked first (as the executor allows)."""
+        for attempt in range(3):
+            network = Network(name=f"{self.owner}-{name}", tenant=name, subnet=free_subnet(self.driver, self.owner))
+            try:
+                self.driver.create_network(network, self.labels)
+                return network
+            except SubnetTaken:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def container(self, suffix: str, **changes: Any) -> Container:
         made = Container(
