@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -149,6 +149,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return _nudge(args, settings)
 
     from reconciler.core.render_plan import render_json, render_text
+    from reconciler.runtime.passes.sites_step import SitesStep
     from reconciler.runtime.wiring import build_runtime
 
     runtime = build_runtime(settings)
@@ -156,6 +157,10 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return ops_commands.run_command(args, runtime)
     if args.command == "plan":
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
+        sites = runtime.reconciler.sites
+        if isinstance(sites, SitesStep) and args.tenant is None:  # sites are planned by full passes only
+            site_plan = sites.compute(allow_mass_delete=args.allow_mass_delete).planned.plan
+            inputs = replace(inputs, plan=inputs.plan.merged(site_plan))
         print(render_json(inputs.plan, show_values=args.show_values) if args.json else render_text(inputs.plan))
         for spec_error in inputs.desired.errors.values():
             print(f"Invalid: {spec_error}", file=sys.stderr)
@@ -164,14 +169,21 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CHANGES if inputs.plan.changes else EXIT_OK
     if args.command == "apply":
         result = runtime.reconciler.run_pass(args.tenant, allow_mass_delete=args.allow_mass_delete, trigger="cli")
-        for change in result.applied:
+        site_run = runtime.reconciler.sites.last
+        site_changes = site_run.applied if site_run is not None else []
+        for change in [*result.applied, *site_changes]:
             print(f"{change.action.value:>3} {change.kind} {change.name}  # {change.reason}")
+        for site, message in sorted(site_run.errors.items() if site_run is not None else []):
+            print(f"failed: site {site}: {message}", file=sys.stderr)
         for tenant, message in sorted(result.errors.items()):
             print(f"failed: {tenant}: {message}", file=sys.stderr)
-        for message in result.plan.errors:
+        site_refusals = site_run.planned.plan.errors if site_run is not None else ()
+        for message in (*result.plan.errors, *site_refusals):
             print(f"refused: {message}", file=sys.stderr)
-        print(f"Applied {len(result.applied)} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
-        return EXIT_OK if result.ok else EXIT_ERROR
+        applied = len(result.applied) + len(site_changes)
+        print(f"Applied {applied} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
+        sites_ok = site_run is None or not (site_run.errors or site_refusals)
+        return EXIT_OK if result.ok and sites_ok else EXIT_ERROR
     if args.command == "run":
         from reconciler.runtime.service.run import run_service
 

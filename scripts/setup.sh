@@ -12,7 +12,8 @@ if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
 # ------------------------------------------------------------------ apt packages
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
-for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap; do
+# nginx: the sites stage (docs/sites.md) starts its own Nginx process; the packaged service is not used.
+for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap nginx; do
   installed "$pkg" || missing+=("$pkg")
 done
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -15,17 +16,22 @@ from reconciler.core.diff import SubnetPool
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
+from reconciler.drivers.nginx import NginxDriver
 from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
+from reconciler.runtime.operations.request_pool import RequestPool
+from reconciler.runtime.operations.requests import register_request_pool
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
+from reconciler.runtime.passes.sites_step import NoSites, SiteMetrics, SitesStep
 from reconciler.runtime.passes.stages import DnsPublisher, Router
 from reconciler.runtime.service.scheduler import Scheduler
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.alerts import Alerter, build_alerter
 from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.containers import Naming
+from renderers.nginx import NginxLayout
 
 
 @dataclass
@@ -40,6 +46,8 @@ class Runtime:
     alerts: Alerter = field(default_factory=Alerter)
     # Backups, restores, rollbacks; its upgrade gate is the reconciler's ``operations`` (docs/operations-backups.md).
     operations: TenantOps | None = None
+    # Operation requests from the UI, polled by ``scheduler`` while this instance leads (``operations.request_pool``).
+    requests: RequestPool | None = None
 
 
 def build_router(settings: Settings, naming: Naming) -> Router | None:
@@ -56,6 +64,24 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
     from reconciler.runtime.passes.dns import build_powerdns_publisher
 
     return build_powerdns_publisher(settings, naming)
+
+
+def build_sites(settings: Settings, engine: Engine, naming: Naming, metrics: Metrics) -> SitesStep | None:
+    if not settings.nginx_state_dir:
+        return None
+    layout = NginxLayout(
+        listen=settings.nginx_listen,
+        prefix=naming.prefix,
+        owner=naming.owner,
+        state_dir=settings.nginx_state_dir.rstrip("/"),
+        static_root=settings.nginx_static_root.rstrip("/"),
+        user=settings.nginx_user,
+    )
+    driver = NginxDriver(
+        Path(layout.state_dir), naming.prefix, settings.nginx_binary, reload_timeout=settings.nginx_reload_timeout
+    )
+    limits = MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window)
+    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics))
 
 
 def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None) -> Runtime:
@@ -92,19 +118,24 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         base_domain=settings.base_domain,
         entrypoint=settings.traefik_entrypoint,
         input_limits=settings.input_limits(),
+        apply_workers=settings.apply_workers,
+        apply_concurrency=settings.apply_concurrency,
+        sites=(build_sites(settings, engine, naming, metrics) if with_stages else None) or NoSites(),
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
-    runtime = Runtime(
+    scheduler = Scheduler()
+    BackupSchedule(operations, scheduler).register()
+    return Runtime(
         settings=settings,
         engine=engine,
         docker=docker,
         reconciler=reconciler,
         metrics=metrics,
+        scheduler=scheduler,
         alerts=alerts,
         operations=operations,
+        requests=register_request_pool(operations, scheduler),
     )
-    BackupSchedule(operations, runtime.scheduler).register()
-    return runtime
 
 
 def build_healthcheck(settings: Settings) -> HealthCheck | None:

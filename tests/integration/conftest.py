@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Harness
+from tests.integration.sites_support import SitesRig, sites_rig
 
 
 @pytest.fixture
@@ -19,3 +20,9 @@ def harness(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: s
     finally:
         h.stop_run()
         h.rt.engine.dispose()
+
+
+@pytest.fixture
+def sites(postgres_url: str, owner_id: str) -> Iterator[SitesRig]:
+    """Our own Nginx on a free 127.0.0.1 port with the sites stage wired to a fresh PostgreSQL database."""
+    yield from sites_rig(postgres_url, owner_id)

@@ -1,0 +1,200 @@
+"""The sites stage of a pass: load the sites → observe Nginx's site files → plan (pure) → test, write, reload →
+status rows and metrics.
+
+Called by ``Reconciler.run_pass`` for full passes (``reconciler apply``) and by ``Reconciler.sweep`` (every resync
+of ``reconciler run``); ``reconciler plan`` calls ``compute`` only. Sites are not tenants: their changes form a
+plan of their own (same ``Plan`` type, kind ``site``, keys ``site:<name>``) and their statuses go to
+``site_statuses``, so the tenants' loop never sees them.
+
+Nothing reaches Nginx untested: all changed files are tested together with ``nginx -t``; if that fails, each is
+tested on its own (on top of those already accepted) so one bad site never holds back the others. Accepted files
+are written and Nginx reloaded once; a rejected site keeps its previous file serving and gets
+``ConfigLoaded=False`` with reason ``NginxRejected`` and Nginx's message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy.engine import Engine
+
+from desired_state.model import Condition
+from desired_state.site_load import DesiredSites, load_sites
+from desired_state.site_status import SiteStatus, write_site_statuses
+from reconciler.core.errors import ReconcileError
+from reconciler.core.plan import Change
+from reconciler.core.policies import MassDeleteLimits
+from reconciler.core.sites import SITE_KEY, SiteFile
+from reconciler.drivers.nginx import NginxDriver
+from reconciler.planning.sites import SitePlan, plan_sites
+from reconciler.runtime.passes.removals import RemovalLedger
+from reconciler.runtime.telemetry.metrics import Metrics
+from renderers.nginx import NginxLayout, render_main
+
+log = logging.getLogger("reconciler")
+
+
+@dataclass(frozen=True)
+class SitesPlanned:
+    desired: DesiredSites
+    observed: dict[str, SiteFile]
+    planned: SitePlan
+
+
+@dataclass
+class SitesOutcome:
+    planned: SitePlan
+    applied: list[Change] = field(default_factory=list)
+    # Site name → why its change was not carried out (rejected by nginx -t, a failed write or reload).
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class SiteMetrics:
+    def __init__(self, metrics: Metrics) -> None:
+        self.registry = metrics.registry
+        self.actions = metrics.actions
+        self.phases = Gauge("reconciler_sites", "Sites by phase (Ready, Failed).", ["phase"], registry=metrics.registry)
+        self.rejected = Counter(
+            "reconciler_site_rejections", "Site files nginx -t rejected (never loaded).", registry=metrics.registry
+        )
+
+
+@dataclass
+class SitesStep:
+    engine: Engine
+    driver: NginxDriver
+    layout: NginxLayout
+    limits: MassDeleteLimits = field(default_factory=MassDeleteLimits)
+    metrics: SiteMetrics | None = None
+
+    def __post_init__(self) -> None:
+        self.removals = RemovalLedger(self.limits.window)
+        # The outcome of the latest run (``reconciler apply`` prints it; None: no run, or Nginx was unusable).
+        self.last: SitesOutcome | None = None
+
+    def compute(self, *, allow_mass_delete: bool = False) -> SitesPlanned:
+        desired = load_sites(self.engine)
+        observed = self.driver.observe()
+        planned = plan_sites(
+            desired,
+            observed,
+            self.layout,
+            self.limits,
+            allow_mass_delete=allow_mass_delete,
+            recently=self.removals.recent(),
+        )
+        return SitesPlanned(desired, observed, planned)
+
+    def run_logged(self, allow_mass_delete: bool = False, scope: frozenset[str] | None = None) -> SitesOutcome | None:
+        """``run`` for a full pass (``scope`` None; a pass over some tenants leaves the sites alone), with Nginx
+        being down or unreadable logged: the tenants' pass stands, the sites wait."""
+        if scope is not None:
+            return None
+        try:
+            self.last = self.run(allow_mass_delete=allow_mass_delete)
+        except ReconcileError as exc:
+            log.error("sites not reconciled: %s", exc)
+            self.last = None
+        except Exception:  # a surprise in the sites stage is never the tenants' failure
+            log.exception("sites not reconciled: unexpected error")
+            self.last = None
+        return self.last
+
+    def run(self, *, allow_mass_delete: bool = False) -> SitesOutcome:
+        self.driver.ensure_running(render_main(self.layout))
+        computed = self.compute(allow_mass_delete=allow_mass_delete)
+        outcome = SitesOutcome(computed.planned)
+        accepted = self._accept(computed.planned.plan.changes, outcome)
+        if accepted:
+            try:
+                self.driver.write({c.name: _text(c) for c in accepted})
+                outcome.applied = accepted
+            except ReconcileError as exc:
+                for change in accepted:
+                    outcome.errors[_site(change)] = str(exc)
+        for change in outcome.applied:
+            log.info("site=%s %s %s (%s)", _site(change), change.action.value, change.name, change.reason)
+            if self.metrics is not None:
+                self.metrics.actions.labels(kind="site", action=change.action.name.lower()).inc()
+        self.removals.record(outcome.applied)
+        for message in computed.planned.plan.errors:
+            log.error("%s", message)
+        self._write_statuses(computed, outcome)
+        return outcome
+
+    def _accept(self, changes: tuple[Change, ...], outcome: SitesOutcome) -> list[Change]:
+        if not changes:
+            return []
+        problem = self.driver.test({c.name: _text(c) for c in changes})
+        if problem is None:
+            return list(changes)
+        accepted: list[Change] = []
+        for change in changes:
+            trial = {c.name: _text(c) for c in (*accepted, change)}
+            problem = self.driver.test(trial)
+            if problem is None:
+                accepted.append(change)
+                continue
+            outcome.errors[_site(change)] = problem
+            log.error("site=%s not loaded: %s", _site(change), problem)
+            if self.metrics is not None:
+                self.metrics.rejected.inc()
+        return accepted
+
+    def _write_statuses(self, computed: SitesPlanned, outcome: SitesOutcome) -> None:
+        statuses = [
+            _status(name, computed, outcome) for name in sorted(computed.desired.known | set(computed.observed))
+        ]
+        write_site_statuses(self.engine, statuses)
+        if self.metrics is not None:
+            for phase in ("Ready", "Failed", "Removed"):
+                self.metrics.phases.labels(phase=phase).set(sum(1 for s in statuses if s.phase == phase))
+
+
+class NoSites:
+    """The sites stage when none is configured (``RECONCILER_NGINX_STATE_DIR`` unset): does nothing."""
+
+    last: SitesOutcome | None = None
+
+    def run_logged(self, allow_mass_delete: bool = False, scope: frozenset[str] | None = None) -> None:
+        return None
+
+
+def _site(change: Change) -> str:
+    return change.tenant.removeprefix(SITE_KEY)
+
+
+def _text(change: Change) -> str | None:
+    return change.after.text if isinstance(change.after, SiteFile) else None
+
+
+def _status(name: str, computed: SitesPlanned, outcome: SitesOutcome) -> SiteStatus:
+    desired, plan = computed.desired, computed.planned.plan
+    generation = desired.generations.get(name)
+    serving = name in computed.observed
+    previous = Condition("ConfigLoaded", "True" if serving else "False", "PreviousServing" if serving else "NotWritten")
+    if name in desired.errors:
+        error = str(desired.errors[name])
+        conditions = (Condition("Valid", "False", "Invalid", error), previous)
+        return SiteStatus(name, "Failed", conditions, generation, error)
+    valid = Condition("Valid", "True", "Valid")
+    failed = [b for b in plan.blocked if b.tenant.removeprefix(SITE_KEY) == name]
+    if failed:
+        error = failed[0].message
+        return SiteStatus(
+            name, "Failed", (valid, Condition("ConfigLoaded", "False", failed[0].reason, error)), generation, error
+        )
+    if name in outcome.errors:
+        error = outcome.errors[name]
+        reason = "NginxRejected" if "nginx rejected" in error else "ApplyFailed"
+        return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
+    refused = [r for r in plan.refused if _site(r.change) == name]
+    if refused:
+        reason = "MassDeleteRefused" if refused[0].policy == "mass-delete" else "NotOwned"
+        error = refused[0].reason
+        return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
+    if name not in desired.sites:
+        return SiteStatus(name, "Removed", (Condition("ConfigLoaded", "False", "Removed"),), generation)
+    return SiteStatus(name, "Ready", (valid, Condition("ConfigLoaded", "True", "Loaded")), generation)
