@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 10
 # Seconds `timeout` waits after TERM before it KILLs a CLI call that ran past its bound.
 KILL_AFTER = 5
-# Connections kept open to the engine per client: the executor's workers (about 8 at once), the loop's
-# observations and the event stream (which holds one for as long as it is open) each need one; fewer would
-# open and discard a connection per request.
+# Connections the SDK keeps open per pool (it keeps one pool per request URL): the same request made at once by
+# the executor's workers (about 8) and the loop (observations, the event stream holding one while open) needs
+# that many; with fewer, each extra one is opened, then thrown away with a warning.
 POOL_SIZE = 16
 
 
