@@ -159,7 +159,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
         sites = runtime.reconciler.sites
         if isinstance(sites, SitesStep) and args.tenant is None:  # sites are planned by full passes only
-            site_plan = sites.compute(allow_mass_delete=args.allow_mass_delete).planned.plan
+            site_plan = sites.compute(allow_mass_delete=args.allow_mass_delete).shown
             inputs = replace(inputs, plan=inputs.plan.merged(site_plan))
         print(render_json(inputs.plan, show_values=args.show_values) if args.json else render_text(inputs.plan))
         for spec_error in inputs.desired.errors.values():
@@ -170,7 +170,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "apply":
         result = runtime.reconciler.run_pass(args.tenant, allow_mass_delete=args.allow_mass_delete, trigger="cli")
         site_run = runtime.reconciler.sites.last
-        site_changes = site_run.applied if site_run is not None else []
+        site_changes = site_run.every_applied if site_run is not None else []
         for change in [*result.applied, *site_changes]:
             print(f"{change.action.value:>3} {change.kind} {change.name}  # {change.reason}")
         for site, message in sorted(site_run.errors.items() if site_run is not None else []):

@@ -26,6 +26,7 @@ from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
 from reconciler.runtime.passes.sites_step import NoSites, SiteMetrics, SitesStep
 from reconciler.runtime.passes.stages import DnsPublisher, Router
+from reconciler.runtime.passes.wordpress_step import WordpressStep
 from reconciler.runtime.service.scheduler import Scheduler
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.alerts import Alerter, build_alerter
@@ -66,7 +67,9 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
     return build_powerdns_publisher(settings, naming)
 
 
-def build_sites(settings: Settings, engine: Engine, naming: Naming, metrics: Metrics) -> SitesStep | None:
+def build_sites(
+    settings: Settings, engine: Engine, naming: Naming, metrics: Metrics, docker: DockerDriver | None = None
+) -> SitesStep | None:
     if not settings.nginx_state_dir:
         return None
     layout = NginxLayout(
@@ -81,7 +84,8 @@ def build_sites(settings: Settings, engine: Engine, naming: Naming, metrics: Met
         Path(layout.state_dir), naming.prefix, settings.nginx_binary, reload_timeout=settings.nginx_reload_timeout
     )
     limits = MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window)
-    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics))
+    wordpress = WordpressStep(engine, docker, naming.prefix, naming.owner) if docker is not None else None
+    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics), wordpress)
 
 
 def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None) -> Runtime:
@@ -120,7 +124,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         input_limits=settings.input_limits(),
         apply_workers=settings.apply_workers,
         apply_concurrency=settings.apply_concurrency,
-        sites=(build_sites(settings, engine, naming, metrics) if with_stages else None) or NoSites(),
+        sites=(build_sites(settings, engine, naming, metrics, docker) if with_stages else None) or NoSites(),
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     scheduler = Scheduler()

@@ -10,6 +10,9 @@ Nothing reaches Nginx untested: all changed files are tested together with ``ngi
 tested on its own (on top of those already accepted) so one bad site never holds back the others. Accepted files
 are written and Nginx reloaded once; a rejected site keeps its previous file serving and gets
 ``ConfigLoaded=False`` with reason ``NginxRejected`` and Nginx's message.
+
+WordPress sites: their containers come first (``wordpress_step``, when the runtime wired one), because their
+file names the FPM container's address; a site whose containers failed gets ``ContainersFailed``.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from desired_state.model import Condition
 from desired_state.site_load import DesiredSites, load_sites
 from desired_state.site_status import SiteStatus, write_site_statuses
 from reconciler.core.errors import ReconcileError
-from reconciler.core.plan import Change
+from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.sites import SITE_KEY, SiteFile
 from reconciler.drivers.nginx import NginxDriver
 from reconciler.planning.sites import SitePlan, plan_sites
 from reconciler.runtime.passes.removals import RemovalLedger
+from reconciler.runtime.passes.wordpress_step import WordpressOutcome, WordpressStep
 from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.nginx import NginxLayout, render_main
 
@@ -41,12 +45,26 @@ class SitesPlanned:
     desired: DesiredSites
     observed: dict[str, SiteFile]
     planned: SitePlan
+    # WordPress sites' Docker changes (applied before the files, by ``WordpressStep``).
+    wordpress: tuple[Change, ...] = ()
+
+    @property
+    def shown(self) -> Plan:
+        """The files' plan and the WordPress containers' changes, as ``reconciler plan`` shows them."""
+        return self.planned.plan.merged(Plan.of(self.wordpress))
 
 
 @dataclass
 class SitesOutcome:
     planned: SitePlan
     applied: list[Change] = field(default_factory=list)
+    wordpress: WordpressOutcome | None = None
+
+    @property
+    def every_applied(self) -> list[Change]:
+        """The WordPress containers' changes, then the files' (what ``reconciler apply`` prints)."""
+        return [*(self.wordpress.applied if self.wordpress is not None else []), *self.applied]
+
     # Site name → why its change was not carried out (rejected by nginx -t, a failed write or reload).
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -68,14 +86,29 @@ class SitesStep:
     layout: NginxLayout
     limits: MassDeleteLimits = field(default_factory=MassDeleteLimits)
     metrics: SiteMetrics | None = None
+    wordpress: WordpressStep | None = None
 
     def __post_init__(self) -> None:
         self.removals = RemovalLedger(self.limits.window)
         # The outcome of the latest run (``reconciler apply`` prints it; None: no run, or Nginx was unusable).
         self.last: SitesOutcome | None = None
 
-    def compute(self, *, allow_mass_delete: bool = False) -> SitesPlanned:
-        desired = load_sites(self.engine)
+    def compute(
+        self,
+        *,
+        allow_mass_delete: bool = False,
+        desired: DesiredSites | None = None,
+        wordpress: WordpressOutcome | None = None,
+    ) -> SitesPlanned:
+        """Plan the files; ``wordpress``: what the WordPress step just did (None: only plan its changes too)."""
+        desired = desired if desired is not None else load_sites(self.engine)
+        changes: tuple[Change, ...] = ()
+        fpm: dict[str, str] = {}
+        if wordpress is not None:
+            fpm = wordpress.addresses
+        elif self.wordpress is not None:
+            planned_wordpress = self.wordpress.plan(desired)
+            changes, fpm = planned_wordpress.changes, planned_wordpress.addresses
         observed = self.driver.observe()
         planned = plan_sites(
             desired,
@@ -84,8 +117,9 @@ class SitesStep:
             self.limits,
             allow_mass_delete=allow_mass_delete,
             recently=self.removals.recent(),
+            fpm=fpm,
         )
-        return SitesPlanned(desired, observed, planned)
+        return SitesPlanned(desired, observed, planned, changes)
 
     def run_logged(self, allow_mass_delete: bool = False, scope: frozenset[str] | None = None) -> SitesOutcome | None:
         """``run`` for a full pass (``scope`` None; a pass over some tenants leaves the sites alone), with Nginx
@@ -104,8 +138,12 @@ class SitesStep:
 
     def run(self, *, allow_mass_delete: bool = False) -> SitesOutcome:
         self.driver.ensure_running(render_main(self.layout))
-        computed = self.compute(allow_mass_delete=allow_mass_delete)
-        outcome = SitesOutcome(computed.planned)
+        desired = load_sites(self.engine)
+        wordpress = self.wordpress.run(desired) if self.wordpress is not None else None
+        computed = self.compute(allow_mass_delete=allow_mass_delete, desired=desired, wordpress=wordpress)
+        outcome = SitesOutcome(computed.planned, wordpress=wordpress)
+        for site, message in (wordpress.errors if wordpress is not None else {}).items():
+            outcome.errors[site] = f"containers: {message}"
         accepted = self._accept(computed.planned.plan.changes, outcome)
         if accepted:
             try:
@@ -180,16 +218,17 @@ def _status(name: str, computed: SitesPlanned, outcome: SitesOutcome) -> SiteSta
         conditions = (Condition("Valid", "False", "Invalid", error), previous)
         return SiteStatus(name, "Failed", conditions, generation, error)
     valid = Condition("Valid", "True", "Valid")
+    if name in outcome.errors:
+        error = outcome.errors[name]
+        reason = "NginxRejected" if "nginx rejected" in error else "ApplyFailed"
+        reason = "ContainersFailed" if error.startswith("containers: ") else reason
+        return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
     failed = [b for b in plan.blocked if b.tenant.removeprefix(SITE_KEY) == name]
     if failed:
         error = failed[0].message
         return SiteStatus(
             name, "Failed", (valid, Condition("ConfigLoaded", "False", failed[0].reason, error)), generation, error
         )
-    if name in outcome.errors:
-        error = outcome.errors[name]
-        reason = "NginxRejected" if "nginx rejected" in error else "ApplyFailed"
-        return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
     refused = [r for r in plan.refused if _site(r.change) == name]
     if refused:
         reason = "MassDeleteRefused" if refused[0].policy == "mass-delete" else "NotOwned"
