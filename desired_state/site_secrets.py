@@ -41,8 +41,8 @@ def generate() -> dict[str, str]:
 
 def _read(engine: Engine, names: set[str]) -> dict[str, SiteSecrets]:
     with engine.connect() as connection:
-        rows = connection.execute(select(SiteSecretRow).where(SiteSecretRow.site.in_(sorted(names)))).scalars()
-        return {row.site: SiteSecrets(row.site, dict(row.secrets)) for row in rows}
+        query = select(SiteSecretRow.site, SiteSecretRow.secrets).where(SiteSecretRow.site.in_(sorted(names)))
+        return {site: SiteSecrets(site, dict(values)) for site, values in connection.execute(query).all()}
 
 
 def ensure_site_secrets(engine: Engine, names: Iterable[str]) -> dict[str, SiteSecrets]:

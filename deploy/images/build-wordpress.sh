@@ -40,5 +40,6 @@ build_one() { # $1 = tag, $2 = Dockerfile, rest = the files it copies
   echo "build-wordpress.sh: built $tag ($hash)"
 }
 
-build_one erp/wordpress-fpm:local Dockerfile.fpm wp-config.php static.php fpm-pool.conf fpm-entrypoint
+build_one erp/wordpress-fpm:local Dockerfile.fpm wp-config.php static.php fpm-pool.conf fpm-entrypoint \
+  mu-plugins/erp-site-title.php
 build_one erp/mariadb:local Dockerfile.mariadb mariadb-entrypoint

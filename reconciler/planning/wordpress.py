@@ -43,7 +43,8 @@ def site_labels(owner: str, site: str, role: str | None = None) -> dict[str, str
     return labels | ({LABEL_SITE_ROLE: role} if role else {})
 
 
-def _env(role: str, names: SiteNames, secrets: SiteSecrets) -> tuple[tuple[str, str], ...]:
+def _env(role: str, spec: SiteSpec, names: SiteNames, secrets: SiteSecrets) -> tuple[tuple[str, str], ...]:
+    assert spec.wordpress is not None
     if role == "db":
         env = {"MARIADB_DATABASE": DB_NAME, "MARIADB_USER": DB_USER, "MARIADB_PASSWORD": secrets.db_password}
     else:
@@ -52,6 +53,7 @@ def _env(role: str, names: SiteNames, secrets: SiteSecrets) -> tuple[tuple[str, 
             "WP_DB_NAME": DB_NAME,
             "WP_DB_USER": DB_USER,
             "WP_DB_PASSWORD": secrets.db_password,
+            "WP_SITE_TITLE": spec.wordpress.title,  # the image's mu-plugin keeps the blog's title to it
         }
         env |= {f"WP_{key}": value for key, value in secrets.values.items() if key != "db_password"}
     return tuple(sorted(env.items()))
@@ -65,7 +67,7 @@ def site_containers(
     names = SiteNames(prefix, spec.name)
     result = []
     for role in ROLES:
-        env = _env(role, names, secrets)
+        env = _env(role, spec, names, secrets)
         image = images.db if role == "db" else images.fpm
         hashed = {"image": image, "env": env, "memory": spec.wordpress.memory, "cpus": spec.wordpress.cpus}
         spec_hash = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]

@@ -16,6 +16,7 @@ foreach (['AUTH_KEY', 'SECURE_AUTH_KEY', 'LOGGED_IN_KEY', 'NONCE_KEY',
     define($erp_key, erp_env('WP_' . $erp_key));
 }
 $table_prefix = 'wp_';
+define('WPMU_PLUGIN_DIR', '/usr/local/share/wp-static/mu-plugins'); // from the image
 define('WP_CONTENT_DIR', '/data/wp-content'); // the site's volume: uploads, themes, plugins
 define('WP_AUTO_UPDATE_CORE', false);
 define('DISALLOW_FILE_EDIT', true);
