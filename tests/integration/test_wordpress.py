@@ -19,8 +19,10 @@ from sqlalchemy import select
 
 from desired_state.site_status import read_site_statuses
 from desired_state.site_tables import SiteSecretRow
+from reconciler.core.errors import PermanentError
 from reconciler.core.render_plan import render_json
 from reconciler.drivers.docker import DockerDriver
+from reconciler.runtime.operations.site_backups import SiteBackups
 from reconciler.runtime.passes.wordpress_step import WordpressStep
 from tests.integration.sites_support import Reply, SitesRig, sites_rig
 from tests.integration.wordpress_support import build_wordpress_images, remove_site_objects, request, wait_for
@@ -56,6 +58,27 @@ def _fpm(docker_client: Any, owner: str) -> Any:
     return docker_client.containers.get(f"{owner}-site-blog-fpm")
 
 
+def _install(wp: SitesRig) -> None:
+    """WordPress's own installation, over HTTP through Nginx → FPM → MariaDB."""
+    _page(wp, "/wp-admin/install.php", b"Welcome")
+    installed = request(
+        wp.port,
+        HOST,
+        "/wp-admin/install.php?step=2",
+        form={
+            "weblog_title": "Installer title",
+            "user_name": "admin",
+            "admin_password": "correct-horse-battery-9",
+            "admin_password2": "correct-horse-battery-9",
+            "pw_weak": "1",
+            "admin_email": "admin@example.test",
+            "blog_public": "0",
+            "language": "",
+        },
+    )
+    assert installed.status == 200 and b"Success!" in installed.body, installed.body[-2000:]
+
+
 def test_a_wordpress_site_installs_over_http_and_keeps_its_uploads(
     wp: SitesRig, docker_client: Any, owner_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -80,24 +103,7 @@ def test_a_wordpress_site_installs_over_http_and_keeps_its_uploads(
     conf = (Path(wp.layout.sites_dir) / f"{owner_id}-site-blog.conf").read_text()
     assert "fastcgi_pass 172." in conf or "fastcgi_pass 10." in conf or "fastcgi_pass 192.168." in conf
 
-    # WordPress's own installation, over HTTP through Nginx → FPM → MariaDB.
-    _page(wp, "/wp-admin/install.php", b"Welcome")
-    installed = request(
-        wp.port,
-        HOST,
-        "/wp-admin/install.php?step=2",
-        form={
-            "weblog_title": "Installer title",
-            "user_name": "admin",
-            "admin_password": "correct-horse-battery-9",
-            "admin_password2": "correct-horse-battery-9",
-            "pw_weak": "1",
-            "admin_email": "admin@example.test",
-            "blog_public": "0",
-            "language": "",
-        },
-    )
-    assert installed.status == 200 and b"Success!" in installed.body, installed.body[-2000:]
+    _install(wp)
     front = _page(wp, "/", b"Company News")  # the row's title, not the one typed into the form
     assert b"<html" in front.body
     css = request(wp.port, HOST, "/wp-includes/css/dashicons.min.css")  # core static file, via the router
@@ -144,3 +150,33 @@ def test_a_wordpress_site_installs_over_http_and_keeps_its_uploads(
     for value in stored.values():
         assert value not in shown and value not in statuses and value not in caplog.text
     assert '"digest"' in shown and "WP_DB_PASSWORD" in shown  # keys and a digest, as for tenants' env
+
+
+def test_a_backup_and_restore_bring_back_a_post_and_an_upload_deleted_after_the_backup(
+    wp: SitesRig, docker_client: Any, owner_id: str, tmp_path: Path
+) -> None:
+    wp.add("blog", "wordpress", HOST, {"title": "Backed up"})
+    assert not wp.step.run().errors
+    _install(wp)
+    hello = _page(wp, "/?p=1", b"Hello world!")  # the post every installation starts with
+    assert hello.status == 200
+    fpm = _fpm(docker_client, owner_id)
+    fpm.exec_run(["sh", "-c", "mkdir -p /data/wp-content/uploads/b && echo one > /data/wp-content/uploads/b/f.txt"])
+
+    backups = SiteBackups(DockerDriver(owner_id), tmp_path, owner_id, owner_id)
+    backup = backups.backup("blog")
+    assert sorted(p.name for p in backup.path.iterdir()) == ["database.sql", "wp-content.tar.gz"]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in backup.path.iterdir())  # owner-only files
+
+    db = docker_client.containers.get(f"{owner_id}-site-blog-db")
+    deleted = db.exec_run(["mariadb", "wordpress", "-e", "DELETE FROM wp_posts WHERE ID = 1"])
+    assert deleted.exit_code == 0, deleted.output
+    fpm.exec_run(["rm", "-r", "/data/wp-content/uploads/b"])
+    assert request(wp.port, HOST, "/?p=1").status == 404
+    assert request(wp.port, HOST, "/wp-content/uploads/b/f.txt").status == 404
+
+    backups.restore("blog", backup.path)
+    _page(wp, "/?p=1", b"Hello world!")
+    assert request(wp.port, HOST, "/wp-content/uploads/b/f.txt").body == b"one\n"
+    with pytest.raises(PermanentError, match="not a backup of this site"):
+        backups.restore("blog", tmp_path)
