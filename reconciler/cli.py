@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from reconciler import __version__
 from reconciler.runtime.operations import commands as ops_commands
+from reconciler.runtime.operations import site_commands
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.logs import configure_logging
 
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="each tenant's phase, conditions and last error")
     status.add_argument("--json", action="store_true")
     ops_commands.add_parsers(sub)
+    site_commands.add_parsers(sub)
     return parser
 
 
@@ -155,6 +157,8 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     runtime = build_runtime(settings)
     if args.command in ops_commands.COMMANDS:
         return ops_commands.run_command(args, runtime)
+    if args.command in site_commands.COMMANDS:
+        return site_commands.run_command(args, runtime)
     if args.command == "plan":
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
         sites = runtime.reconciler.sites
