@@ -21,6 +21,7 @@ from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.operations.request_pool import RequestPool
 from reconciler.runtime.operations.requests import register_request_pool
+from reconciler.runtime.operations.site_backups import SiteBackups, register_site_backups
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
@@ -129,6 +130,9 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     scheduler = Scheduler()
     BackupSchedule(operations, scheduler).register()
+    if settings.site_backup_schedule and settings.backup_dir:
+        site_backups = SiteBackups(docker, Path(settings.backup_dir), naming.prefix, naming.owner)
+        register_site_backups(scheduler, engine, site_backups, settings.site_backup_schedule, settings.site_backup_keep)
     return Runtime(
         settings=settings,
         engine=engine,

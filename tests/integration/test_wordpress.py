@@ -180,3 +180,10 @@ def test_a_backup_and_restore_bring_back_a_post_and_an_upload_deleted_after_the_
     assert request(wp.port, HOST, "/wp-content/uploads/b/f.txt").body == b"one\n"
     with pytest.raises(PermanentError, match="not a backup of this site"):
         backups.restore("blog", tmp_path)
+
+    # The scheduled job: a new backup, then retention keeps the newest only (of names we generate).
+    stray = backups.directory("blog") / "notes"
+    stray.mkdir()
+    assert backups.backup_sites(["blog"], keep=1) == {}
+    kept = sorted(p.name for p in backups.directory("blog").iterdir())
+    assert len(kept) == 2 and "notes" in kept and backup.path.name not in kept
