@@ -187,3 +187,31 @@ def test_a_backup_and_restore_bring_back_a_post_and_an_upload_deleted_after_the_
     assert backups.backup_sites(["blog"], keep=1) == {}
     kept = sorted(p.name for p in backups.directory("blog").iterdir())
     assert len(kept) == 2 and "notes" in kept and backup.path.name not in kept
+
+
+def test_a_removed_site_loses_its_containers_with_its_file_and_keeps_its_volumes(
+    wp: SitesRig, docker_client: Any, owner_id: str
+) -> None:
+    wp.add("blog", "wordpress", HOST, {"title": "Short-lived"})
+    assert not wp.step.run().errors
+    site_label = {"label": [f"tenant-reconciler.site-owner={owner_id}"]}
+
+    def names(kind: str) -> list[str]:
+        every = {"all": True} if kind == "containers" else {}
+        listed = getattr(docker_client, kind).list(**every, filters=site_label)
+        return sorted(item.name for item in listed)
+
+    assert len(names("containers")) == 2
+    wp.remove("blog")
+    refused = wp.step.run()  # the only site file: the mass-delete guard keeps it, and so its containers
+    assert refused.planned.plan.refused and not refused.every_applied
+    assert len(names("containers")) == 2
+
+    removed = wp.step.run(allow_mass_delete=True)
+    assert {(c.kind, c.action.value) for c in removed.every_applied} == {
+        ("site", "-"),
+        ("container", "-"),
+        ("network", "-"),
+    }
+    assert names("containers") == [] and names("networks") == []
+    assert names("volumes") == [f"{owner_id}-site-blog-content", f"{owner_id}-site-blog-db"]

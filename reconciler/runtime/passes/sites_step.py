@@ -152,6 +152,12 @@ class SitesStep:
             except ReconcileError as exc:
                 for change in accepted:
                     outcome.errors[_site(change)] = str(exc)
+        if self.wordpress is not None and wordpress is not None:
+            # A removed site's containers go once its file is gone: removed now, or never written. A file the
+            # mass-delete guard kept keeps its containers too.
+            removed = {_site(c) for c in outcome.applied if c.after is None}
+            unserved = {_site(c) for c in wordpress.planned.changes if _site(c) not in computed.observed}
+            self.wordpress.remove(wordpress, removed | unserved)
         for change in outcome.applied:
             log.info("site=%s %s %s (%s)", _site(change), change.action.value, change.name, change.reason)
             if self.metrics is not None:

@@ -12,6 +12,7 @@ Docker's errors are reported from its stderr, never its command line (``drivers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -43,6 +44,10 @@ class WordpressOutcome:
     applied: list[Change] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
+
+
+def _site(change: Change) -> str:
+    return change.tenant.removeprefix(SITE_KEY)
 
 
 def fpm_addresses(seen: SiteObjectsSeen) -> dict[str, str]:
@@ -78,18 +83,36 @@ class WordpressStep:
         return WordpressPlanned(changes, fpm_addresses(seen))
 
     def plan(self, desired: DesiredSites) -> WordpressPlanned:
-        """What ``run`` would do (for ``reconciler plan``): reads only."""
+        """What ``run`` and ``remove`` would do (for ``reconciler plan``): reads only."""
         names = self._wordpress_sites(desired)
         secrets = read_site_secrets(self.engine, names)
         secrets |= {name: SiteSecrets(name, generate()) for name in names if name not in secrets}
         return self._plan(desired, secrets)
 
     def run(self, desired: DesiredSites) -> WordpressOutcome:
-        secrets = ensure_site_secrets(self.engine, self._wordpress_sites(desired))
-        planned = self._plan(desired, secrets)
+        """Create, start and replace; removals wait for ``remove`` (after the sites' files were planned)."""
+        names = self._wordpress_sites(desired)
+        secrets = ensure_site_secrets(self.engine, names)
+        try:
+            planned = self._plan(desired, secrets)
+        except ReconcileError as exc:  # Docker unreachable: the other kinds of sites go on without it
+            log.error("wordpress sites not reconciled: %s", exc)
+            return WordpressOutcome(WordpressPlanned(()), errors=dict.fromkeys(names, str(exc)))
         outcome = WordpressOutcome(planned, addresses=dict(planned.addresses))
-        for change in planned.changes:
-            site = change.tenant.removeprefix(SITE_KEY)
+        self._carry_out([c for c in planned.changes if c.action is not Action.DELETE], outcome)
+        if outcome.applied:
+            outcome.addresses = fpm_addresses(observe_sites(self.docker))
+        return outcome
+
+    def remove(self, outcome: WordpressOutcome, gone: Collection[str]) -> None:
+        """Remove the containers and network of the sites in ``gone`` (no file any more: removed in this pass, or
+        never written). A site whose file stays (the mass-delete guard refused its removal) keeps them too."""
+        removals = outcome.planned.changes
+        self._carry_out([c for c in removals if c.action is Action.DELETE and _site(c) in gone], outcome)
+
+    def _carry_out(self, changes: list[Change], outcome: WordpressOutcome) -> None:
+        for change in changes:
+            site = _site(change)
             if site in outcome.errors:
                 continue
             try:
@@ -100,9 +123,6 @@ class WordpressStep:
                 continue
             outcome.applied.append(change)
             log.info("site=%s %s %s %s (%s)", site, change.action.value, change.kind, change.name, change.reason)
-        if outcome.applied:
-            outcome.addresses = fpm_addresses(observe_sites(self.docker))
-        return outcome
 
     def _apply(self, change: Change, site: str) -> None:
         labels = site_labels(self.owner, site)
