@@ -49,7 +49,9 @@ def wp(postgres_url: str, owner_id: str, docker_client: Any, wordpress_images: N
 def _page(wp: SitesRig, path: str, needle: bytes) -> Reply:
     def probe() -> Reply | None:
         reply = request(wp.port, HOST, path)
-        return reply if reply.status == 200 and needle in reply.body else None
+        if reply.status == 200 and needle in reply.body:
+            return reply
+        raise OSError(f"HTTP {reply.status}: {reply.body[:200]!r}")  # shown if it never answers
 
     return wait_for(f"{path} answering with {needle!r}", probe)
 

@@ -58,7 +58,7 @@ def request(port: int, host: str, path: str, *, form: dict[str, str] | None = No
 
 
 def wait_for(what: str, probe: Callable[[], Reply | None], timeout: float = 240.0) -> Reply:
-    """Poll ``probe`` (once a second) until it returns a reply; fail naming ``what`` and the last reply seen."""
+    """Poll ``probe`` (once a second) until it returns a reply; fail naming ``what`` and the last error it raised."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
