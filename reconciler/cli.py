@@ -87,7 +87,18 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     ops_commands.add_parsers(sub)
     site_commands.add_parsers(sub)
+    _add_render_parser(sub)
     return parser
+
+
+def _add_render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    render = sub.add_parser("render", help="write desired state in other formats").add_subparsers(
+        dest="render_command", required=True
+    )
+    compose = render.add_parser("compose", help="each tenant as a Compose file (docker compose / docker stack)")
+    compose.add_argument("tenant", nargs="*", help="limit to these tenants (default: every tenant)")
+    compose.add_argument("--out", type=Path, help="write DIR/<tenant>.compose.yaml instead of standard output")
+    compose.add_argument("--redact", action="store_true", help="replace the tenants' own env values (secrets)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,6 +160,10 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return _status(args, make_engine(settings.database_url))
     if args.command == "nudge":
         return _nudge(args, settings)
+    if args.command == "render":
+        from reconciler.runtime import render_compose
+
+        return render_compose.run(settings, args.tenant or None, args.out, redact=args.redact)
 
     from reconciler.core.render_plan import render_json, render_text
     from reconciler.runtime.passes.sites_step import SitesStep

@@ -13,7 +13,9 @@ if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
 # nginx: the sites stage (docs/sites.md) starts its own Nginx process; the packaged service is not used.
-for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap nginx; do
+# docker-registry, iproute2: the Swarm lab (scripts/swarm.sh, docs/swarm.md); the lab starts its registry itself.
+for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap nginx \
+  docker-registry iproute2; do
   installed "$pkg" || missing+=("$pkg")
 done
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     nginx_static_root: str = "/srv/sites"
     nginx_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     nginx_reload_timeout: float = Field(default=10.0, gt=0)
+    # Where site hosts point in DNS (A for IPv4, AAAA for IPv6) when PowerDNS is set too; unset: the listen address.
+    nginx_public_address: str | None = None
 
     # RabbitMQ nudges. Unset URL → periodic resync and Docker events only. See docs/messages.md.
     rabbitmq_url: str | None = None

@@ -5,6 +5,7 @@ The only place that knows which stages exist; called by the CLI. Nothing here ru
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.alerts import Alerter, build_alerter
 from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.containers import Naming
+from renderers.dns import DnsTarget
 from renderers.nginx import NginxLayout
 
 
@@ -69,7 +71,12 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
 
 
 def build_sites(
-    settings: Settings, engine: Engine, naming: Naming, metrics: Metrics, docker: DockerDriver | None = None
+    settings: Settings,
+    engine: Engine,
+    naming: Naming,
+    metrics: Metrics,
+    dns: DnsPublisher | None = None,
+    docker: DockerDriver | None = None,
 ) -> SitesStep | None:
     if not settings.nginx_state_dir:
         return None
@@ -85,8 +92,32 @@ def build_sites(
         Path(layout.state_dir), naming.prefix, settings.nginx_binary, reload_timeout=settings.nginx_reload_timeout
     )
     limits = MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window)
+    public = site_dns_target(settings) if dns is not None else None
     wordpress = WordpressStep(engine, docker, naming.prefix, naming.owner) if docker is not None else None
-    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics), wordpress)
+    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics), public=public, dns=dns, wordpress=wordpress)
+
+
+def site_dns_target(settings: Settings) -> DnsTarget:
+    """Where site hosts point: ``nginx_public_address``, else the address Nginx listens on (docs/dns.md "Sites")."""
+    address = settings.nginx_public_address
+    if address is None:
+        host = settings.nginx_listen.rpartition(":")[0].strip("[]")
+        if host == "*":
+            raise ValueError(
+                f"nginx_listen = {settings.nginx_listen!r} names no address for the sites' DNS records; "
+                "set RECONCILER_NGINX_PUBLIC_ADDRESS to the address clients reach Nginx at, such as 192.0.2.10"
+            )
+        address = host
+    try:
+        version = ipaddress.ip_address(address.strip()).version
+    except ValueError:
+        raise ValueError(
+            f"nginx_public_address = {address[:60]!r} is not an IPv4 or IPv6 address such as 192.0.2.10 or 2001:db8::10"
+        ) from None
+    address = address.strip()
+    return DnsTarget(
+        a=(address,) if version == 4 else (), aaaa=(address,) if version == 6 else (), ttl=settings.dns_ttl
+    )
 
 
 def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None) -> Runtime:
@@ -106,6 +137,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
     )
     ops_metrics = OperationsMetrics(metrics.registry)
     parts = build_operation_parts(settings, engine, docker, naming, ops_metrics, notify=alerts.notify)
+    dns = build_dns(settings, naming) if with_stages else None
     reconciler = Reconciler(
         engine=engine,
         docker=docker,
@@ -113,7 +145,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         pool=SubnetPool(settings.subnet_pool, settings.subnet_prefix),
         limits=MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window),
         router=build_router(settings, naming) if with_stages else None,
-        dns=build_dns(settings, naming) if with_stages else None,
+        dns=dns,
         metrics=metrics,
         ready_timeout=settings.ready_timeout,
         stop=stop if stop is not None else PassDeadline(),
@@ -125,7 +157,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         input_limits=settings.input_limits(),
         apply_workers=settings.apply_workers,
         apply_concurrency=settings.apply_concurrency,
-        sites=(build_sites(settings, engine, naming, metrics, docker) if with_stages else None) or NoSites(),
+        sites=(build_sites(settings, engine, naming, metrics, dns, docker) if with_stages else None) or NoSites(),
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     scheduler = Scheduler()

@@ -21,6 +21,8 @@ from desired_state.specs import TenantSpec
 from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.routes import RouteFile
 
+TOGETHER_TIMEOUT = 10.0
+
 
 @dataclass(frozen=True)
 class Event:
@@ -44,6 +46,11 @@ class RecordingEngine:
     # Called when an action begins (after it was counted in flight): tests use it to stop the pass mid-phase.
     on_action: Callable[[str, str], None] | None = None
     peak: int = 0
+    # Groups of actions ("run", "network|volume") held until this many of the group are in flight at once, the
+    # first time only: tests then know overlap happened instead of hoping the scheduler made it happen. A group
+    # that never gets there (a serial executor) is released after ``TOGETHER_TIMEOUT`` and stays out of ``reached``.
+    together: dict[str, int] = field(default_factory=dict)
+    reached: set[str] = field(default_factory=set)
     first_images: dict[tuple[str, str, int], str] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     _busy: int = 0
@@ -52,15 +59,31 @@ class RecordingEngine:
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
+        self._changed = threading.Condition(self._lock)
+        self._in_flight: Counter[str] = Counter()
+
+    def _hold_until_together(self, what: str) -> None:
+        """Called with the lock held, ``what`` already counted in flight."""
+        for group, parties in self.together.items():
+            members = group.split("|")
+            if what not in members or group in self.reached:
+                continue
+            if sum(self._in_flight[m] for m in members) >= parties:
+                self.reached.add(group)
+                self._changed.notify_all()
+            else:
+                self._changed.wait_for(lambda g=group: g in self.reached, timeout=TOGETHER_TIMEOUT)
 
     # --- recording --------------------------------------------------------------------------------------------
 
     def _act(self, what: str, name: str, effect: Callable[[], None]) -> None:
         with self._lock:
             self._busy += 1
+            self._in_flight[what] += 1
             self.peak = max(self.peak, self._busy)
             self.calls["mutate"] += 1
             pause = self._random.uniform(0.2, 1.0) * self.pause
+            self._hold_until_together(what)
         if self.on_action is not None:
             self.on_action(what, name)
         start = time.monotonic()
@@ -68,6 +91,7 @@ class RecordingEngine:
         with self._lock:
             effect()
             self._busy -= 1
+            self._in_flight[what] -= 1
             self.events.append(Event(what, name, start, time.monotonic()))
 
     def record(self, what: str, name: str, detail: tuple[str, ...] = ()) -> None:

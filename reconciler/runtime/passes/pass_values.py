@@ -12,7 +12,7 @@ from desired_state.model import DesiredState
 from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.resources import DesiredTenant, Snapshot
-from reconciler.planning import Observed
+from reconciler.planning import Observed, SiteHosts
 from reconciler.runtime.passes.outcome import TenantOutcome
 
 
@@ -31,6 +31,8 @@ class PassInputs:
     dns_failure: ReconcileError | None = None
     # Tenants whose rendering or planning raised, with why.
     failed: dict[str, str] = field(default_factory=dict)
+    # The Nginx sites' hosts the DNS plan covers (full passes with sites and DNS; None: site records left alone).
+    sites: SiteHosts | None = None
 
 
 @dataclass

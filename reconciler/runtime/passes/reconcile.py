@@ -33,6 +33,7 @@ from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
+from reconciler.core.sites import SITE_KEY
 from reconciler.planning import Observed, PassContext, PlanSettings, RoutingSettings, plan_pass
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.dns_step import DnsStep
@@ -154,6 +155,10 @@ class Reconciler:
         # Removing tenants the database no longer has is left to full passes and the sweep.
         effective = requested & desired.known if requested is not None else None
         held = dict(self.operations.holds()) if self.operations is not None else {}
+        # Site records are planned by full passes only (a scoped plan is narrowed to its tenants anyway).
+        sites = None
+        if requested is None and isinstance(self.sites, SitesStep):
+            sites = self.sites.dns_hosts(allow_mass_delete=allow_mass_delete)
         context = PassContext(
             scope=effective,
             held=held,
@@ -162,6 +167,7 @@ class Reconciler:
             removed_recently=self.removals.recent(),
             allow_mass_delete=allow_mass_delete,
             bindings=read_bindings(self.engine),
+            sites=sites,
         )
         planned = plan_pass(desired, observed, self.plan_settings, context)
         if applying:
@@ -176,6 +182,7 @@ class Reconciler:
             observed,
             dns_failure,
             planned.failed,
+            sites,
         )
 
     # --- one pass ----------------------------------------------------------------------------------------
@@ -210,9 +217,11 @@ class Reconciler:
         inputs = self.compute(None, allow_mass_delete=allow_mass_delete, applying=True)
         present = self._present(inputs)
         vanished = frozenset(present - inputs.desired.known)
-        own = replace(inputs, plan=inputs.plan.for_tenants(vanished), scope=vanished)
+        # The sweep also carries out the sites' DNS changes (their files follow in the sites stage below).
+        site_keys = frozenset(t for t in inputs.plan.tenants() if t.startswith(SITE_KEY))
+        own = replace(inputs, plan=inputs.plan.for_tenants(vanished | site_keys), scope=vanished)
         result = PassResult(plan=own.plan)
-        if vanished:
+        if vanished or site_keys:
             with self.locks.hold(vanished):
                 result = self._apply(own, vanished)
         else:
@@ -231,10 +240,11 @@ class Reconciler:
             present |= {t for t, f in (observed.routes or {}).items() if f.owner == self.naming.owner}
             for zone in (observed.zones or {}).values():
                 present |= {r.owner.tenant for r in zone.rrsets if r.owner and r.owner.owner == self.naming.owner}
-        return present
+        return {t for t in present if not t.startswith(SITE_KEY)}  # a site's records are not a tenant's
 
     def _tenants_in_pass(self, inputs: PassInputs, scope: frozenset[str] | None) -> list[str]:
-        names = set(inputs.plan.tenants()) | set(inputs.desired.known) | self._present(inputs)
+        names = {t for t in inputs.plan.tenants() if not t.startswith(SITE_KEY)}
+        names |= set(inputs.desired.known) | self._present(inputs)
         if scope is not None:
             names &= scope
         return sorted(names)
@@ -297,7 +307,8 @@ class Reconciler:
         self.removals.record(dns.applied_removals())
         result.dns_applied = [c for outcome in dns.outcomes for c in outcome.applied]
         running = [t for t in tenants if (s := desired.tenants.get(t)) is not None and s.state == "running"]
-        dns.settle(running)
+        sites = [f"{SITE_KEY}{name}" for name in inputs.sites.hosts] if inputs.sites is not None else []
+        dns.settle([*running, *sites])
         for tenant, done, failure in finished:
             spec = desired.tenants.get(tenant)
             rendered = inputs.rendered.get(tenant)
@@ -340,6 +351,8 @@ class Reconciler:
 
     def _route_ready(self, inputs: PassInputs, result: PassResult) -> Callable[[str], bool]:
         def ready(tenant: str) -> bool:
+            if tenant.startswith(SITE_KEY):  # a site's records wait until Nginx has loaded its file
+                return inputs.sites is not None and tenant.removeprefix(SITE_KEY) in inputs.sites.loaded
             if self.router is not None:
                 return self.router.ready(tenant).status == "True"
             if tenant in result.errors:

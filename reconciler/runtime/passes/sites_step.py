@@ -11,6 +11,10 @@ tested on its own (on top of those already accepted) so one bad site never holds
 are written and Nginx reloaded once; a rejected site keeps its previous file serving and gets
 ``ConfigLoaded=False`` with reason ``NginxRejected`` and Nginx's message.
 
+With the DNS stage too, ``dns_hosts`` gives a full pass's planner the sites' hosts (their records are part of the
+tenants' DNS plan, applied before this stage runs), a leaving site's file waits for its record to be gone, and
+each site's status carries ``DNSReady`` (docs/dns.md "Sites").
+
 WordPress sites: their containers come first (``wordpress_step``, when the runtime wired one), because their
 file names the FPM container's address; a site whose containers failed gets ``ContainersFailed``.
 """
@@ -18,7 +22,7 @@ file names the FPM container's address; a site whose containers failed gets ``Co
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy.engine import Engine
@@ -27,14 +31,17 @@ from desired_state.model import Condition
 from desired_state.site_load import DesiredSites, load_sites
 from desired_state.site_status import SiteStatus, write_site_statuses
 from reconciler.core.errors import ReconcileError
-from reconciler.core.plan import Change, Plan
+from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.sites import SITE_KEY, SiteFile
 from reconciler.drivers.nginx import NginxDriver
+from reconciler.planning import SiteHosts
 from reconciler.planning.sites import SitePlan, plan_sites
 from reconciler.runtime.passes.removals import RemovalLedger
+from reconciler.runtime.passes.stages import DnsPublisher
 from reconciler.runtime.passes.wordpress_step import WordpressOutcome, WordpressStep
 from reconciler.runtime.telemetry.metrics import Metrics
+from renderers.dns import DnsTarget, zone_for
 from renderers.nginx import NginxLayout, render_main
 
 log = logging.getLogger("reconciler")
@@ -86,6 +93,10 @@ class SitesStep:
     layout: NginxLayout
     limits: MassDeleteLimits = field(default_factory=MassDeleteLimits)
     metrics: SiteMetrics | None = None
+    # Site hosts get DNS records through the tenants' DNS plan when both are set (docs/dns.md "Sites"): the
+    # address Nginx is reached at (``RECONCILER_NGINX_PUBLIC_ADDRESS``) and the DNS stage, for ``DNSReady``.
+    public: DnsTarget | None = None
+    dns: DnsPublisher | None = None
     wordpress: WordpressStep | None = None
 
     def __post_init__(self) -> None:
@@ -121,6 +132,43 @@ class SitesStep:
         )
         return SitesPlanned(desired, observed, planned, changes)
 
+    def dns_hosts(self, *, allow_mass_delete: bool = False) -> SiteHosts | None:
+        """The sites' hosts for a full pass's DNS plan (``planning.site_dns``), read before the tenants' plan.
+
+        A site counts as loaded when Nginx runs and its file is ours and what the site renders to now (the sites'
+        plan has nothing for it). A site whose change the sites' plan withholds (the mass-delete guard, another
+        owner's file) keeps its records as they are, so a record never goes while its file stays. None (site
+        records are left alone) when site DNS is off or the sites cannot be read."""
+        if self.public is None or self.dns is None:
+            return None
+        try:
+            computed = self.compute(allow_mass_delete=allow_mass_delete)
+            running = self.driver.master_pid() is not None
+        except Exception as exc:  # the sites' records then stay as they are; the tenants' pass goes on
+            log.error("site DNS records left as they are: sites not readable: %s", exc)
+            return None
+        plan = computed.planned.plan
+        busy = (
+            {c.tenant for c in plan.changes}
+            | {b.tenant for b in plan.blocked}
+            | {r.change.tenant for r in plan.refused}
+        )
+        withheld = {_site(r.change) for r in plan.refused}
+        loaded = {
+            name
+            for name in computed.desired.sites
+            if running
+            and (have := computed.observed.get(name)) is not None
+            and have.owner == self.layout.owner
+            and f"{SITE_KEY}{name}" not in busy
+        }
+        return SiteHosts(
+            target=self.public,
+            hosts={name: spec.host for name, spec in computed.desired.sites.items()},
+            keep=frozenset(computed.desired.errors) | frozenset(withheld),
+            loaded=frozenset(loaded),
+        )
+
     def run_logged(self, allow_mass_delete: bool = False, scope: frozenset[str] | None = None) -> SitesOutcome | None:
         """``run`` for a full pass (``scope`` None; a pass over some tenants leaves the sites alone), with Nginx
         being down or unreadable logged: the tenants' pass stands, the sites wait."""
@@ -144,7 +192,7 @@ class SitesStep:
         outcome = SitesOutcome(computed.planned, wordpress=wordpress)
         for site, message in (wordpress.errors if wordpress is not None else {}).items():
             outcome.errors[site] = f"containers: {message}"
-        accepted = self._accept(computed.planned.plan.changes, outcome)
+        accepted = self._accept(self._after_dns(computed.planned.plan.changes, outcome), outcome)
         if accepted:
             try:
                 self.driver.write({c.name: _text(c) for c in accepted})
@@ -168,6 +216,20 @@ class SitesStep:
         self._write_statuses(computed, outcome)
         return outcome
 
+    def _after_dns(self, changes: tuple[Change, ...], outcome: SitesOutcome) -> tuple[Change, ...]:
+        """A leaving site's file stays while its DNS record may still exist (its deletion failed, or PowerDNS could
+        not be read), like a leaving tenant's containers (docs/dns.md "Sites")."""
+        if self.public is None or self.dns is None:
+            return changes
+        kept: list[Change] = []
+        for change in changes:
+            if change.action is Action.DELETE and self.dns.published(change.tenant):
+                outcome.errors[_site(change)] = DNS_HOLD
+                log.info("site=%s %s kept: %s", _site(change), change.name, DNS_HOLD)
+            else:
+                kept.append(change)
+        return tuple(kept)
+
     def _accept(self, changes: tuple[Change, ...], outcome: SitesOutcome) -> list[Change]:
         if not changes:
             return []
@@ -189,12 +251,32 @@ class SitesStep:
 
     def _write_statuses(self, computed: SitesPlanned, outcome: SitesOutcome) -> None:
         statuses = [
-            _status(name, computed, outcome) for name in sorted(computed.desired.known | set(computed.observed))
+            self._with_dns(_status(name, computed, outcome), computed.desired)
+            for name in sorted(computed.desired.known | set(computed.observed))
         ]
         write_site_statuses(self.engine, statuses)
         if self.metrics is not None:
             for phase in ("Ready", "Failed", "Removed"):
                 self.metrics.phases.labels(phase=phase).set(sum(1 for s in statuses if s.phase == phase))
+
+    def _with_dns(self, status: SiteStatus, desired: DesiredSites) -> SiteStatus:
+        """Adds ``DNSReady`` to a valid site whose host is under a managed zone; a DNS conflict fails the site."""
+        spec = desired.sites.get(status.site)
+        if self.public is None or self.dns is None or spec is None:
+            return status
+        if zone_for(spec.host, self.dns.settings.zones) is None:
+            return status
+        condition = self.dns.condition(f"{SITE_KEY}{status.site}")
+        if condition.reason == "Pending":
+            condition = replace(condition, message=_DNS_WAITING)
+        status = replace(status, conditions=(*status.conditions, condition))
+        if condition.reason == "Conflict":
+            return replace(status, phase="Failed", last_error=status.last_error or condition.message)
+        return status
+
+
+_DNS_WAITING = "not published: waiting for Nginx to load the site's file"
+DNS_HOLD = "waiting for the site's DNS record to be removed first"
 
 
 class NoSites:
@@ -228,6 +310,10 @@ def _status(name: str, computed: SitesPlanned, outcome: SitesOutcome) -> SiteSta
         error = outcome.errors[name]
         reason = "NginxRejected" if "nginx rejected" in error else "ApplyFailed"
         reason = "ContainersFailed" if error.startswith("containers: ") else reason
+        if error == DNS_HOLD:
+            return SiteStatus(
+                name, "Failed", (Condition("ConfigLoaded", "True", "WaitingForDns", error),), generation, error
+            )
         return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
     failed = [b for b in plan.blocked if b.tenant.removeprefix(SITE_KEY) == name]
     if failed:
