@@ -1,4 +1,5 @@
-"""Site specs: one ``sites`` row → a validated, frozen ``SiteSpec`` (forward, redirect or static), or a ``SiteError``.
+"""Site specs: one ``sites`` row → a validated, frozen ``SiteSpec`` (forward, redirect, static or wordpress), or a
+``SiteError``.
 
 First stage of the sites pipeline (docs/sites.md): ``desired_state.site_load`` reads the rows and calls
 ``build_site`` per row; the YAML import calls it for every site of a file. Every value that reaches the Nginx
@@ -15,8 +16,9 @@ from collections.abc import Mapping
 from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
-from desired_state.bounds import MAX_HOST, MAX_URL_PATH
+from desired_state.bounds import MAX_CPUS, MAX_HOST, MAX_URL_PATH, MiB
 from desired_state.inputs import FrozenModel, check_dns_name
+from desired_state.sizes import parse_memory
 from desired_state.specs import shorten
 
 SITE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
@@ -26,8 +28,7 @@ URL_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~%-]*)*$")
 COOKIE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SIZE_RE = re.compile(r"^[1-9][0-9]{0,5}[kmg]$")
 VOLUME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-KINDS = ("forward", "redirect", "static")
-PLANNED_KINDS = ("wordpress",)  # accepted by the issue, not built yet: a clear error until then
+KINDS = ("forward", "redirect", "static", "wordpress")
 REDIRECT_CODES = (301, 302, 303, 307, 308)
 MAX_TIMEOUT = 3600
 MAX_TTL = 31_536_000  # a year
@@ -36,7 +37,12 @@ DEFAULT_CACHE_STATUSES = (200, 301, 302)
 # WordPress's login and comment cookies: a logged-in visitor must never be served a cached page.
 WORDPRESS_COOKIES = ("wordpress_logged_in_", "wp-postpass_", "comment_author_")
 
-SiteKind = Literal["forward", "redirect", "static"]
+# A WordPress site's containers (PHP-FPM, MariaDB): each gets these limits; bounded like a tenant service's.
+WORDPRESS_MIN_MEMORY = 64 * MiB
+WORDPRESS_MAX_MEMORY = 16 * 1024 * MiB
+MAX_TITLE = 200
+
+SiteKind = Literal["forward", "redirect", "static", "wordpress"]
 
 
 class SiteError(ValueError):
@@ -80,6 +86,12 @@ class StaticSpec(FrozenModel):
     max_age: int = 3600  # Cache-Control max-age and Expires, seconds
 
 
+class WordpressSpec(FrozenModel):
+    title: str = "WordPress"  # the site title the installation page is offered (the admin may change it there)
+    memory: int = 256 * MiB  # bytes, for each of the FPM and MariaDB containers
+    cpus: float = 1.0
+
+
 class SiteSpec(FrozenModel):
     name: str
     kind: SiteKind
@@ -90,6 +102,7 @@ class SiteSpec(FrozenModel):
     forward: ForwardSpec | None = None
     redirect: RedirectSpec | None = None
     static: StaticSpec | None = None
+    wordpress: WordpressSpec | None = None
 
 
 class _Fields:
@@ -251,6 +264,24 @@ def _static(site: str, raw: Mapping[str, Any]) -> StaticSpec:
     return StaticSpec(volume=volume, max_age=fields.integer("max_age", 3600, 0, MAX_TTL))
 
 
+def _wordpress(site: str, raw: Mapping[str, Any]) -> WordpressSpec:
+    fields = _Fields(site, "wordpress.", raw, ("title", "memory", "cpus"))
+    title = fields.text("title") or "WordPress"
+    if len(title) > MAX_TITLE or not title.isprintable():
+        fields.fail("title", title, f"must be printable text of at most {MAX_TITLE} characters")
+    memory = raw.get("memory", 256 * MiB)
+    try:
+        size = parse_memory(memory)
+    except ValueError as exc:
+        fields.fail("memory", memory, str(exc))
+    if not WORDPRESS_MIN_MEMORY <= size <= WORDPRESS_MAX_MEMORY:
+        fields.fail("memory", memory, "must be from 64M to 16G")
+    cpus = raw.get("cpus", 1.0)
+    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0.1 <= float(cpus) <= MAX_CPUS:
+        fields.fail("cpus", cpus, f"must be a number of CPUs from 0.1 to {MAX_CPUS:g}")
+    return WordpressSpec(title=title, memory=size, cpus=float(cpus))
+
+
 def _host(fields: _Fields) -> str:
     host = fields.text("host", required=True) or ""
     try:
@@ -280,19 +311,20 @@ def build_site(raw: Mapping[str, Any]) -> SiteSpec:
         raise SiteError(str(name), "name", name, "must be 2-40 lowercase letters, digits or -, starting with a letter")
     fields = _Fields(name, "", raw, SITE_FIELDS)
     kind = fields.text("kind", required=True)
-    if kind in PLANNED_KINDS:
-        fields.fail("kind", kind, "wordpress sites are not supported yet (forward, redirect and static are)")
     if kind not in KINDS:
         fields.fail("kind", kind, f"must be one of {', '.join(KINDS)}")
     options = raw.get("options") or {}
     if not isinstance(options, Mapping):
         fields.fail("options", options, f"must be a mapping of the {kind} site's fields")
-    builders = {"forward": _forward, "redirect": _redirect, "static": _static}
+    builders = {"forward": _forward, "redirect": _redirect, "static": _static, "wordpress": _wordpress}
+    path = _path(fields)
+    if kind == "wordpress" and path is not None:
+        fields.fail("path", path, "a wordpress site serves its whole host (no path)")
     return SiteSpec(
         name=name,
         kind=kind,  # checked against KINDS above
         host=_host(fields),
-        path=_path(fields),
+        path=path,
         allow=_networks(fields, "allow"),
         deny=_networks(fields, "deny"),
         **{str(kind): builders[str(kind)](name, options)},

@@ -50,3 +50,17 @@ class SiteStatusRow(Base):
     observed_generation: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SiteSecretRow(Base):
+    """Credentials generated once for a WordPress site (``desired_state.site_secrets``); never shown anywhere.
+
+    Kept when the site's row is deleted: its volumes (and so its database) are kept too, and a site created again
+    under the name finds its database with the same password."""
+
+    __tablename__ = "site_secrets"
+
+    site: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # JSON mapping: db_password and the eight WordPress keys and salts.
+    secrets: Mapped[Any] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from reconciler import __version__
 from reconciler.runtime.operations import commands as ops_commands
+from reconciler.runtime.operations import site_commands
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.logs import configure_logging
 
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="each tenant's phase, conditions and last error")
     status.add_argument("--json", action="store_true")
     ops_commands.add_parsers(sub)
+    site_commands.add_parsers(sub)
     _add_render_parser(sub)
     return parser
 
@@ -170,11 +172,13 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     runtime = build_runtime(settings)
     if args.command in ops_commands.COMMANDS:
         return ops_commands.run_command(args, runtime)
+    if args.command in site_commands.COMMANDS:
+        return site_commands.run_command(args, runtime)
     if args.command == "plan":
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
         sites = runtime.reconciler.sites
         if isinstance(sites, SitesStep) and args.tenant is None:  # sites are planned by full passes only
-            site_plan = sites.compute(allow_mass_delete=args.allow_mass_delete).planned.plan
+            site_plan = sites.compute(allow_mass_delete=args.allow_mass_delete).shown
             inputs = replace(inputs, plan=inputs.plan.merged(site_plan))
         print(render_json(inputs.plan, show_values=args.show_values) if args.json else render_text(inputs.plan))
         for spec_error in inputs.desired.errors.values():
@@ -185,7 +189,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "apply":
         result = runtime.reconciler.run_pass(args.tenant, allow_mass_delete=args.allow_mass_delete, trigger="cli")
         site_run = runtime.reconciler.sites.last
-        site_changes = site_run.applied if site_run is not None else []
+        site_changes = site_run.every_applied if site_run is not None else []
         for change in [*result.applied, *site_changes]:
             print(f"{change.action.value:>3} {change.kind} {change.name}  # {change.reason}")
         for site, message in sorted(site_run.errors.items() if site_run is not None else []):

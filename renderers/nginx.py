@@ -12,11 +12,17 @@ server block, before any location (so a redirect cannot skip them).
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from desired_state.site_specs import CacheSpec, ForwardSpec, RedirectSpec, SiteSpec, StaticSpec
 from reconciler.core.sites import SiteFile, site_file_name, site_header
+
+# Where the FPM image (deploy/images/wordpress) keeps WordPress and the router for everything that is not PHP.
+WORDPRESS_ROOT = "/usr/share/wordpress"
+WORDPRESS_STATIC = "/usr/local/share/wp-static/static.php"
+WORDPRESS_MAX_BODY = "32m"  # uploads; the image's PHP accepts the same
 
 # Response header naming the cache's verdict (HIT, MISS, BYPASS, EXPIRED ...): operators and tests read it.
 CACHE_STATUS_HEADER = "X-Cache-Status"
@@ -133,6 +139,46 @@ def _static(spec: SiteSpec, static: StaticSpec, layout: NginxLayout) -> list[str
     return [where, f"expires {static.max_age}s;"]
 
 
+def _fpm_address(spec: SiteSpec, fpm: str | None) -> str:
+    host, _, port = (fpm or "").rpartition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"site {spec.name!r}: the PHP-FPM container has no address yet") from None
+    if not port.isdigit():
+        raise ValueError(f"site {spec.name!r}: the PHP-FPM container's address {fpm!r} has no port")
+    return f"{host}:{port}"
+
+
+def _fastcgi(address: str, script: str) -> list[str]:
+    return [
+        f"fastcgi_pass {address};",
+        "include /etc/nginx/fastcgi_params;",
+        f"fastcgi_param SCRIPT_FILENAME {script};",
+        "fastcgi_read_timeout 300s;",
+    ]
+
+
+def _wordpress(address: str) -> list[str]:
+    """Everything goes to the site's FPM container (Nginx on the host has no WordPress files): PHP scripts and
+    directories (``fastcgi_index``: /wp-admin/ runs wp-admin/index.php) under WordPress's root, any other path to
+    the image's router, which sends static files and hands pretty permalinks to index.php. PHP under uploads is
+    never run."""
+    return [
+        f"client_max_body_size {WORDPRESS_MAX_BODY};",
+        "location ~* ^/wp-content/uploads/.*\\.php$ {",
+        "    return 403;",
+        "}",
+        "location ~ (\\.php|/)$ {",
+        "    fastcgi_index index.php;",
+        *(f"    {line}" for line in _fastcgi(address, f"{WORDPRESS_ROOT}$fastcgi_script_name")),
+        "}",
+        "location / {",
+        *(f"    {line}" for line in _fastcgi(address, WORDPRESS_STATIC)),
+        "}",
+    ]
+
+
 def _location_body(spec: SiteSpec, layout: NginxLayout) -> list[str]:
     if spec.forward is not None:
         return _forward(spec, spec.forward)
@@ -143,21 +189,24 @@ def _location_body(spec: SiteSpec, layout: NginxLayout) -> list[str]:
     raise ValueError(f"site {spec.name!r}: kind {spec.kind!r} has no options")
 
 
-def render_site(spec: SiteSpec, layout: NginxLayout) -> SiteFile:
-    """The site's file, header included: one server block for its host, one location for its path."""
+def render_site(spec: SiteSpec, layout: NginxLayout, fpm: str | None = None) -> SiteFile:
+    """The site's file, header included: one server block for its host, one location for its path (a wordpress
+    site: its locations, all to ``fpm``, the ip:port of its FPM container; ValueError without one)."""
     http_level = _access_http(spec)
     if spec.forward is not None and spec.forward.cache is not None:
         http_level += _cache_http(spec, spec.forward.cache, layout)
     location = f"{spec.path}/" if spec.path else "/"
+    if spec.wordpress is not None:
+        locations = _wordpress(_fpm_address(spec, fpm))
+    else:
+        locations = [f"location {location} {{", *(f"    {line}" for line in _location_body(spec, layout)), "}"]
     body_lines = [
         *http_level,
         "server {",
         f"    listen {layout.listen};",
         f"    server_name {spec.host};",
         *(f"    {line}" for line in _access(spec)),
-        f"    location {location} {{",
-        *(f"        {line}" for line in _location_body(spec, layout)),
-        "    }",
+        *(f"    {line}" for line in locations),
     ]
     if spec.path:
         # /blog without the slash goes where /blog/ does; other paths of the host are not this site's.

@@ -65,4 +65,7 @@ fi
 
 # ------------------------------------------------------------------ demo images
 deploy/images/build.sh
+# WordPress sites' images (docs/sites.md), FROM the Debian base deploy/build-image.sh makes (debootstrap).
+docker image inspect local/debian-py:bookworm >/dev/null 2>&1 || deploy/build-image.sh
+deploy/images/build-wordpress.sh
 log "done"

@@ -58,7 +58,10 @@ def plan_sites(
     *,
     allow_mass_delete: bool = False,
     recently: Mapping[str, int] | None = None,
+    fpm: Mapping[str, str] | None = None,
 ) -> SitePlan:
+    """``fpm``: site name → ip:port of its running PHP-FPM container (wordpress sites; one without an address is
+    blocked with reason ``FpmNotRunning`` and its file, if any, keeps serving)."""
     changes: list[Change] = []
     blocked: list[Blocked] = []
     rendered: dict[str, SiteFile] = {}
@@ -67,8 +70,13 @@ def plan_sites(
             blocked.append(Blocked(site_key(name), "site", "Invalid", str(desired.errors[name])))
             continue
         spec = desired.sites.get(name)
+        address = (fpm or {}).get(name)
+        if spec is not None and spec.wordpress is not None and address is None:
+            message = f"site {name!r}: waiting for its PHP-FPM container to run"
+            blocked.append(Blocked(site_key(name), "site", "FpmNotRunning", message))
+            continue
         try:
-            after = render_site(spec, layout) if spec is not None else None
+            after = render_site(spec, layout, address) if spec is not None else None
         except Exception as exc:  # one site's surprise is its own error
             blocked.append(Blocked(site_key(name), "site", "PlanFailed", f"site {name!r}: rendering failed: {exc}"))
             continue

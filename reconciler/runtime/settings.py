@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     backup_keep_max: int = Field(default=1000, ge=1)
     # Cron (UTC) of the restore test of each tenant's newest backup into a scratch volume. Unset → never.
     backup_verify_schedule: str | None = None
+    # Cron (UTC) of the backup of every WordPress site (docs/sites.md); unset → on request only. Newest kept per site.
+    site_backup_schedule: str | None = None
+    site_backup_keep: int = Field(default=7, ge=1)
     migrate_timeout: float = Field(default=600.0, gt=0)
     operation_poll_interval: float = Field(default=5.0, gt=0)  # seconds between reads of operation_requests
     # Operation requests of different tenants carried out at once (docs/operations-backups.md, "Requests"): 2 fits
@@ -190,7 +193,7 @@ class Settings(BaseSettings):
         memory = parse_memory(self.max_service_memory) if self.max_service_memory else None
         return InputLimits.for_host(memory, self.max_service_cpus, self.max_allowed_ranges)
 
-    @field_validator("backup_verify_schedule")
+    @field_validator("backup_verify_schedule", "site_backup_schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value:

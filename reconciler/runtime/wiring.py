@@ -22,11 +22,13 @@ from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.operations.request_pool import RequestPool
 from reconciler.runtime.operations.requests import register_request_pool
+from reconciler.runtime.operations.site_backups import SiteBackups, register_site_backups
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
 from reconciler.runtime.passes.sites_step import NoSites, SiteMetrics, SitesStep
 from reconciler.runtime.passes.stages import DnsPublisher, Router
+from reconciler.runtime.passes.wordpress_step import WordpressStep
 from reconciler.runtime.service.scheduler import Scheduler
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.alerts import Alerter, build_alerter
@@ -69,7 +71,12 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
 
 
 def build_sites(
-    settings: Settings, engine: Engine, naming: Naming, metrics: Metrics, dns: DnsPublisher | None = None
+    settings: Settings,
+    engine: Engine,
+    naming: Naming,
+    metrics: Metrics,
+    dns: DnsPublisher | None = None,
+    docker: DockerDriver | None = None,
 ) -> SitesStep | None:
     if not settings.nginx_state_dir:
         return None
@@ -86,7 +93,8 @@ def build_sites(
     )
     limits = MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window)
     public = site_dns_target(settings) if dns is not None else None
-    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics), public=public, dns=dns)
+    wordpress = WordpressStep(engine, docker, naming.prefix, naming.owner) if docker is not None else None
+    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics), public=public, dns=dns, wordpress=wordpress)
 
 
 def site_dns_target(settings: Settings) -> DnsTarget:
@@ -149,11 +157,14 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         input_limits=settings.input_limits(),
         apply_workers=settings.apply_workers,
         apply_concurrency=settings.apply_concurrency,
-        sites=(build_sites(settings, engine, naming, metrics, dns) if with_stages else None) or NoSites(),
+        sites=(build_sites(settings, engine, naming, metrics, dns, docker) if with_stages else None) or NoSites(),
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     scheduler = Scheduler()
     BackupSchedule(operations, scheduler).register()
+    if settings.site_backup_schedule and settings.backup_dir:
+        site_backups = SiteBackups(docker, Path(settings.backup_dir), naming.prefix, naming.owner)
+        register_site_backups(scheduler, engine, site_backups, settings.site_backup_schedule, settings.site_backup_keep)
     return Runtime(
         settings=settings,
         engine=engine,

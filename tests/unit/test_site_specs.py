@@ -36,11 +36,21 @@ def test_a_forward_gets_defaults_and_normalised_lists() -> None:
     assert "wordpress_logged_in_" in cached.forward.cache.bypass_cookies
 
 
+def test_a_wordpress_row_builds_with_bounded_limits() -> None:
+    spec = build_site(_row(kind="wordpress", options={"title": "Company news", "memory": "512m", "cpus": 0.5}))
+    assert spec.wordpress is not None and spec.forward is None
+    assert (spec.wordpress.title, spec.wordpress.memory, spec.wordpress.cpus) == ("Company news", 512 * 1024**2, 0.5)
+    assert build_site(_row(kind="wordpress", options={})).wordpress is not None  # defaults: 256M, 1 CPU
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "needle"),
     [
         ({"host": "bad host"}, "host", "DNS name"),
-        ({"kind": "wordpress"}, "kind", "not supported yet"),
+        ({"kind": "wordpress", "options": {"memory": "1g", "cpus": 0}}, "wordpress.cpus", "0.1 to 64"),
+        ({"kind": "wordpress", "options": {"memory": "32m"}}, "wordpress.memory", "64M to 16G"),
+        ({"kind": "wordpress", "options": {"title": "a\nb"}}, "wordpress.title", "printable"),
+        ({"kind": "wordpress", "path": "/blog", "options": {}}, "path", "whole host"),
         ({"kind": "ftp"}, "kind", "forward, redirect, static"),
         ({"path": "/a;b"}, "path", "URL path prefix"),
         ({"allow": ["10.0.0.0/33"]}, "allow", "CIDR"),

@@ -14,6 +14,9 @@ are written and Nginx reloaded once; a rejected site keeps its previous file ser
 With the DNS stage too, ``dns_hosts`` gives a full pass's planner the sites' hosts (their records are part of the
 tenants' DNS plan, applied before this stage runs), a leaving site's file waits for its record to be gone, and
 each site's status carries ``DNSReady`` (docs/dns.md "Sites").
+
+WordPress sites: their containers come first (``wordpress_step``, when the runtime wired one), because their
+file names the FPM container's address; a site whose containers failed gets ``ContainersFailed``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from desired_state.model import Condition
 from desired_state.site_load import DesiredSites, load_sites
 from desired_state.site_status import SiteStatus, write_site_statuses
 from reconciler.core.errors import ReconcileError
-from reconciler.core.plan import Action, Change
+from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.sites import SITE_KEY, SiteFile
 from reconciler.drivers.nginx import NginxDriver
@@ -36,6 +39,7 @@ from reconciler.planning import SiteHosts
 from reconciler.planning.sites import SitePlan, plan_sites
 from reconciler.runtime.passes.removals import RemovalLedger
 from reconciler.runtime.passes.stages import DnsPublisher
+from reconciler.runtime.passes.wordpress_step import WordpressOutcome, WordpressStep
 from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.dns import DnsTarget, zone_for
 from renderers.nginx import NginxLayout, render_main
@@ -48,12 +52,26 @@ class SitesPlanned:
     desired: DesiredSites
     observed: dict[str, SiteFile]
     planned: SitePlan
+    # WordPress sites' Docker changes (applied before the files, by ``WordpressStep``).
+    wordpress: tuple[Change, ...] = ()
+
+    @property
+    def shown(self) -> Plan:
+        """The files' plan and the WordPress containers' changes, as ``reconciler plan`` shows them."""
+        return self.planned.plan.merged(Plan.of(self.wordpress))
 
 
 @dataclass
 class SitesOutcome:
     planned: SitePlan
     applied: list[Change] = field(default_factory=list)
+    wordpress: WordpressOutcome | None = None
+
+    @property
+    def every_applied(self) -> list[Change]:
+        """The WordPress containers' changes, then the files' (what ``reconciler apply`` prints)."""
+        return [*(self.wordpress.applied if self.wordpress is not None else []), *self.applied]
+
     # Site name → why its change was not carried out (rejected by nginx -t, a failed write or reload).
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -79,14 +97,29 @@ class SitesStep:
     # address Nginx is reached at (``RECONCILER_NGINX_PUBLIC_ADDRESS``) and the DNS stage, for ``DNSReady``.
     public: DnsTarget | None = None
     dns: DnsPublisher | None = None
+    wordpress: WordpressStep | None = None
 
     def __post_init__(self) -> None:
         self.removals = RemovalLedger(self.limits.window)
         # The outcome of the latest run (``reconciler apply`` prints it; None: no run, or Nginx was unusable).
         self.last: SitesOutcome | None = None
 
-    def compute(self, *, allow_mass_delete: bool = False) -> SitesPlanned:
-        desired = load_sites(self.engine)
+    def compute(
+        self,
+        *,
+        allow_mass_delete: bool = False,
+        desired: DesiredSites | None = None,
+        wordpress: WordpressOutcome | None = None,
+    ) -> SitesPlanned:
+        """Plan the files; ``wordpress``: what the WordPress step just did (None: only plan its changes too)."""
+        desired = desired if desired is not None else load_sites(self.engine)
+        changes: tuple[Change, ...] = ()
+        fpm: dict[str, str] = {}
+        if wordpress is not None:
+            fpm = wordpress.addresses
+        elif self.wordpress is not None:
+            planned_wordpress = self.wordpress.plan(desired)
+            changes, fpm = planned_wordpress.changes, planned_wordpress.addresses
         observed = self.driver.observe()
         planned = plan_sites(
             desired,
@@ -95,8 +128,9 @@ class SitesStep:
             self.limits,
             allow_mass_delete=allow_mass_delete,
             recently=self.removals.recent(),
+            fpm=fpm,
         )
-        return SitesPlanned(desired, observed, planned)
+        return SitesPlanned(desired, observed, planned, changes)
 
     def dns_hosts(self, *, allow_mass_delete: bool = False) -> SiteHosts | None:
         """The sites' hosts for a full pass's DNS plan (``planning.site_dns``), read before the tenants' plan.
@@ -152,8 +186,12 @@ class SitesStep:
 
     def run(self, *, allow_mass_delete: bool = False) -> SitesOutcome:
         self.driver.ensure_running(render_main(self.layout))
-        computed = self.compute(allow_mass_delete=allow_mass_delete)
-        outcome = SitesOutcome(computed.planned)
+        desired = load_sites(self.engine)
+        wordpress = self.wordpress.run(desired) if self.wordpress is not None else None
+        computed = self.compute(allow_mass_delete=allow_mass_delete, desired=desired, wordpress=wordpress)
+        outcome = SitesOutcome(computed.planned, wordpress=wordpress)
+        for site, message in (wordpress.errors if wordpress is not None else {}).items():
+            outcome.errors[site] = f"containers: {message}"
         accepted = self._accept(self._after_dns(computed.planned.plan.changes, outcome), outcome)
         if accepted:
             try:
@@ -162,6 +200,12 @@ class SitesStep:
             except ReconcileError as exc:
                 for change in accepted:
                     outcome.errors[_site(change)] = str(exc)
+        if self.wordpress is not None and wordpress is not None:
+            # A removed site's containers go once its file is gone: removed now, or never written. A file the
+            # mass-delete guard kept keeps its containers too.
+            removed = {_site(c) for c in outcome.applied if c.after is None}
+            unserved = {_site(c) for c in wordpress.planned.changes if _site(c) not in computed.observed}
+            self.wordpress.remove(wordpress, removed | unserved)
         for change in outcome.applied:
             log.info("site=%s %s %s (%s)", _site(change), change.action.value, change.name, change.reason)
             if self.metrics is not None:
@@ -262,20 +306,21 @@ def _status(name: str, computed: SitesPlanned, outcome: SitesOutcome) -> SiteSta
         conditions = (Condition("Valid", "False", "Invalid", error), previous)
         return SiteStatus(name, "Failed", conditions, generation, error)
     valid = Condition("Valid", "True", "Valid")
+    if name in outcome.errors:
+        error = outcome.errors[name]
+        reason = "NginxRejected" if "nginx rejected" in error else "ApplyFailed"
+        reason = "ContainersFailed" if error.startswith("containers: ") else reason
+        if error == DNS_HOLD:
+            return SiteStatus(
+                name, "Failed", (Condition("ConfigLoaded", "True", "WaitingForDns", error),), generation, error
+            )
+        return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
     failed = [b for b in plan.blocked if b.tenant.removeprefix(SITE_KEY) == name]
     if failed:
         error = failed[0].message
         return SiteStatus(
             name, "Failed", (valid, Condition("ConfigLoaded", "False", failed[0].reason, error)), generation, error
         )
-    if name in outcome.errors:
-        error = outcome.errors[name]
-        reason = "NginxRejected" if "nginx rejected" in error else "ApplyFailed"
-        if error == DNS_HOLD:
-            return SiteStatus(
-                name, "Failed", (Condition("ConfigLoaded", "True", "WaitingForDns", error),), generation, error
-            )
-        return SiteStatus(name, "Failed", (valid, Condition("ConfigLoaded", "False", reason, error)), generation, error)
     refused = [r for r in plan.refused if _site(r.change) == name]
     if refused:
         reason = "MassDeleteRefused" if refused[0].policy == "mass-delete" else "NotOwned"
