@@ -54,6 +54,11 @@ MAX_ALLOWED_RANGES = 4096
 # A JSON column (env, allow, deny, migrate) longer than this is refused before it is decoded.
 MAX_JSON_TEXT = 1 * MiB
 
+# Priority of an operation request (``operation_requests.priority``, written by the UI): a small range is all a
+# UI needs to say "before the others", and a bounded one keeps a hostile row from meaning anything odd.
+MIN_REQUEST_PRIORITY = -100
+MAX_REQUEST_PRIORITY = 100
+
 # Error messages show at most this many characters of a bad value (then an ellipsis).
 MAX_SHOWN_VALUE = 60
 

@@ -333,6 +333,8 @@ class OperationRequest(TimestampsMixin, Base):
     backup_id: Mapped[int | None] = mapped_column(BigInteger)
     # For a rollback: also restore the backup taken before the failed upgrade.
     restore: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Higher runs first among pending requests of different tenants (bounds: desired_state.bounds); then age (id).
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     requested_by: Mapped[str | None] = mapped_column(String(255))
     requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # pending | running | succeeded | failed
@@ -377,3 +379,7 @@ class TenantUsageRow(Base):
     cpu_cores: Mapped[float | None] = mapped_column(Float)  # NULL until a second sample
     containers: Mapped[int] = mapped_column(Integer)
     collected_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# Sites (docs/sites.md) have their own module to keep this one small; importing it registers their tables here.
+from desired_state import site_tables as _site_tables  # noqa: E402, F401

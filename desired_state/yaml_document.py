@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-TOP_LEVEL_KEYS = ("catalog", "tenants")
+TOP_LEVEL_KEYS = ("catalog", "tenants", "sites")  # sites: desired_state.yaml_sites
 CATALOG_FIELDS = ("image", "port", "health", "memory", "cpus", "migrate", "public")
 
 # Position in the YAML document as string parts (list indices as "0", "1", ...), the key of the mark index.
@@ -111,7 +111,7 @@ def display_path(path: DocumentPath) -> str:
         return "(document)"
     text = path[0]
     for previous, part in pairwise(path):
-        text += f"[{part}]" if previous == "tenants" and part.isdigit() else f".{part}"
+        text += f"[{part}]" if previous in ("tenants", "sites") and part.isdigit() else f".{part}"
     return text
 
 

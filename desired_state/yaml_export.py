@@ -15,6 +15,7 @@ from sqlalchemy import Engine, select
 from desired_state.load import TENANT_SERVICE_COLUMNS, catalog_rows
 from desired_state.stored_values import canonical_memory, decoded_or_text, stored_routing
 from desired_state.tables import Tenant, TenantService
+from desired_state.yaml_sites import export_sites
 
 
 def export_yaml(engine: Engine) -> str:
@@ -33,6 +34,7 @@ def export_yaml(engine: Engine) -> str:
         ).mappings()
         rows = [dict(row) for row in service_rows]
         routing = stored_routing(connection, {(row["tenant_id"], row["service"]): row["id"] for row in rows})
+        sites = export_sites(connection)
         services: dict[int, dict[str, dict[str, Any]]] = {}
         for row in rows:
             services.setdefault(row["tenant_id"], {})[row["service"]] = _export_service(row, *routing[row["id"]])
@@ -41,7 +43,9 @@ def export_yaml(engine: Engine) -> str:
         {"name": name, "domain": domain, "state": state, "services": services.get(tenant_id, {})}
         for tenant_id, name, domain, state in tenant_rows
     ]
-    document = {"catalog": catalog, "tenants": tenants}
+    document: dict[str, Any] = {"catalog": catalog, "tenants": tenants}
+    if sites:  # a database without sites exports exactly as before
+        document["sites"] = sites
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
 
 

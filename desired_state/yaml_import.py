@@ -26,6 +26,7 @@ from desired_state.yaml_document import (
     parse_document,
     shape_document,
 )
+from desired_state.yaml_sites import SiteCounts, check_sites, write_sites
 
 SERVICE_FIELDS = ("image", "replicas", "memory", "cpus", "env", "route", "versions")
 
@@ -40,13 +41,15 @@ class ImportSummary:
     catalog_unchanged: int = 0
     # Tenants created or updated, sorted: the ones worth a "reconcile now" nudge.
     changed_tenants: tuple[str, ...] = field(default=())
+    sites: SiteCounts | None = None  # None: the file has no sites
 
     def __str__(self) -> str:
+        sites = self.sites
         return (
             f"tenants: {self.created} created, {self.updated} updated, {self.unchanged} unchanged; "
             f"catalog: {self.catalog_created} created, {self.catalog_updated} updated, "
             f"{self.catalog_unchanged} unchanged"
-        )
+        ) + (f"; sites: {sites.created} created, {sites.updated} updated, {sites.unchanged} unchanged" if sites else "")
 
 
 def import_yaml(engine: Engine, text: str, *, source: str = "<yaml>") -> ImportSummary:
@@ -106,12 +109,15 @@ def _import(connection: Connection, document: Document, content: FileContent, no
             continue
         # Validated above, so this cannot fail; it keeps the overrides as written (unset = catalog default).
         tenant_inputs[spec.name] = TenantInput.model_validate(raw)
+    site_rows, site_problems = check_sites(document)
+    problems.extend(site_problems)
     if problems:
         raise YamlImportError(problems)
 
     catalog_counts = write_catalog(connection, content.catalog, file_catalog, db_catalog, now)
     created, updated, unchanged, changed = write_tenants(connection, tenant_inputs, now)
     return ImportSummary(
+        sites=write_sites(connection, site_rows, now) if site_rows else None,
         created=created,
         updated=updated,
         unchanged=unchanged,

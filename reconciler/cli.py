@@ -11,11 +11,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
 from reconciler.runtime.operations import commands as ops_commands
+from reconciler.runtime.operations import site_commands
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -89,7 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="each tenant's phase, conditions and last error")
     status.add_argument("--json", action="store_true")
     ops_commands.add_parsers(sub)
+    site_commands.add_parsers(sub)
+    _add_render_parser(sub)
     return parser
+
+
+def _add_render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    render = sub.add_parser("render", help="write desired state in other formats").add_subparsers(
+        dest="render_command", required=True
+    )
+    compose = render.add_parser("compose", help="each tenant as a Compose file (docker compose / docker stack)")
+    compose.add_argument("tenant", nargs="*", help="limit to these tenants (default: every tenant)")
+    compose.add_argument("--out", type=Path, help="write DIR/<tenant>.compose.yaml instead of standard output")
+    compose.add_argument("--redact", action="store_true", help="replace the tenants' own env values (secrets)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,15 +170,26 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return _status(args, make_engine(settings.database_url))
     if args.command == "nudge":
         return _nudge(args, settings)
+    if args.command == "render":
+        from reconciler.runtime import render_compose
+
+        return render_compose.run(settings, args.tenant or None, args.out, redact=args.redact)
 
     from reconciler.core.render_plan import render_json, render_text
+    from reconciler.runtime.passes.sites_step import SitesStep
     from reconciler.runtime.wiring import build_runtime
 
     runtime = build_runtime(settings)
     if args.command in ops_commands.COMMANDS:
         return ops_commands.run_command(args, runtime)
+    if args.command in site_commands.COMMANDS:
+        return site_commands.run_command(args, runtime)
     if args.command == "plan":
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
+        sites = runtime.reconciler.sites
+        if isinstance(sites, SitesStep) and args.tenant is None:  # sites are planned by full passes only
+            site_plan = sites.compute(allow_mass_delete=args.allow_mass_delete).shown
+            inputs = replace(inputs, plan=inputs.plan.merged(site_plan))
         print(render_json(inputs.plan, show_values=args.show_values) if args.json else render_text(inputs.plan))
         for spec_error in inputs.desired.errors.values():
             print(f"Invalid: {spec_error}", file=sys.stderr)
@@ -173,14 +198,21 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CHANGES if inputs.plan.changes else EXIT_OK
     if args.command == "apply":
         result = runtime.reconciler.run_pass(args.tenant, allow_mass_delete=args.allow_mass_delete, trigger="cli")
-        for change in result.applied:
+        site_run = runtime.reconciler.sites.last
+        site_changes = site_run.every_applied if site_run is not None else []
+        for change in [*result.applied, *site_changes]:
             print(f"{change.action.value:>3} {change.kind} {change.name}  # {change.reason}")
+        for site, message in sorted(site_run.errors.items() if site_run is not None else []):
+            print(f"failed: site {site}: {message}", file=sys.stderr)
         for tenant, message in sorted(result.errors.items()):
             print(f"failed: {tenant}: {message}", file=sys.stderr)
-        for message in result.plan.errors:
+        site_refusals = site_run.planned.plan.errors if site_run is not None else ()
+        for message in (*result.plan.errors, *site_refusals):
             print(f"refused: {message}", file=sys.stderr)
-        print(f"Applied {len(result.applied)} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
-        return EXIT_OK if result.ok else EXIT_ERROR
+        applied = len(result.applied) + len(site_changes)
+        print(f"Applied {applied} changes in {result.duration:.2f}s; {len(result.errors)} tenants failed.")
+        sites_ok = site_run is None or not (site_run.errors or site_refusals)
+        return EXIT_OK if result.ok and sites_ok else EXIT_ERROR
     if args.command == "run":
         from reconciler.runtime.service.run import run_service
 

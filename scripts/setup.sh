@@ -12,7 +12,10 @@ if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
 # ------------------------------------------------------------------ apt packages
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
-for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap; do
+# nginx: the sites stage (docs/sites.md) starts its own Nginx process; the packaged service is not used.
+# docker-registry, iproute2: the Swarm lab (scripts/swarm.sh, docs/swarm.md); the lab starts its registry itself.
+for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap nginx \
+  docker-registry iproute2; do
   installed "$pkg" || missing+=("$pkg")
 done
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
@@ -62,4 +65,7 @@ fi
 
 # ------------------------------------------------------------------ demo images
 deploy/images/build.sh
+# WordPress sites' images (docs/sites.md), FROM the Debian base deploy/build-image.sh makes (debootstrap).
+docker image inspect local/debian-py:bookworm >/dev/null 2>&1 || deploy/build-image.sh
+deploy/images/build-wordpress.sh
 log "done"

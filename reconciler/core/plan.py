@@ -18,9 +18,11 @@ from typing import Literal
 from reconciler.core.dns import RRset
 from reconciler.core.resources import Container, Network, Volume
 from reconciler.core.routes import RouteFile
+from reconciler.core.sites import SiteFile
 
-Resource = Container | Network | Volume | RouteFile | RRset
-Kind = Literal["network", "volume", "container", "route", "dns"]
+Resource = Container | Network | Volume | RouteFile | RRset | SiteFile
+# "site": one Nginx site file (``core.sites``); its changes carry the key ``site:<name>`` as ``tenant``.
+Kind = Literal["network", "volume", "container", "route", "dns", "site"]
 # What a part of a route change is about.
 PartKind = Literal["router", "service", "server", "middleware", "file"]
 
@@ -37,7 +39,7 @@ class Action(Enum):
 Operation = Literal["create", "start", "stop", "replace", "resume", "delete", "update"]
 
 # Creation phases run in ascending order; deletions in descending order after them.
-_KIND_RANK: dict[str, int] = {"network": 0, "volume": 1, "container": 2, "route": 3, "dns": 4}
+_KIND_RANK: dict[str, int] = {"network": 0, "volume": 1, "container": 2, "route": 3, "dns": 4, "site": 5}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Change:
                 return {"route files": 1, "routers": routers}
             if self.kind == "dns":
                 return {"DNS rrsets": 1}
+            if self.kind == "site":
+                return {"site files": 1}
             return {}
         if self.kind == "route" and self.action is Action.UPDATE:
             routers = sum(1 for p in self.parts if p.kind == "router" and p.action is Action.DELETE)
@@ -145,6 +149,15 @@ class Plan:
     def with_changes(self, changes: list[Change] | tuple[Change, ...], refused: list[Refusal] | None = None) -> Plan:
         """The same plan (errors, blockers) with other changes and refusals."""
         return Plan.of(changes, tuple(self.refused if refused is None else refused), self.errors, self.blocked)
+
+    def merged(self, other: Plan) -> Plan:
+        """This plan and ``other`` as one (``reconciler plan`` shows the tenants' and the sites' plans together)."""
+        return Plan.of(
+            (*self.changes, *other.changes),
+            (*self.refused, *other.refused),
+            (*self.errors, *other.errors),
+            (*self.blocked, *other.blocked),
+        )
 
     def of_kind(self, *kinds: Kind) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.kind in kinds)

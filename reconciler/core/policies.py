@@ -18,6 +18,7 @@ from reconciler.core.dns import RRset
 from reconciler.core.plan import Action, Change, Plan, Refusal
 from reconciler.core.resources import LABEL_IMAGE, LABEL_MANAGED, LABEL_OWNER, Container
 from reconciler.core.routes import RouteFile
+from reconciler.core.sites import SiteFile
 from reconciler.core.upgrades import Pin, pin_for
 
 
@@ -33,7 +34,7 @@ class MassDeleteLimits:
 
 def _owned(change: Change, owner: str) -> bool:
     before = change.before
-    if isinstance(before, RouteFile):
+    if isinstance(before, RouteFile | SiteFile):
         # A file without our header (a hand edit took it) is rewritten; one of another owner is never touched.
         return before.owner is None or before.owner == owner
     if isinstance(before, RRset):
@@ -56,7 +57,7 @@ def ownership(plan: Plan, owner: str) -> Plan:
     return plan.with_changes(kept, refused)
 
 
-LAYERS = ("containers", "route files", "routers", "DNS rrsets")
+LAYERS = ("containers", "route files", "routers", "DNS rrsets", "site files")
 
 
 def removals(plan: Plan) -> dict[str, int]:

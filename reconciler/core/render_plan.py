@@ -15,6 +15,7 @@ from reconciler.core.dns import RRset
 from reconciler.core.plan import Change, Plan, Resource
 from reconciler.core.resources import Container, Network
 from reconciler.core.routes import RouteFile
+from reconciler.core.sites import SITE_KEY, SiteFile
 
 _MIB = 1024 * 1024
 
@@ -37,6 +38,8 @@ def _summary(resource: Resource | None) -> str:
         return f"subnet={resource.subnet}" if resource.subnet else ""
     if isinstance(resource, RRset):
         return f"{', '.join(resource.records)} ttl={resource.ttl}"
+    if isinstance(resource, SiteFile):
+        return resource.file
     if isinstance(resource, RouteFile):
         routers = len(resource.table.routers)
         return f"{routers} router{'s' if routers != 1 else ''}" if routers else ""
@@ -65,7 +68,7 @@ def render_text(plan: Plan) -> str:
     lines: list[str] = []
     blocked_tenants = {b.tenant for b in plan.blocked}
     for tenant in sorted(set(plan.tenants()) | blocked_tenants):
-        lines.append(f"tenant {tenant}:")
+        lines.append(f"site {tenant.removeprefix(SITE_KEY)}:" if tenant.startswith(SITE_KEY) else f"tenant {tenant}:")
         sub = plan.for_tenant(tenant)
         lines.extend(_line(change) for change in sub.changes)
         for refusal in sub.refused:

@@ -6,7 +6,15 @@ rrsets) and runs the policies over the whole plan (``core.policies``). No I/O: t
 the golden tests build the same inputs from YAML.
 """
 
-from reconciler.planning.inputs import DnsSettings, Observed, PassContext, PlanSettings, RoutingSettings, ZoneState
+from reconciler.planning.inputs import (
+    DnsSettings,
+    Observed,
+    PassContext,
+    PlanSettings,
+    RoutingSettings,
+    SiteHosts,
+    ZoneState,
+)
 from reconciler.planning.pass_plan import PassPlan, plan_pass
 
 __all__ = [
@@ -16,6 +24,7 @@ __all__ = [
     "PassPlan",
     "PlanSettings",
     "RoutingSettings",
+    "SiteHosts",
     "ZoneState",
     "plan_pass",
 ]

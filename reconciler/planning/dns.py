@@ -8,17 +8,23 @@ failure). Records of invalid or held tenants are kept as they are; so are those 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from desired_state.specs import TenantSpec
 from reconciler.core.dns import RRset, RRsetChange, apply_policy, diff_records
 from reconciler.core.plan import Action, Blocked, Change, Refusal
-from reconciler.planning.inputs import DnsSettings, ZoneState
+from reconciler.core.sites import SITE_KEY
+from reconciler.planning.inputs import DnsSettings, SiteHosts, ZoneState
+from reconciler.planning.site_dns import observed_site_owners, plan_site_records
 from renderers.dns import render_host_records
 
 
 def to_change(change: RRsetChange) -> Change:
     rrset = change.rrset
     name = f"{rrset.name} {rrset.type}"
+    if change.tenant.startswith(SITE_KEY):  # the diff's reasons say "tenant site:x"; a site is not a tenant
+        site = change.tenant.removeprefix(SITE_KEY)
+        change = replace(change, reason=change.reason.replace(f"tenant {change.tenant}", f"site {site}"))
     if change.changetype == "DELETE":
         return Change(
             Action.DELETE,
@@ -62,8 +68,10 @@ def plan_dns(
     owner: str,
     scope: frozenset[str] | None,
     keep: frozenset[str],
+    sites: SiteHosts | None = None,
 ) -> tuple[list[Change], list[Refusal], list[Blocked]]:
-    """DNS changes for the tenants in ``scope`` (None: all, and our records of unknown tenants go)."""
+    """DNS changes for the tenants in ``scope`` (None: all, and our records of unknown tenants go), and for the
+    Nginx sites in ``sites`` (``planning.site_dns``; None: site records are left as they are)."""
     blocked: list[Blocked] = []
     desired: dict[str, list[RRset]] = {zone: [] for zone, state in zones.items() if state.readable}
     held = set(keep)
@@ -89,6 +97,14 @@ def plan_dns(
             continue
         for zone, rrsets in records.by_zone.items():
             desired[zone].extend(rrsets)
+    if sites is None:
+        held |= observed_site_owners(zones, owner)
+    else:
+        site_records = plan_site_records(sites, zones, desired, owner)
+        held |= site_records.held
+        blocked.extend(site_records.blocked)
+        for site_zone, site_rrsets in site_records.by_zone.items():
+            desired[site_zone].extend(site_rrsets)
     observed = {zone: state.rrsets for zone, state in zones.items() if state.readable}
     dns_plan = diff_records(desired, observed, owner=owner, tenants=scope, keep=frozenset(held))
     dns_plan = apply_policy(dns_plan, settings.policy, owner)

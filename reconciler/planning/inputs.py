@@ -58,6 +58,22 @@ class DnsSettings:
 
 
 @dataclass(frozen=True)
+class SiteHosts:
+    """The Nginx sites' share of the DNS plan (``planning.site_dns``), built by the sites stage.
+
+    ``hosts``: each valid site's host, by site name; ``keep``: sites whose records stay as they are (invalid rows);
+    ``loaded``: sites whose file Nginx has loaded (their records are published only then, by the executor);
+    ``target``: where site names point (``RECONCILER_NGINX_PUBLIC_ADDRESS``). Not given to the planner (None):
+    records of sites are left alone, whatever they are.
+    """
+
+    target: DnsTarget
+    hosts: Mapping[str, str] = field(default_factory=dict)
+    keep: frozenset[str] = frozenset()
+    loaded: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class PlanSettings:
     naming: Naming = field(default_factory=Naming)
     pool: SubnetPool = field(default_factory=SubnetPool)
@@ -77,6 +93,7 @@ class PassContext:
     ``policies`` (extra plan filters, e.g. crash-loop holds) come from the runtime. ``removed_recently``: what
     this process removed within the mass-delete window, by layer, so many small passes share one budget.
     ``bindings``: the live data-volume bindings (``data_volumes``), by volume name (``planning.identity``).
+    ``sites``: the Nginx sites' hosts, so their DNS records are planned with the tenants' (``planning.site_dns``).
     """
 
     scope: frozenset[str] | None = None
@@ -86,3 +103,5 @@ class PassContext:
     removed_recently: Mapping[str, int] = field(default_factory=dict)
     allow_mass_delete: bool = False
     bindings: Mapping[str, VolumeBinding] = field(default_factory=dict)
+    # The sites' hosts for the DNS layer (None: no sites stage; site records are then left alone).
+    sites: SiteHosts | None = None

@@ -130,7 +130,7 @@ def plan_pass(
         keep = protected | frozenset(failed)
         try:
             dns_changes, dns_refused, dns_blocked = plan_dns(
-                specs, observed.zones, settings.dns, owner=naming.owner, scope=None, keep=keep
+                specs, observed.zones, settings.dns, owner=naming.owner, scope=None, keep=keep, sites=context.sites
             )
         except Exception as exc:  # a DNS planning bug must not stop containers and routes
             dns_changes, dns_refused = [], []

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     resync_jitter: float = Field(default=0.1, ge=0, le=0.5)
     ready_timeout: float = Field(default=60.0, gt=0)
     workers: int = Field(default=4, ge=1, le=32)
+    # One pass applies this many tenants side by side (``reconciler apply``, the shared resync passes of ``run``),
+    # and the process keeps at most apply_concurrency engine actions in flight (docs/runtime.md).
+    apply_workers: int = Field(default=4, ge=1, le=32)
+    apply_concurrency: int = Field(default=6, ge=1, le=64)
     reconcile_timeout: float = Field(default=300.0, gt=0)
     backoff_initial: float = Field(default=1.0, gt=0)
     backoff_max: float = Field(default=300.0, gt=0)
@@ -89,6 +93,17 @@ class Settings(BaseSettings):
     dns_target_cname: str | None = None
     dns_ttl: int = Field(default=60, ge=1)
 
+    # Nginx sites (docs/sites.md). Unset state dir → no sites stage. Nginx runs with its own prefix there.
+    nginx_state_dir: str | None = None
+    nginx_listen: str = Field(default="127.0.0.1:8088", pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|\*):[0-9]{1,5}$")
+    nginx_binary: str = "nginx"
+    # Static sites serve <static root>/<volume>; the workers' user must be able to read it.
+    nginx_static_root: str = "/srv/sites"
+    nginx_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    nginx_reload_timeout: float = Field(default=10.0, gt=0)
+    # Where site hosts point in DNS (A for IPv4, AAAA for IPv6) when PowerDNS is set too; unset: the listen address.
+    nginx_public_address: str | None = None
+
     # RabbitMQ nudges. Unset URL → periodic resync and Docker events only. See docs/messages.md.
     rabbitmq_url: str | None = None
     rabbitmq_exchange: str = "tenant-reconciler"
@@ -132,8 +147,16 @@ class Settings(BaseSettings):
     backup_keep_max: int = Field(default=1000, ge=1)
     # Cron (UTC) of the restore test of each tenant's newest backup into a scratch volume. Unset → never.
     backup_verify_schedule: str | None = None
+    # Cron (UTC) of the backup of every WordPress site (docs/sites.md); unset → on request only. Newest kept per site.
+    site_backup_schedule: str | None = None
+    site_backup_keep: int = Field(default=7, ge=1)
     migrate_timeout: float = Field(default=600.0, gt=0)
     operation_poll_interval: float = Field(default=5.0, gt=0)  # seconds between reads of operation_requests
+    # Operation requests of different tenants carried out at once (docs/operations-backups.md, "Requests"): 2 fits
+    # a 2-core host (a backup is gzip on one core); never two of one tenant. A shutdown waits this many seconds for
+    # the running ones, then leaves them to the next leader's recovery.
+    operation_concurrency: int = Field(default=2, ge=1, le=64)
+    operation_shutdown_grace: float = Field(default=20.0, ge=0)
     operation_hold_timeout: float = Field(default=3600.0, gt=0)  # a restore running longer is taken as abandoned
 
     # Docker calls (docs/runtime.md, "Bounded waits"): seconds one API request, one CLI mutation and one image
@@ -170,7 +193,7 @@ class Settings(BaseSettings):
         memory = parse_memory(self.max_service_memory) if self.max_service_memory else None
         return InputLimits.for_host(memory, self.max_service_cpus, self.max_allowed_ranges)
 
-    @field_validator("backup_verify_schedule")
+    @field_validator("backup_verify_schedule", "site_backup_schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value:

@@ -5,8 +5,10 @@ The only place that knows which stages exist; called by the CLI. Nothing here ru
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -15,17 +17,25 @@ from reconciler.core.diff import SubnetPool
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
+from reconciler.drivers.nginx import NginxDriver
 from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
+from reconciler.runtime.operations.request_pool import RequestPool
+from reconciler.runtime.operations.requests import register_request_pool
+from reconciler.runtime.operations.site_backups import SiteBackups, register_site_backups
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
+from reconciler.runtime.passes.sites_step import NoSites, SiteMetrics, SitesStep
 from reconciler.runtime.passes.stages import DnsPublisher, Router
+from reconciler.runtime.passes.wordpress_step import WordpressStep
 from reconciler.runtime.service.scheduler import Scheduler
 from reconciler.runtime.settings import Settings
 from reconciler.runtime.telemetry.alerts import Alerter, build_alerter
 from reconciler.runtime.telemetry.metrics import Metrics
 from renderers.containers import Naming
+from renderers.dns import DnsTarget
+from renderers.nginx import NginxLayout
 
 
 @dataclass
@@ -40,6 +50,8 @@ class Runtime:
     alerts: Alerter = field(default_factory=Alerter)
     # Backups, restores, rollbacks; its upgrade gate is the reconciler's ``operations`` (docs/operations-backups.md).
     operations: TenantOps | None = None
+    # Operation requests from the UI, polled by ``scheduler`` while this instance leads (``operations.request_pool``).
+    requests: RequestPool | None = None
 
 
 def build_router(settings: Settings, naming: Naming) -> Router | None:
@@ -56,6 +68,56 @@ def build_dns(settings: Settings, naming: Naming) -> DnsPublisher | None:
     from reconciler.runtime.passes.dns import build_powerdns_publisher
 
     return build_powerdns_publisher(settings, naming)
+
+
+def build_sites(
+    settings: Settings,
+    engine: Engine,
+    naming: Naming,
+    metrics: Metrics,
+    dns: DnsPublisher | None = None,
+    docker: DockerDriver | None = None,
+) -> SitesStep | None:
+    if not settings.nginx_state_dir:
+        return None
+    layout = NginxLayout(
+        listen=settings.nginx_listen,
+        prefix=naming.prefix,
+        owner=naming.owner,
+        state_dir=settings.nginx_state_dir.rstrip("/"),
+        static_root=settings.nginx_static_root.rstrip("/"),
+        user=settings.nginx_user,
+    )
+    driver = NginxDriver(
+        Path(layout.state_dir), naming.prefix, settings.nginx_binary, reload_timeout=settings.nginx_reload_timeout
+    )
+    limits = MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window)
+    public = site_dns_target(settings) if dns is not None else None
+    wordpress = WordpressStep(engine, docker, naming.prefix, naming.owner) if docker is not None else None
+    return SitesStep(engine, driver, layout, limits, SiteMetrics(metrics), public=public, dns=dns, wordpress=wordpress)
+
+
+def site_dns_target(settings: Settings) -> DnsTarget:
+    """Where site hosts point: ``nginx_public_address``, else the address Nginx listens on (docs/dns.md "Sites")."""
+    address = settings.nginx_public_address
+    if address is None:
+        host = settings.nginx_listen.rpartition(":")[0].strip("[]")
+        if host == "*":
+            raise ValueError(
+                f"nginx_listen = {settings.nginx_listen!r} names no address for the sites' DNS records; "
+                "set RECONCILER_NGINX_PUBLIC_ADDRESS to the address clients reach Nginx at, such as 192.0.2.10"
+            )
+        address = host
+    try:
+        version = ipaddress.ip_address(address.strip()).version
+    except ValueError:
+        raise ValueError(
+            f"nginx_public_address = {address[:60]!r} is not an IPv4 or IPv6 address such as 192.0.2.10 or 2001:db8::10"
+        ) from None
+    address = address.strip()
+    return DnsTarget(
+        a=(address,) if version == 4 else (), aaaa=(address,) if version == 6 else (), ttl=settings.dns_ttl
+    )
 
 
 def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None) -> Runtime:
@@ -75,6 +137,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
     )
     ops_metrics = OperationsMetrics(metrics.registry)
     parts = build_operation_parts(settings, engine, docker, naming, ops_metrics, notify=alerts.notify)
+    dns = build_dns(settings, naming) if with_stages else None
     reconciler = Reconciler(
         engine=engine,
         docker=docker,
@@ -82,7 +145,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         pool=SubnetPool(settings.subnet_pool, settings.subnet_prefix),
         limits=MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window),
         router=build_router(settings, naming) if with_stages else None,
-        dns=build_dns(settings, naming) if with_stages else None,
+        dns=dns,
         metrics=metrics,
         ready_timeout=settings.ready_timeout,
         stop=stop if stop is not None else PassDeadline(),
@@ -92,19 +155,27 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         base_domain=settings.base_domain,
         entrypoint=settings.traefik_entrypoint,
         input_limits=settings.input_limits(),
+        apply_workers=settings.apply_workers,
+        apply_concurrency=settings.apply_concurrency,
+        sites=(build_sites(settings, engine, naming, metrics, dns, docker) if with_stages else None) or NoSites(),
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
-    runtime = Runtime(
+    scheduler = Scheduler()
+    BackupSchedule(operations, scheduler).register()
+    if settings.site_backup_schedule and settings.backup_dir:
+        site_backups = SiteBackups(docker, Path(settings.backup_dir), naming.prefix, naming.owner)
+        register_site_backups(scheduler, engine, site_backups, settings.site_backup_schedule, settings.site_backup_keep)
+    return Runtime(
         settings=settings,
         engine=engine,
         docker=docker,
         reconciler=reconciler,
         metrics=metrics,
+        scheduler=scheduler,
         alerts=alerts,
         operations=operations,
+        requests=register_request_pool(operations, scheduler),
     )
-    BackupSchedule(operations, runtime.scheduler).register()
-    return runtime
 
 
 def build_healthcheck(settings: Settings) -> HealthCheck | None:

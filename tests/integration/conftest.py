@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Harness
+from tests.integration.sites_support import SitesRig, sites_rig
+from tests.integration.swarm import SwarmLab, start_lab
 
 
 @pytest.fixture
@@ -19,3 +21,15 @@ def harness(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: s
     finally:
         h.stop_run()
         h.rt.engine.dispose()
+
+
+@pytest.fixture
+def sites(postgres_url: str, owner_id: str) -> Iterator[SitesRig]:
+    """Our own Nginx on a free 127.0.0.1 port with the sites stage wired to a fresh PostgreSQL database."""
+    yield from sites_rig(postgres_url, owner_id)
+
+
+@pytest.fixture(scope="session")
+def swarm_lab() -> Iterator[SwarmLab]:
+    """The three-node Swarm lab (scripts/swarm.sh), once per session; skipped (failed in CI) if it cannot start."""
+    yield from start_lab()

@@ -1,5 +1,6 @@
-"""The tenant-operations rows on SQLite and PostgreSQL: exactly-once migrations, holds, request claims, pins,
-rollback writes and policies (``desired_state.operations`` and ``desired_state.backups``)."""
+"""The tenant-operations rows on SQLite and PostgreSQL: exactly-once migrations, holds, request claims and
+priorities (and their migration), pins, rollback writes and policies (``desired_state.operations``,
+``desired_state.operation_requests`` and ``desired_state.backups``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from desired_state.backups import read_policies, set_policy
 from desired_state.database import make_engine, upgrade
-from desired_state.operation_requests import claim_request, create_request
+from desired_state.operation_recovery import close_abandoned
+from desired_state.operation_requests import (
+    claim_request,
+    create_request,
+    finish_request,
+    get_request,
+    pending_requests,
+)
 from desired_state.operations import finish_operation, holds, migration_succeeded, revert_migrations, start_operation
 from desired_state.pins import read_pins, write_pin
 from desired_state.service_image import set_service_image
-from desired_state.tables import OperationRow, Tenant, TenantService
+from desired_state.tables import OperationRequest, OperationRow, Tenant, TenantService
 from desired_state.yaml_io import import_yaml
 
 pytestmark = pytest.mark.integration
@@ -139,3 +147,67 @@ def test_last_successes_seed_the_backup_age_per_tenant(engine: Engine) -> None:
     assert set(seeds) == {"acme"}
     assert newest.finished_at is not None
     assert abs(seeds["acme"].timestamp() - newest.finished_at.replace(tzinfo=seeds["acme"].tzinfo).timestamp()) < 1
+
+
+def test_a_hostile_priority_is_that_requests_problem_not_a_failed_read(engine: Engine) -> None:
+    good = create_request(engine, "acme", "backup", priority=5)
+    bad = create_request(engine, "acme", "backup")
+    # SQLite lets an INTEGER column hold text; PostgreSQL takes any 32-bit integer.
+    hostile: object = "urgent" if engine.dialect.name == "sqlite" else 2**31 - 1
+    with engine.begin() as connection:
+        connection.execute(update(OperationRequest).where(OperationRequest.id == bad).values(priority=hostile))
+    by_id = {r.id: r for r in pending_requests(engine)}
+    assert (by_id[good].priority, by_id[good].problem) == (5, None)
+    assert by_id[bad].priority == 0
+    assert by_id[bad].problem == (
+        f"request {bad} of tenant 'acme': field priority = {hostile!r} is not an integer from -100 to 100 "
+        "(higher runs first; default 0)"
+    )
+
+
+def test_migration_0007_adds_the_priority_and_downgrades(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    for url in (f"sqlite:///{tmp_path / 'm.sqlite3'}", request.getfixturevalue("postgres_url")):
+        upgrade(url, "0006")
+        engine = make_engine(url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "INSERT INTO operation_requests (tenant, kind, restore, status) "
+                        "VALUES ('acme', 'backup', false, 'pending')"
+                    )
+                )
+            upgrade(url)
+            (old,) = pending_requests(engine)
+            assert (old.priority, old.problem) == (0, None)  # the server default: a row the UI wrote before
+            _alembic(engine, "downgrade", "0006")
+            assert "priority" not in {c["name"] for c in inspect(engine).get_columns("operation_requests")}
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT count(*) FROM operation_requests")).scalar_one() == 1
+            upgrade(url)
+            assert "priority" in {c["name"] for c in inspect(engine).get_columns("operation_requests")}
+        finally:
+            engine.dispose()
+
+
+def _alembic(engine: Engine, verb: str, revision: str) -> None:
+    from alembic import command
+
+    from desired_state.database import _alembic_config
+
+    with engine.begin() as connection:
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        getattr(command, verb)(config, revision)
+
+
+def test_an_answer_never_overwrites_a_row_closed_by_recovery(engine: Engine) -> None:
+    """A leader that lost its lock finishes a request a new leader's recovery already closed: the recovery stands."""
+    request_id = create_request(engine, "acme", "backup")
+    assert claim_request(engine, request_id)
+    close_abandoned(engine, "test recovery")
+    closed = get_request(engine, request_id)
+    assert closed is not None and closed.status == "failed" and "abandoned" in (closed.error or "")
+    assert finish_request(engine, request_id, "succeeded") is False
+    after = get_request(engine, request_id)
+    assert after is not None and after.status == "failed" and after.error == closed.error

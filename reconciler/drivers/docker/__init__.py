@@ -1,8 +1,9 @@
-"""The Docker driver (``DockerDriver``): observe with the docker SDK, act with python-on-whales.
+"""The Docker driver (``DockerDriver``): observe and act through the Engine API (docker SDK ``APIClient``); image
+pulls and helper containers through the CLI (python-on-whales).
 
-Modules: ``driver`` (snapshot and mutations), ``inspect`` (which containers to inspect, and what inspecting
-shows), ``events`` (the event stream), ``helpers`` (short-lived helper containers), ``errors`` (library errors
-into the project's own).
+Modules: ``driver`` (snapshot and mutations), ``create`` (what the Engine API is given to create a container,
+network or volume), ``inspect`` (which containers to inspect, and what inspecting shows), ``events`` (the event
+stream), ``helpers`` (short-lived helper containers), ``errors`` (library errors into the project's own).
 """
 
 from reconciler.core.errors import SubnetTaken

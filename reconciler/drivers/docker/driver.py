@@ -1,11 +1,14 @@
-"""Docker driver: observe with the docker SDK, act with python-on-whales.
+"""Docker driver: observe and act through the Engine API (docker SDK ``APIClient``); helpers and pulls via the CLI.
 
 Observation is one snapshot per pass with a constant number of list calls (containers, networks, volumes),
 whatever the number of tenants; the results are converted at once into the core's frozen values. Containers
 marked in ``inspections`` (``drivers.docker.inspect``) are inspected on top, one API call each, counted apart as
-``calls["inspect"]``. Mutations go through python-on-whales, one CLI call per change, each bounded by
-``DockerTimeouts`` (coreutils ``timeout`` around the CLI). Library errors become the project's errors
-(``drivers.docker.errors``). Called by the runtime's executor, loop and operations.
+``calls["inspect"]``. The pass's mutations (create and start, stop, remove, update, networks, volumes) are HTTP
+requests on the engine's socket, a few milliseconds each, bounded by ``DockerTimeouts.mutation`` (the client's
+timeout); what they send is built in ``drivers.docker.create``. Image pulls, helper containers (backups, restores,
+migrations, with their own long timeouts) stay on the CLI through python-on-whales. Library errors become the
+project's errors (``drivers.docker.errors``). Thread-safe: the executor calls one driver from several workers at
+once. Called by the runtime's executor, loop and operations.
 """
 
 from __future__ import annotations
@@ -16,18 +19,17 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, BinaryIO
 
 import docker
 import docker.errors
 import requests.exceptions
+from docker.errors import ImageNotFound, NotFound
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException, NoSuchContainer, NoSuchNetwork, NoSuchVolume
+from python_on_whales.exceptions import DockerException
 
 from reconciler.core.errors import SubnetTaken, TransientError
 from reconciler.core.resources import (
-    DATA_MOUNT,
     LABEL_MANAGED,
     LABEL_OWNER,
     LABEL_TENANT,
@@ -37,7 +39,8 @@ from reconciler.core.resources import (
     Snapshot,
     Volume,
 )
-from reconciler.drivers.docker.errors import SYSTEM, Mutation, docker_error
+from reconciler.drivers.docker.create import container_create, container_limits, network_create
+from reconciler.drivers.docker.errors import SYSTEM, ApiMutation, Mutation, docker_error
 from reconciler.drivers.docker.events import DockerEvent, EventStream
 from reconciler.drivers.docker.helpers import HelperResult, HelperRun, run_helper
 from reconciler.drivers.docker.inspect import InspectionMarks, container_from_list, observed_limits
@@ -48,6 +51,10 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 10
 # Seconds `timeout` waits after TERM before it KILLs a CLI call that ran past its bound.
 KILL_AFTER = 5
+# Connections the SDK keeps open per pool (it keeps one pool per request URL): the same request made at once by
+# the executor's workers (about 8) and the loop (observations, the event stream holding one while open) needs
+# that many; with fewer, each extra one is opened, then thrown away with a warning.
+POOL_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ class DockerTimeouts:
     """Upper bounds, in seconds, of one Docker call (``Settings.docker_*_timeout``)."""
 
     api: float = 60.0  # one docker SDK request (list, inspect, logs)
-    mutation: float = 120.0  # one CLI mutation (run, start, stop, rm, update, network, volume); stop adds its grace
+    mutation: float = 120.0  # one mutation (create, start, stop, rm, update, network, volume); stop adds its grace
     pull: float = 600.0  # one image pull
     events_read: float = 60.0  # the event stream is reopened after this long without an event
 
@@ -86,7 +93,13 @@ class DockerDriver:
         self.pull = pull
         self.inspections = inspections if inspections is not None else InspectionMarks()
         base_url = docker_host or "unix:///var/run/docker.sock"
-        self.api = docker.APIClient(base_url=base_url, version="auto", timeout=int(self.timeouts.api))
+        self.api = docker.APIClient(
+            base_url=base_url, version="auto", timeout=self.timeouts.api, max_pool_size=POOL_SIZE
+        )
+        # Mutations get their own bound; the API version is the one just negotiated (no second round trip).
+        self.engine = docker.APIClient(
+            base_url=base_url, version=self.api.api_version, timeout=self.timeouts.mutation, max_pool_size=POOL_SIZE
+        )
         call = client_call or ["docker"]
         # Helpers bring their own timeout (a backup may take an hour); every other CLI call gets a bound.
         self.helper_cli = DockerClient(host=docker_host, client_call=call)
@@ -204,8 +217,14 @@ class DockerDriver:
     # --- act -----------------------------------------------------------------------------------------------
 
     def _mutate(self, operation: str, key: str, tenant: str | None, timeout: float | None = None) -> Mutation:
+        """One CLI mutation (pull, helper)."""
         self._count("mutate")
         return Mutation(operation, key, tenant, timeout or self.timeouts.mutation)
+
+    def _request(self, operation: str, key: str, tenant: str | None, timeout: float | None = None) -> ApiMutation:
+        """One Engine API mutation (``self.engine``)."""
+        self._count("mutate")
+        return ApiMutation(operation, key, tenant, timeout or self.timeouts.mutation)
 
     def used_subnets(self) -> list[str]:
         """Every subnet the engine has in use, ours or not (one list call)."""
@@ -218,9 +237,10 @@ class DockerDriver:
 
     def create_network(self, network: Network, labels: dict[str, str]) -> None:
         try:
-            with self._mutate("create network", network.name, network.tenant):
-                self.cli.network.create(network.name, driver="bridge", subnet=network.subnet, labels=labels)
+            with self._request("create network", network.name, network.tenant):
+                self.engine.create_network(**network_create(network, labels))
         except TransientError as exc:
+            # The engine's text for a pool overlap: "Pool overlaps with other one on this address space".
             if "overlaps" in str(exc):
                 raise SubnetTaken(
                     exc.message, tenant=network.tenant, system=SYSTEM, operation="create network", key=network.name
@@ -228,64 +248,63 @@ class DockerDriver:
             raise
 
     def remove_network(self, network: Network) -> None:
-        with self._mutate("remove network", network.name, network.tenant), contextlib.suppress(NoSuchNetwork):
-            self.cli.network.remove(network.name)
+        with self._request("remove network", network.name, network.tenant), contextlib.suppress(NotFound):
+            self.engine.remove_network(network.name)
 
     def create_volume(self, volume: Volume, labels: dict[str, str]) -> None:
-        with self._mutate("create volume", volume.name, volume.tenant):
-            self.cli.volume.create(volume.name, labels=labels)
+        with self._request("create volume", volume.name, volume.tenant):
+            self.engine.create_volume(volume.name, driver="local", labels=labels)
 
     def remove_volume(self, name: str, tenant: str) -> None:
-        with self._mutate("remove volume", name, tenant), contextlib.suppress(NoSuchVolume):
-            self.cli.volume.remove(name)
+        with self._request("remove volume", name, tenant), contextlib.suppress(NotFound):
+            self.engine.remove_volume(name)
 
     def pull_image(self, image: str, tenant: str | None = None) -> None:
         with self._mutate("pull image", image, tenant, self.timeouts.pull):
             self.pull_cli.image.pull(image, quiet=True)
 
     def run_container(self, container: Container) -> None:
-        """Create and start the container; an image the engine lacks is pulled first (``pull="missing"``)."""
-        options = _run_options(container)
-        with self._mutate("run container", container.name, container.tenant):
+        """Create and start the container (``docker run -d``); an image the engine lacks is pulled first
+        (``pull="missing"``). A name still held by a container being removed fails with the engine's conflict
+        ("... is already in use"), a transient error. Two requests, one ``mutate`` count."""
+        with self._request("run container", container.name, container.tenant):
+            options = container_create(self.engine, container)
             try:
-                self.cli.container.run(container.image, **options)
-            except DockerException as exc:
-                if self.pull != "missing" or "No such image" not in (exc.stderr or ""):
+                created = self.engine.create_container(**options)
+            except ImageNotFound:
+                if self.pull != "missing":
                     raise
                 self.pull_image(container.image, container.tenant)
-                self.cli.container.run(container.image, **options)
+                created = self.engine.create_container(**options)
+            # As with `docker run`, a container whose start fails stays created; the next pass sees it.
+            self.engine.start(created["Id"])
 
     def update_container(self, container: Container) -> None:
         """Set memory, CPUs and pids limit in place (``docker update``): limits drifted, the spec did not."""
-        options: dict[str, Any] = {"cpus": container.cpus}
-        if container.memory is not None:
-            # `docker run --memory M` gives swap 2M; keep that, or a raised memory limit exceeds the swap limit.
-            options |= {"memory": container.memory, "memory_swap": 2 * container.memory}
-        if container.pids_limit is not None:
-            options["pids_limit"] = container.pids_limit
-        with self._mutate("update container", container.name, container.tenant):
-            self.cli.container.update(container.name, **options)
+        with self._request("update container", container.name, container.tenant):
+            url = self.engine._url("/containers/{0}/update", container.name)
+            # The SDK's update_container knows neither NanoCpus nor PidsLimit; the endpoint does.
+            self.engine._raise_for_status(self.engine._post_json(url, data=container_limits(container)))
 
     def start_container(self, container: Container) -> None:
-        with self._mutate("start container", container.name, container.tenant):
-            self.cli.container.start(container.name)
+        with self._request("start container", container.name, container.tenant):
+            self.engine.start(container.name)
 
     def stop_container(self, container: Container) -> None:
+        # The client adds the grace period to its own timeout, so the bound is mutation + STOP_TIMEOUT.
         with (
-            self._mutate("stop container", container.name, container.tenant, self.timeouts.mutation + STOP_TIMEOUT),
-            contextlib.suppress(NoSuchContainer),
+            self._request("stop container", container.name, container.tenant, self.timeouts.mutation + STOP_TIMEOUT),
+            contextlib.suppress(NotFound),
         ):
-            self.cli.container.stop(container.name, time=STOP_TIMEOUT)
+            self.engine.stop(container.name, timeout=STOP_TIMEOUT)
 
     def remove_container(self, container: Container) -> None:
-        """Stop gracefully, then remove; the data volume is untouched."""
-        with self._mutate("remove container", container.name, container.tenant):
-            try:
-                if container.running:
-                    self.cli.container.stop(container.name, time=STOP_TIMEOUT)
-                self.cli.container.remove(container.name, force=True)
-            except NoSuchContainer:
-                pass
+        """Stop gracefully, then remove (``force``); the data volume is untouched (never ``v=True``)."""
+        bound = self.timeouts.mutation + STOP_TIMEOUT
+        with self._request("remove container", container.name, container.tenant, bound), contextlib.suppress(NotFound):
+            if container.running:
+                self.engine.stop(container.name, timeout=STOP_TIMEOUT)
+            self.engine.remove_container(container.name, force=True)
 
     def run_helper(
         self,
@@ -342,39 +361,6 @@ class DockerDriver:
     def _remove_helper(self, name: str) -> None:
         with contextlib.suppress(DockerException):
             self.cli.container.remove(name, force=True)
-
-
-def _run_options(container: Container) -> dict[str, Any]:
-    """python-on-whales ``container.run`` arguments for a tenant container (the image is pulled separately)."""
-    options: dict[str, Any] = {
-        "name": container.name,
-        "detach": True,
-        "labels": dict(container.labels),
-        "envs": dict(container.env or ()),
-        "memory": container.memory,
-        "cpus": container.cpus,
-        "networks": [container.network],
-        "volumes": [(container.volume, DATA_MOUNT)],
-        "restart": "unless-stopped",
-        "pull": "never",
-    }
-    if container.healthcheck is not None:
-        hc = container.healthcheck
-        options |= {
-            "health_cmd": hc.command,
-            "health_interval": timedelta(seconds=hc.interval),
-            "health_timeout": timedelta(seconds=hc.timeout),
-            "health_retries": hc.retries,
-            "health_start_period": timedelta(seconds=hc.start_period),
-        }
-    if container.pids_limit is not None:
-        options["pids_limit"] = container.pids_limit
-    if container.log_max_size is not None:
-        options["log_driver"] = "json-file"
-        options["log_options"] = [f"max-size={container.log_max_size}", f"max-file={container.log_max_file or 1}"]
-    if container.no_new_privileges:
-        options["security_options"] = ["no-new-privileges"]
-    return options
 
 
 def _volume(raw: dict[str, Any]) -> Volume:

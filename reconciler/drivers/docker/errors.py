@@ -1,15 +1,20 @@
 """How the Docker driver turns library errors into the project's own (``reconciler.core.errors``).
 
-python-on-whales raises ``DockerException`` with the CLI's stderr; the docker SDK raises ``DockerException`` or a
-``requests`` error. What the message says decides permanent (retrying cannot help: the image is missing, a limit
-is out of range) or transient (everything else: the engine is busy, a call timed out). Every error names the
-system ("docker"), the operation and the key of the object. Used by the other modules of this package only.
+python-on-whales raises ``DockerException`` with the CLI's stderr (``translate``, ``Mutation``: image pulls and
+helpers); the docker SDK raises ``APIError`` with the daemon's reason, or a ``requests`` error when the engine
+does not answer (``translate_api``, ``ApiMutation``: the pass's mutations on the Engine API). What the message
+says decides permanent (retrying cannot help: the image is missing, a limit is out of range, the engine rejects a
+parameter) or transient (everything else: the engine is busy, a name is still in use, a call timed out). Every
+error names the system ("docker"), the operation and the key of the object, never a command line or a request
+body (env values are secrets). Used by the other modules of this package only.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import docker.errors
+import requests.exceptions
 from python_on_whales.exceptions import DockerException, NoSuchImage
 
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
@@ -30,6 +35,9 @@ PERMANENT_HINTS = (
     "Range of CPUs",
     "invalid argument",
 )
+# The Engine API's status for a request it rejects as malformed (moby errdefs.InvalidParameter: an invalid
+# option, a limit out of range): the same request fails the same way every time.
+BAD_PARAMETER = 400
 
 
 def is_permanent(text: str) -> bool:
@@ -56,6 +64,26 @@ def translate(exc: DockerException, operation: str, key: str, tenant: str | None
     return docker_error(f"{what}: {_short(text)}", permanent=permanent, operation=operation, key=key, tenant=tenant)
 
 
+def translate_api(exc: Exception, operation: str, key: str, tenant: str | None, timeout: float) -> ReconcileError:
+    """One Engine API failure as the project's error: ``<operation> <key>: <the daemon's reason>``."""
+    what = f"{operation} {key}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return docker_error(
+            f"{what}: no answer within {timeout:g}s", permanent=False, operation=operation, key=key, tenant=tenant
+        )
+    if isinstance(exc, docker.errors.APIError):
+        # The daemon's reason only: str(exc) adds the request URL and the HTTP status line.
+        text = str(exc.explanation or "").strip() or f"the engine answered {exc.status_code}"
+        permanent = (
+            isinstance(exc, docker.errors.ImageNotFound) or exc.status_code == BAD_PARAMETER or is_permanent(text)
+        )
+    elif isinstance(exc, requests.exceptions.ConnectionError):
+        text, permanent = f"engine not reachable ({_short(str(exc), 200)})", False
+    else:
+        text, permanent = _short(str(exc)) or type(exc).__name__, is_permanent(str(exc))
+    return docker_error(f"{what}: {_short(text)}", permanent=permanent, operation=operation, key=key, tenant=tenant)
+
+
 def _short(text: str, limit: int = 300) -> str:
     """The daemon's reason without the CLI's usage hints; long outputs shortened."""
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("Run 'docker")]
@@ -79,3 +107,21 @@ class Mutation:
         if exc is None or not isinstance(exc, DockerException):
             return False
         raise translate(exc, self.operation, self.key, self.tenant, self.timeout) from exc
+
+
+class ApiMutation:
+    """Context manager around one Engine API mutation: docker SDK and ``requests`` errors become the project's."""
+
+    def __init__(self, operation: str, key: str, tenant: str | None, timeout: float) -> None:
+        self.operation = operation
+        self.key = key
+        self.tenant = tenant
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
+        if isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException)):
+            raise translate_api(exc, self.operation, self.key, self.tenant, self.timeout) from exc
+        return False

@@ -32,7 +32,6 @@ from desired_state.load import load_desired_state
 from desired_state.operations import record_operation
 from reconciler.core.errors import ReconcileError
 from reconciler.core.schedule import parse_schedule
-from reconciler.runtime.operations.requests import process_requests
 from reconciler.runtime.operations.tenant_ops import TenantOps
 
 log = logging.getLogger("reconciler.backups")
@@ -96,7 +95,7 @@ class BackupSchedule:
     _reported: set[tuple[str, str]] = field(default_factory=set)
 
     def register(self) -> None:
-        """Add the policy refresh and the operation-request poller (at wiring time: no database read here).
+        """Add the policy refresh (at wiring time: no database read here; requests: ``operations.requests``).
 
         The first refresh runs one refresh interval after the scheduler starts; ``refresh`` may be called at once.
         """
@@ -104,9 +103,6 @@ class BackupSchedule:
         self.scheduler.add_interval("backup-policies", config.policy_refresh_interval, self.refresh)
         if config.verify_schedule:
             self.scheduler.add_cron(VERIFY_JOB, config.verify_schedule, self._verify)
-        self.scheduler.add_interval(
-            "operation-requests", config.request_poll_interval, lambda: process_requests(self.ops)
-        )
 
     def refresh(self) -> None:
         wanted: dict[str, str] = {}

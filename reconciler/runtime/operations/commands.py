@@ -37,7 +37,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         listing = sub.add_parser(name, help=text)
         listing.add_argument("tenant", nargs="?")
         listing.add_argument("--json", action="store_true")
-    sub.add_parser("requests", help="carry out pending operation requests now (`reconciler run` polls them)")
+    sub.add_parser(
+        "requests",
+        help="carry out pending operation requests now, RECONCILER_OPERATION_CONCURRENCY tenants at a time, and wait "
+        "(`reconciler run` polls them)",
+    )
 
 
 def run_command(args: argparse.Namespace, runtime: Runtime) -> int:

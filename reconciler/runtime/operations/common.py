@@ -45,6 +45,9 @@ class OperationsConfig:
     # A restore whose process died is considered abandoned after this long, and its tenant reconciled again.
     hold_timeout: float = 3600.0
     request_poll_interval: float = 5.0
+    # Requests of different tenants carried out at once, and how long a shutdown waits for the running ones.
+    request_concurrency: int = 2
+    request_shutdown_grace: float = 20.0
     policy_refresh_interval: float = 30.0
     # Bounds of backup policies (``operations.backup_schedule``): shortest schedule interval, most archives kept.
     min_backup_interval: float = 300.0
@@ -62,6 +65,8 @@ class OperationsConfig:
             migrate_timeout=settings.migrate_timeout,
             hold_timeout=settings.operation_hold_timeout,
             request_poll_interval=settings.operation_poll_interval,
+            request_concurrency=settings.operation_concurrency,
+            request_shutdown_grace=settings.operation_shutdown_grace,
             policy_refresh_interval=settings.backup_policy_refresh,
             min_backup_interval=settings.backup_min_interval,
             keep_max=settings.backup_keep_max,

@@ -31,6 +31,15 @@ class PassDeadline(threading.Event):
     def end(self) -> None:
         self._local.deadline = None
 
+    def current(self) -> float | None:
+        """This thread's deadline (monotonic), for ``adopt`` in a thread it fans out to (``passes.parallel``)."""
+        deadline: float | None = getattr(self._local, "deadline", None)
+        return deadline
+
+    def adopt(self, deadline: float | None) -> None:
+        """Run this thread under another thread's deadline (``current``); ``end`` clears it."""
+        self._local.deadline = deadline
+
     def expired(self) -> bool:
         deadline: float | None = getattr(self._local, "deadline", None)
         return deadline is not None and time.monotonic() >= deadline

@@ -4,8 +4,15 @@ Called by ``runtime.passes.reconcile`` for every tenant of the pass with its sha
 out and nothing else (a converged tenant costs no call). Creation goes network and volume → containers → the
 plan's route change; a replacement is start new → ready → in routing → old out of routing → stop old; removal is
 routes → containers → network (DNS records go before, and come after, in ``passes.dns_step``). Data volumes
-are never removed here. Each action is logged as one line with tenant and reason. ``stop`` is checked between
-actions so SIGTERM ends a pass cleanly.
+are never removed here. Each action is logged as one line with tenant and reason. ``stop`` is checked before
+every action so SIGTERM ends a pass cleanly: actions in flight finish, no new one starts.
+
+Within a phase the actions are independent and run together (``passes.parallel``): networks and volumes; then
+every new container (creates, new halves of replacements, starts, resumes), followed by one readiness wait for
+all of them (``readiness.wait_all_ready``: one re-read of the tenant's containers per round, probes in
+parallel); then routing once, with every ready backend; then stops, old halves and deletions; then the network.
+Engine actions of every tenant the process applies at once share ``slots`` (``RECONCILER_APPLY_CONCURRENCY``).
+Outcomes and log lines follow the plan's order, whatever order the actions finished in.
 
 A replacement an earlier process did not finish (``kill -9`` mid-change) comes back as a ``resume`` change: its
 new container exists, so it is started if need be but never created again; the rest is the same choreography
@@ -18,19 +25,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TypeVar
 
 from desired_state.specs import TenantSpec
 from reconciler.core.diff import SubnetPool
-from reconciler.core.errors import ReconcileError, SubnetTaken, TransientError
+from reconciler.core.errors import SubnetTaken, TransientError
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.subnets import allocate_subnet
 from reconciler.core.upgrades import Upgrade, upgrades_in
 from reconciler.runtime.passes.engine import ContainerEngine
-from reconciler.runtime.passes.readiness import wait_ready
+from reconciler.runtime.passes.outcome import Buckets, Interrupted, TenantOutcome
+from reconciler.runtime.passes.parallel import ActionSlots, Result, first_error, run_all
+from reconciler.runtime.passes.readiness import Probe, probe_once, wait_all_ready
+from reconciler.runtime.passes.route_step import Backends, route_tenant
 from reconciler.runtime.passes.stages import Router, UpgradeGate
+from reconciler.runtime.passes.upgrade_steps import ask_gate, judge_upgrades
 from renderers.containers import Naming
 
 log = logging.getLogger("reconciler.apply")
@@ -40,22 +53,15 @@ log = logging.getLogger("reconciler.apply")
 NETWORK_CREATE_ATTEMPTS = 5
 # Removal of a container by Docker takes well under a second; past this the create fails and is retried.
 NAME_FREE_TIMEOUT = 10.0
+# Engine actions in flight across the process unless configured (RECONCILER_APPLY_CONCURRENCY): on 2 cores the
+# engine's create throughput stops growing past about 4-8 parallel creates (docs/runtime.md).
+DEFAULT_APPLY_CONCURRENCY = 6
+# Readiness re-reads fewer waiting containers one by one (one list call each), more with one tenant listing.
+LIST_TENANT_FROM = 3
 
+T = TypeVar("T")
 
-class Interrupted(ReconcileError):
-    """The process was asked to stop; the pass ended between two actions."""
-
-
-@dataclass
-class TenantOutcome:
-    tenant: str
-    applied: list[Change] = field(default_factory=list)
-    failed: list[tuple[Change, str]] = field(default_factory=list)
-    waiting: str | None = None  # why removal was held back (e.g. DNS record still published)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+__all__ = ["Executor", "Interrupted", "TenantOutcome"]
 
 
 @dataclass
@@ -70,6 +76,10 @@ class Executor:
     on_applied: Callable[[Change], None] | None = None
     # Backup and migration before an image change, pin after a failed one; None: image changes are plain replacements.
     upgrades: UpgradeGate | None = None
+    # Engine actions in flight, shared by every tenant the process applies at once (``passes.parallel``).
+    slots: ActionSlots = field(default_factory=lambda: ActionSlots(DEFAULT_APPLY_CONCURRENCY))
+    # How readiness asks a container's health path (an HTTP GET; unit tests of ordering give their own).
+    probe: Probe = probe_once
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -101,7 +111,7 @@ class Executor:
         """Create the network; if its subnet was taken since the snapshot, pick another from a fresh list."""
         for attempt in range(NETWORK_CREATE_ATTEMPTS):
             try:
-                self.docker.create_network(network, labels)
+                self._act(partial(self.docker.create_network, network, labels))
                 return network.subnet
             except SubnetTaken:
                 if attempt == NETWORK_CREATE_ATTEMPTS - 1:
@@ -120,14 +130,85 @@ class Executor:
                 return
             time.sleep(0.05)
 
-    def _wait_ready(self, container: Container) -> tuple[Container | None, str]:
-        return wait_ready(
-            lambda: self.docker.container(container.name),
-            port=container.port,
-            health=container.health,
+    def _act(self, action: Callable[[], None], *, undo: bool = False) -> None:
+        """One engine action, once a slot is free; a pass told to stop starts no new one, except to ``undo``
+        (remove a new container that failed) what it already began, so the old version keeps serving."""
+        with self.slots.hold():
+            if not undo:
+                self._check_stop()
+            action()
+
+    def _together(self, tasks: Sequence[Callable[[], None]]) -> list[Result[None]]:
+        return run_all(tasks, self.stop)
+
+    @staticmethod
+    def _raise_interrupted(results: Sequence[Result[T]]) -> None:
+        if any(isinstance(r.error, Interrupted) for r in results):
+            raise Interrupted("stopping: pass interrupted between actions (actions in flight finished)")
+
+    def _phase(self, outcome: TenantOutcome, changes: Sequence[Change], action: Callable[[Change], str]) -> None:
+        """Carry out independent changes together; log those done in plan order, then raise what failed."""
+        results = run_all([partial(action, c) for c in changes], self.stop)
+        for change, result in zip(changes, results, strict=True):
+            if result.error is None:
+                self._done(outcome, change, result.value or "")
+        self._raise_interrupted(results)
+        error = first_error(results)
+        if error is not None:
+            raise error
+
+    def _refresh(self, tenant: str, names: Sequence[str]) -> dict[str, Container | None]:
+        """Re-read the containers waiting for readiness: one list call each, or one tenant listing for many."""
+        if len(names) < LIST_TENANT_FROM:
+            return {name: self.docker.container(name) for name in names}
+        # An empty scope: the listing inspects nothing (inspections belong to the pass's observation).
+        seen = {c.name: c for c in self.docker.observe(tenant, scope=frozenset()).containers}
+        return {name: seen.get(name) for name in names}
+
+    def _await_ready(self, tenant: str, containers: Sequence[Container]) -> dict[str, tuple[Container | None, str]]:
+        if not containers:
+            return {}
+        verdicts = wait_all_ready(
+            lambda names: self._refresh(tenant, names),
+            {c.name: (c.port, c.health) for c in containers},
             timeout=self.ready_timeout,
             stop=self.stop,
+            probe=self.probe,
         )
+        # Stopped while waiting: the new containers stay as they are; the next pass routes them or resumes the
+        # replacement (``core.diff``), as after a crash, rather than this pass removing them in a hurry.
+        self._check_stop()
+        return verdicts
+
+    def _remove(self, doomed: Sequence[tuple[Container, str | None]], tenant: str) -> None:
+        """Remove containers together (failed new halves, rolled-back upgrades); the old ones keep serving."""
+        removals = [partial(self._act, partial(self.docker.remove_container, c), undo=True) for c, _ in doomed]
+        results = self._together(removals)
+        for (container, message), result in zip(doomed, results, strict=True):
+            if result.error is None and message:
+                log.warning("tenant=%s - container %s (%s)", tenant, container.name, message)
+        self._raise_interrupted(results)
+        error = first_error(results)
+        if error is not None:
+            raise error
+
+    def _launch(self, change: Change) -> None:
+        """Bring up one new container: create it (or start it), after its same-named predecessor went."""
+        new = change.after
+        assert isinstance(new, Container)
+        if change.operation == "resume":
+            if not new.running:
+                self._act(partial(self.docker.start_container, new))
+            return
+        old = change.before if change.action is Action.REPLACE else None
+        if isinstance(old, Container) and old.name == new.name:
+            # Same name (e.g. its network vanished): the old one cannot serve anyway, so it goes first.
+            self._act(partial(self.docker.remove_container, old))
+        if change.operation == "start":
+            self._act(partial(self.docker.start_container, new))
+        else:
+            self._await_name_free(new.name)
+            self._act(partial(self.docker.run_container, new))
 
     def _before_upgrades(
         self, spec: TenantSpec | None, upgrades: Mapping[Upgrade, tuple[Change, ...]], outcome: TenantOutcome
@@ -135,19 +216,8 @@ class Executor:
         """Ask the gate; the replacements of refused upgrades are recorded as failed and not carried out."""
         if self.upgrades is None or spec is None or not upgrades:
             return set()
-        tenant = spec.name
         self._check_stop()
-        try:
-            refused = dict(self.upgrades.before_upgrades(spec, list(upgrades)))
-        except ReconcileError as exc:
-            refused = {upgrade: str(exc) for upgrade in upgrades}
-        held: set[Change] = set()
-        for upgrade, why in refused.items():
-            log.warning("tenant=%s upgrade %s held back: %s", tenant, upgrade.describe(), why)
-            for change in upgrades.get(upgrade, ()):
-                outcome.failed.append((change, why))
-                held.add(change)
-        return held
+        return ask_gate(self.upgrades, spec, upgrades, outcome)
 
     def _after_upgrades(
         self,
@@ -161,120 +231,141 @@ class Executor:
         """An upgrade is all replicas or none: if one new replica failed, the ready ones go too, before routing."""
         if self.upgrades is None or spec is None or not upgrades:
             return
-        tenant = spec.name
-        failures = {change: why for change, why in outcome.failed}
-        results: dict[Upgrade, str | None] = {}
-        for upgrade, changes in upgrades.items():
-            if any(change in held for change in changes):
-                continue
-            why = next((failures[c] for c in changes if c in failures), None)
-            results[upgrade] = why
-            if why is None:
-                continue
-            for change in changes:
-                if change not in replaced_ok or not isinstance(change.after, Container):
-                    continue
-                replaced_ok.remove(change)
-                ready.pop(change.after.name, None)
-                if change in outcome.applied:
-                    outcome.applied.remove(change)
-                outcome.failed.append((change, f"another replica of the upgrade failed: {why}"))
-                self.docker.remove_container(replace(change.after, state="running"))
-                log.warning("tenant=%s - container %s (upgrade rolled back: %s)", tenant, change.after.name, why)
+        results, doomed = judge_upgrades(upgrades, held, outcome, ready, replaced_ok)
+        self._remove(doomed, spec.name)
         if results:
             self.upgrades.after_upgrades(spec, results)
 
-    def _resume(
-        self,
-        tenant: str,
-        resumes: list[Change],
-        outcome: TenantOutcome,
-        ready: dict[str, Container],
-        replaced_ok: list[Change],
-    ) -> set[str]:
-        """Finish interrupted replacements up to readiness; the names of new halves that never got ready (removed)."""
-        discarded: set[str] = set()
-        for change in resumes:
+    def _bring_up(
+        self, tenant: str, by: Buckets, held: set[Change], outcome: TenantOutcome
+    ) -> tuple[dict[str, Container], list[Change], dict[Change, tuple[Container | None, str]]]:
+        """Phase 2: every new container of the tenant started together, then one wait for all to be ready.
+
+        Returns the ready ones by name, the fresh replacements that succeeded, and the verdicts of resumed ones.
+        A failed new half of a replacement is removed (the old keeps serving); an engine error is raised once
+        every other action has ended and the containers that did start were waited for.
+        """
+        fresh = by.creates + [c for c in by.replaces if c not in held] + by.starts
+        launching = fresh + by.resumes
+        if launching:
             self._check_stop()
-            new = change.after
-            assert isinstance(new, Container)
-            if not new.running:
-                self.docker.start_container(new)
-            started, why = self._wait_ready(new)
-            if started is None:
-                outcome.failed.append((change, why))
-                discarded.add(new.name)
-                # Never verified and never ready: it goes, and the old container keeps serving.
-                self.docker.remove_container(replace(new, state="running"))
-                log.warning(
-                    "tenant=%s - container %s (interrupted replacement undone, not ready: %s)", tenant, new.name, why
-                )
-                continue
-            ready[started.name] = started
-            self._done(outcome, change, f"ready at {started.ip}")
-            replaced_ok.append(change)
-        return discarded
-
-    def apply_tenant(
-        self, tenant: str, plan: Plan, spec: TenantSpec | None, observed: Snapshot, *, hold_removal: str | None = None
-    ) -> TenantOutcome:
-        outcome = TenantOutcome(tenant)
-        changes = plan.for_tenant(tenant).changes
-        by = _Buckets(changes)
-
-        # 1. Network and volume.
-        for change in by.network_creates + by.volume_creates:
-            self._check_stop()
-            resource = change.after
-            labels = self.naming.base_labels(tenant, getattr(resource, "uid", None))
-            if isinstance(resource, Network):
-                subnet = self._create_network(resource, labels)
-                self._done(outcome, change, f"subnet {subnet}")
-            elif isinstance(resource, Volume):
-                self.docker.create_volume(resource, labels)
-                self._done(outcome, change)
-
-        # 1b. Limits changed behind our back (docker update): set back in place, the container keeps serving.
-        for change in by.updates:
-            self._check_stop()
-            assert isinstance(change.after, Container)
-            self.docker.update_container(change.after)
-            self._done(outcome, change)
-
-        # 2. New containers: creates, the new half of replacements, and restarts of stopped ones. Replacements that
-        # change a service's image are upgrades: the gate backs up and migrates first, or keeps the old version.
-        upgrades = upgrades_in(by.replaces) if self.upgrades is not None and spec is not None else {}
-        held = self._before_upgrades(spec, upgrades, outcome)
+        launched = self._together([partial(self._launch, c) for c in launching])
+        self._raise_interrupted(launched)
+        up = [c for c, r in zip(launching, launched, strict=True) if r.error is None]
+        verdicts = self._await_ready(tenant, [c.after for c in up if isinstance(c.after, Container)])
         ready: dict[str, Container] = {}
         replaced_ok: list[Change] = []
-        for change in by.creates + [c for c in by.replaces if c not in held] + by.starts:
-            self._check_stop()
-            new = change.after
+        doomed: list[tuple[Container, str | None]] = []
+        for change in (c for c in fresh if c in up):
+            new, old = change.after, change.before
             assert isinstance(new, Container)
-            old = change.before if change.action is Action.REPLACE else None
-            if isinstance(old, Container) and old.name == new.name:
-                # Same name (e.g. its network vanished): the old one cannot serve anyway, so it goes first.
-                self.docker.remove_container(old)
-            if change.operation == "start":
-                self.docker.start_container(new)
-            else:
-                self._await_name_free(new.name)
-                self.docker.run_container(new)
-            started, why = self._wait_ready(new)
+            started, why = verdicts[new.name]
             if started is None:
                 outcome.failed.append((change, why))
                 log.warning("tenant=%s container %s not ready: %s", tenant, new.name, why)
                 if change.action is Action.REPLACE and not (isinstance(old, Container) and old.name == new.name):
                     # Keep the old version serving; the failed new container goes away.
-                    self.docker.remove_container(replace(new, state="running"))
+                    doomed.append((replace(new, state="running"), None))
                 continue
             ready[started.name] = started
             self._done(outcome, change, f"ready at {started.ip}")
             if change.action is Action.REPLACE:
                 replaced_ok.append(change)
+        self._remove(doomed, tenant)
+        error = first_error(launched)
+        if error is not None:
+            raise error
+        resumed = {c: verdicts[c.after.name] for c in by.resumes if isinstance(c.after, Container)}
+        return ready, replaced_ok, resumed
 
+    def _resume(
+        self,
+        tenant: str,
+        resumed: Mapping[Change, tuple[Container | None, str]],
+        outcome: TenantOutcome,
+        ready: dict[str, Container],
+        replaced_ok: list[Change],
+    ) -> set[str]:
+        """Interrupted replacements, up to readiness; the names of new halves that never got ready (removed)."""
+        discarded: set[str] = set()
+        doomed: list[tuple[Container, str | None]] = []
+        for change, (started, why) in resumed.items():
+            new = change.after
+            assert isinstance(new, Container)
+            if started is None:
+                outcome.failed.append((change, why))
+                discarded.add(new.name)
+                # Never verified and never ready: it goes, and the old container keeps serving.
+                doomed.append((replace(new, state="running"), f"interrupted replacement undone, not ready: {why}"))
+                continue
+            ready[started.name] = started
+            self._done(outcome, change, f"ready at {started.ip}")
+            replaced_ok.append(change)
+        self._remove(doomed, tenant)
+        return discarded
+
+    def _network_or_volume(self, tenant: str, change: Change) -> str:
+        resource = change.after
+        labels = self.naming.base_labels(tenant, getattr(resource, "uid", None))
+        if isinstance(resource, Network):
+            return f"subnet {self._create_network(resource, labels)}"
+        assert isinstance(resource, Volume)
+        self._act(partial(self.docker.create_volume, resource, labels))
+        return ""
+
+    def _update(self, change: Change) -> str:
+        assert isinstance(change.after, Container)
+        self._act(partial(self.docker.update_container, change.after))
+        return ""
+
+    def _take_down(self, tenant: str, by: Buckets, leaving: Sequence[Container], outcome: TenantOutcome) -> None:
+        """Phase 4: stops, old halves of replacements and deletions together, then the network."""
+        stops = [partial(self._act, partial(self.docker.stop_container, _before(c))) for c in by.stops]
+        olds = [partial(self._act, partial(self.docker.remove_container, old)) for old in leaving]
+        deletes = [partial(self._act, partial(self.docker.remove_container, _before(c))) for c in by.deletes]
+        results = self._together([*stops, *olds, *deletes])
+        stopped, gone, deleted = (
+            results[: len(stops)],
+            results[len(stops) : len(stops) + len(olds)],
+            results[len(stops) + len(olds) :],
+        )
+        for change, result in zip(by.stops, stopped, strict=True):
+            if result.error is None:
+                self._done(outcome, change)
+        for old, result in zip(leaving, gone, strict=True):
+            if result.error is None:
+                log.info("tenant=%s - container %s (replaced, out of routing)", tenant, old.name)
+        for change, result in zip(by.deletes, deleted, strict=True):
+            if result.error is None:
+                self._done(outcome, change)
+        self._raise_interrupted(results)
+        error = first_error(results)
+        if error is not None:
+            raise error
+        for change in by.network_deletes:
+            self._check_stop()
+            assert isinstance(change.before, Network)
+            self._act(partial(self.docker.remove_network, change.before))
+            self._done(outcome, change)
+
+    def apply_tenant(
+        self, tenant: str, plan: Plan, spec: TenantSpec | None, observed: Snapshot, *, hold_removal: str | None = None
+    ) -> TenantOutcome:
+        outcome = TenantOutcome(tenant)
+        by = Buckets(plan.for_tenant(tenant).changes)
+
+        # 1. Network and volume, together; then limits changed behind our back (docker update), set back in place.
+        self._phase(outcome, by.network_creates + by.volume_creates, partial(self._network_or_volume, tenant))
+        self._phase(outcome, by.updates, self._update)
+
+        # 2. New containers together: creates, the new half of replacements, restarts of stopped ones, resumed
+        # replacements. Replacements that change a service's image are upgrades: the gate backs up and migrates
+        # first, or keeps the old version; an upgrade is all replicas or none.
+        upgrades = upgrades_in(by.replaces) if self.upgrades is not None and spec is not None else {}
+        held = self._before_upgrades(spec, upgrades, outcome)
+        ready, replaced_ok, resumed = self._bring_up(tenant, by, held, outcome)
         self._after_upgrades(spec, upgrades, held, outcome, ready, replaced_ok)
-        discarded = self._resume(tenant, by.resumes, outcome, ready, replaced_ok)
+        discarded = self._resume(tenant, resumed, outcome, ready, replaced_ok)
 
         leaving = [
             c.before
@@ -283,75 +374,24 @@ class Executor:
         ]
         removing = {c.name for c in by.deletes} | {c.name for c in leaving} | {c.name for c in by.stops}
 
-        # 3. Routing, as the plan says: new backends in (seen UP) before old ones out (confirmed gone), or the
-        # route withdrawn before the containers behind it go.
-        route = by.route
-        if self.router is not None and route is not None:
+        # 3. Routing, once, with every ready backend.
+        if self.router is not None and by.route is not None:
             self._check_stop()
-            if route.action is Action.DELETE:
-                if hold_removal is None:
-                    self.router.withdraw(tenant)
-                    self._done(outcome, route)
-            elif spec is not None and spec.state == "running":
-                staying = [
-                    c
-                    for c in observed.containers
-                    if c.running and c.ip and c.name not in removing and c.name not in ready and c.name not in discarded
-                ]
-                final = sorted([*staying, *ready.values()], key=lambda c: c.name)
-                going = [c for c in observed.containers if c.name in removing and c.running and c.ip]
-                if going and ready:
-                    self.router.publish(spec, sorted([*final, *going], key=lambda c: c.name))
-                self.router.publish(spec, final)
-                self._done(outcome, route)
+            backends = Backends(observed, ready, removing, discarded)
+            if route_tenant(self.router, tenant, spec, by.route, backends, hold_removal):
+                self._done(outcome, by.route)
 
-        # 4. Removal: stops, deletions, old halves of replacements, then the network.
+        # 4. Removal: stops, deletions, old halves of replacements (together), then the network.
         if hold_removal and (by.deletes or by.network_deletes):
             outcome.waiting = hold_removal
             return outcome
-        for change in by.stops:
-            self._check_stop()
-            assert isinstance(change.before, Container)
-            self.docker.stop_container(change.before)
-            self._done(outcome, change)
-        for old in leaving:
-            self._check_stop()
-            self.docker.remove_container(old)
-            log.info("tenant=%s - container %s (replaced, out of routing)", tenant, old.name)
-        for change in by.deletes:
-            self._check_stop()
-            assert isinstance(change.before, Container)
-            self.docker.remove_container(change.before)
-            self._done(outcome, change)
-        for change in by.network_deletes:
-            self._check_stop()
-            assert isinstance(change.before, Network)
-            self.docker.remove_network(change.before)
-            self._done(outcome, change)
+        self._take_down(tenant, by, leaving, outcome)
         if outcome.failed:
             reasons = "; ".join(f"{c.name}: {why}" for c, why in outcome.failed)
             raise TransientError(f"tenant {tenant!r}: {reasons}", tenant=tenant)
         return outcome
 
 
-class _Buckets:
-    def __init__(self, changes: tuple[Change, ...]) -> None:
-        def pick(kind: str, action: Action, operation: str | None = None) -> list[Change]:
-            return [
-                c
-                for c in changes
-                if c.kind == kind and c.action is action and (operation is None or c.operation == operation)
-            ]
-
-        self.network_creates = pick("network", Action.CREATE)
-        self.volume_creates = pick("volume", Action.CREATE)
-        self.creates = pick("container", Action.CREATE)
-        self.replaces = pick("container", Action.REPLACE, "replace")
-        self.resumes = pick("container", Action.REPLACE, "resume")
-        self.starts = pick("container", Action.UPDATE, "start")
-        self.stops = pick("container", Action.UPDATE, "stop")
-        self.updates = pick("container", Action.UPDATE, "update")
-        self.deletes = pick("container", Action.DELETE)
-        self.network_deletes = pick("network", Action.DELETE)
-        routes = [c for c in changes if c.kind == "route"]
-        self.route = routes[0] if routes else None
+def _before(change: Change) -> Container:
+    assert isinstance(change.before, Container)
+    return change.before

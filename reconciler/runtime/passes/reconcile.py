@@ -6,8 +6,9 @@ the world: containers, networks and volumes (3 Docker list calls), the tenants' 
 whole fleet; ``scope`` then narrows what the pass applies (an event or nudge for one tenant). ``None`` is a
 full pass, the only kind that removes tenants the database no longer knows. Apply executes exactly the plan,
 in the fixed order (DNS removals; per tenant networks and volumes, containers, routes, removals; DNS
-publications of tenants whose route is ready). One tenant's failure, of any kind, is recorded in its status and
-never stops the others. Called by the service's workers (``runtime.service.loop``) and the CLI.
+publications of tenants whose route is ready); the tenants run side by side on up to ``apply_workers`` threads
+(``passes.parallel``) and are recorded in tenant order. One tenant's failure, of any kind, is recorded in its
+status and never stops the others. Called by the service's workers (``runtime.service.loop``) and the CLI.
 """
 
 from __future__ import annotations
@@ -17,28 +18,33 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from sqlalchemy.engine import Engine
 
 from desired_state.bounds import InputLimits
 from desired_state.identity import assign_uids, read_bindings, record_bindings
 from desired_state.load import load_desired_state
-from desired_state.model import DesiredState, TenantStatus
+from desired_state.model import TenantStatus
 from desired_state.specs import TenantSpec
 from desired_state.status import read_statuses, write_statuses
 from reconciler.core.diff import SubnetPool
 from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits
-from reconciler.core.resources import ContainerDefaults, DesiredTenant, HealthCheck, Snapshot
+from reconciler.core.resources import ContainerDefaults, HealthCheck
+from reconciler.core.sites import SITE_KEY
 from reconciler.planning import Observed, PassContext, PlanSettings, RoutingSettings, plan_pass
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.dns_step import DnsStep
 from reconciler.runtime.passes.engine import ContainerEngine
-from reconciler.runtime.passes.executor import Executor, Interrupted, TenantOutcome
+from reconciler.runtime.passes.executor import DEFAULT_APPLY_CONCURRENCY, Executor, Interrupted, TenantOutcome
 from reconciler.runtime.passes.locks import PassLocks
+from reconciler.runtime.passes.parallel import ActionSlots, run_all
 from reconciler.runtime.passes.pass_metrics import record_pass
+from reconciler.runtime.passes.pass_values import PassInputs, PassResult
 from reconciler.runtime.passes.removals import RemovalLedger
+from reconciler.runtime.passes.sites_step import NoSites, SitesStep
 from reconciler.runtime.passes.stages import DnsPublisher, Router, TenantOperations
 from reconciler.runtime.passes.status import ExtraConditions, StatusBuilder, spec_digest
 from reconciler.runtime.telemetry.metrics import Metrics
@@ -47,54 +53,6 @@ from renderers.containers import Naming
 log = logging.getLogger("reconciler")
 
 __all__ = ["PassInputs", "PassResult", "Reconciler", "spec_digest"]
-
-
-@dataclass(frozen=True)
-class PassInputs:
-    desired: DesiredState
-    snapshot: Snapshot
-    rendered: dict[str, DesiredTenant]
-    plan: Plan
-    # Tenants the pass acts on: the requested scope minus tenants the database no longer has (None: all).
-    scope: frozenset[str] | None = None
-    # Tenants left alone by this pass because an operation (a restore) is working on them, with why.
-    held: dict[str, str] = field(default_factory=dict)
-    observed: Observed | None = None
-    # The DNS server could not be read this pass: no DNS change is planned and leaving tenants wait.
-    dns_failure: ReconcileError | None = None
-    # Tenants whose rendering or planning raised, with why.
-    failed: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class PassResult:
-    plan: Plan
-    outcomes: dict[str, TenantOutcome] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    # The error behind each entry of ``errors``: the loop retries transient ones and parks permanent ones.
-    failures: dict[str, ReconcileError] = field(default_factory=dict)
-    # Changes that restored a spec already applied and unchanged since: the world drifted, we healed it.
-    heals: list[Change] = field(default_factory=list)
-    duration: float = 0.0
-    # After a sweep: every tenant it saw (database, engine, routes, DNS) except those it removed itself.
-    tenants: list[str] = field(default_factory=list)
-    # DNS changes the server accepted in this pass (the executor's outcomes hold the other layers).
-    dns_applied: list[Change] = field(default_factory=list)
-
-    @property
-    def applied(self) -> list[Change]:
-        """Every change carried out, in the order of the plan's layers (DNS removals first)."""
-        changes = [c for outcome in self.outcomes.values() for c in outcome.applied]
-        removed = [c for c in self.dns_applied if c.removal]
-        return removed + changes + [c for c in self.dns_applied if not c.removal]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and not self.plan.errors
-
-    @property
-    def failed_tenants(self) -> list[str]:
-        return sorted(self.errors)
 
 
 @dataclass
@@ -128,6 +86,11 @@ class Reconciler:
     entrypoint: str = "web"
     # Bounds on tenants' memory, CPUs and route lists (``Settings.input_limits``); unset: what this host can give.
     input_limits: InputLimits | None = None
+    # Tenants one pass applies side by side (``RECONCILER_APPLY_WORKERS``), and engine actions in flight across
+    # the process (``RECONCILER_APPLY_CONCURRENCY``, shared by every pass): docs/runtime.md "Apply concurrency".
+    apply_workers: int = 4
+    apply_concurrency: int = DEFAULT_APPLY_CONCURRENCY
+    sites: SitesStep | NoSites = field(default_factory=NoSites)  # Nginx sites: full passes and sweeps only
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -139,6 +102,7 @@ class Reconciler:
             stop=self.stop,
             on_applied=self._count_action,
             upgrades=self.operations,
+            slots=ActionSlots(self.apply_concurrency),
         )
         # A tenant is never reconciled by two passes at once; passes of different tenants run side by side.
         self.locks = PassLocks()
@@ -191,6 +155,10 @@ class Reconciler:
         # Removing tenants the database no longer has is left to full passes and the sweep.
         effective = requested & desired.known if requested is not None else None
         held = dict(self.operations.holds()) if self.operations is not None else {}
+        # Site records are planned by full passes only (a scoped plan is narrowed to its tenants anyway).
+        sites = None
+        if requested is None and isinstance(self.sites, SitesStep):
+            sites = self.sites.dns_hosts(allow_mass_delete=allow_mass_delete)
         context = PassContext(
             scope=effective,
             held=held,
@@ -199,6 +167,7 @@ class Reconciler:
             removed_recently=self.removals.recent(),
             allow_mass_delete=allow_mass_delete,
             bindings=read_bindings(self.engine),
+            sites=sites,
         )
         planned = plan_pass(desired, observed, self.plan_settings, context)
         if applying:
@@ -213,6 +182,7 @@ class Reconciler:
             observed,
             dns_failure,
             planned.failed,
+            sites,
         )
 
     # --- one pass ----------------------------------------------------------------------------------------
@@ -228,6 +198,7 @@ class Reconciler:
             calls_before = dict(self.docker.calls)
             inputs = self.compute(scope_set, allow_mass_delete=allow_mass_delete, applying=True)
             result = self._apply(inputs, inputs.scope)
+            self.sites.run_logged(allow_mass_delete, scope_set)
             result.duration = time.monotonic() - started
             self._record_metrics(inputs, result, scope_set, calls_before)
             return result
@@ -246,15 +217,18 @@ class Reconciler:
         inputs = self.compute(None, allow_mass_delete=allow_mass_delete, applying=True)
         present = self._present(inputs)
         vanished = frozenset(present - inputs.desired.known)
-        own = replace(inputs, plan=inputs.plan.for_tenants(vanished), scope=vanished)
+        # The sweep also carries out the sites' DNS changes (their files follow in the sites stage below).
+        site_keys = frozenset(t for t in inputs.plan.tenants() if t.startswith(SITE_KEY))
+        own = replace(inputs, plan=inputs.plan.for_tenants(vanished | site_keys), scope=vanished)
         result = PassResult(plan=own.plan)
-        if vanished:
+        if vanished or site_keys:
             with self.locks.hold(vanished):
                 result = self._apply(own, vanished)
         else:
             for error in own.plan.errors:
                 log.error("%s", error)
         result.tenants = sorted((present | inputs.desired.known) - vanished)
+        self.sites.run_logged(allow_mass_delete, None)
         result.duration = time.monotonic() - started
         self._record_metrics(own, result, None, calls_before)
         return result
@@ -266,10 +240,11 @@ class Reconciler:
             present |= {t for t, f in (observed.routes or {}).items() if f.owner == self.naming.owner}
             for zone in (observed.zones or {}).values():
                 present |= {r.owner.tenant for r in zone.rrsets if r.owner and r.owner.owner == self.naming.owner}
-        return present
+        return {t for t in present if not t.startswith(SITE_KEY)}  # a site's records are not a tenant's
 
     def _tenants_in_pass(self, inputs: PassInputs, scope: frozenset[str] | None) -> list[str]:
-        names = set(inputs.plan.tenants()) | set(inputs.desired.known) | self._present(inputs)
+        names = {t for t in inputs.plan.tenants() if not t.startswith(SITE_KEY)}
+        names |= set(inputs.desired.known) | self._present(inputs)
         if scope is not None:
             names &= scope
         return sorted(names)
@@ -290,9 +265,11 @@ class Reconciler:
         finished: list[tuple[str, TenantOutcome | None, ReconcileError | str | None]] = []
         statuses: list[TenantStatus] = []
         builder = StatusBuilder(self.router, self.dns, self.extra_conditions)
+        # Tenants side by side (at most ``apply_workers``); what each did is taken in tenant order below.
+        applying = [t for t in tenants if t not in desired.errors and t not in inputs.held and t not in inputs.failed]
+        steps = [partial(self._apply_one, t, inputs, dns.hold(t, desired.tenants.get(t))) for t in applying]
+        results = dict(zip(applying, run_all(steps, self.stop, limit=self.apply_workers), strict=True))
         for tenant in tenants:
-            if self.stop.is_set():
-                break
             spec = desired.tenants.get(tenant)
             if tenant in desired.errors:
                 statuses.append(builder.invalid(tenant, desired, previous.get(tenant)))
@@ -305,25 +282,16 @@ class Reconciler:
                 log.error("tenant=%s %s", tenant, inputs.failed[tenant], extra={"tenant": tenant})
                 finished.append((tenant, None, inputs.failed[tenant]))
                 continue
-            try:
-                outcome = self.executor.apply_tenant(
-                    tenant, plan, spec, inputs.snapshot.for_tenant(tenant), hold_removal=dns.hold(tenant, spec)
-                )
-            except Interrupted:
+            step = results[tenant]
+            if isinstance(step.error, Interrupted):
                 log.info("stopping: pass interrupted in tenant %s", tenant)
-                break
-            except Exception as exc:  # any failure of one tenant is that tenant's, never the pass's
-                error = exc if isinstance(exc, ReconcileError) else ReconcileError(_unexpected(tenant, exc))
-                if not isinstance(exc, ReconcileError):
-                    log.exception("tenant=%s unexpected failure", tenant, extra={"tenant": tenant})
-                result.errors[tenant] = str(error)
-                result.failures[tenant] = error
-                log.error("tenant=%s reconcile failed: %s", tenant, error, extra={"tenant": tenant})
-                if self.metrics:
-                    self.metrics.tenant_errors.labels(tenant=tenant).inc()
-                finished.append((tenant, None, error))
-                self._record_deploy(tenant, spec, previous.get(tenant), [], str(error))
                 continue
+            if step.error is not None:
+                finished.append((tenant, None, self._failed(result, tenant, spec, previous.get(tenant), step.error)))
+                continue
+            outcome = step.value
+            if outcome is None:
+                continue  # not started: the pass was told to stop first
             self.removals.record(outcome.applied)
             result.outcomes[tenant] = outcome
             before = previous.get(tenant)
@@ -339,7 +307,8 @@ class Reconciler:
         self.removals.record(dns.applied_removals())
         result.dns_applied = [c for outcome in dns.outcomes for c in outcome.applied]
         running = [t for t in tenants if (s := desired.tenants.get(t)) is not None and s.state == "running"]
-        dns.settle(running)
+        sites = [f"{SITE_KEY}{name}" for name in inputs.sites.hosts] if inputs.sites is not None else []
+        dns.settle([*running, *sites])
         for tenant, done, failure in finished:
             spec = desired.tenants.get(tenant)
             rendered = inputs.rendered.get(tenant)
@@ -352,8 +321,38 @@ class Reconciler:
             log.error("%s", message)
         return result
 
+    def _failed(
+        self,
+        result: PassResult,
+        tenant: str,
+        spec: TenantSpec | None,
+        before: TenantStatus | None,
+        raised: BaseException,
+    ) -> ReconcileError:
+        """Any failure of one tenant is that tenant's, never the pass's: recorded, logged, counted."""
+        error = raised if isinstance(raised, ReconcileError) else ReconcileError(_unexpected(tenant, raised))
+        if not isinstance(raised, ReconcileError):
+            log.error("tenant=%s unexpected failure", tenant, exc_info=raised, extra={"tenant": tenant})
+        result.errors[tenant] = str(error)
+        result.failures[tenant] = error
+        log.error("tenant=%s reconcile failed: %s", tenant, error, extra={"tenant": tenant})
+        if self.metrics:
+            self.metrics.tenant_errors.labels(tenant=tenant).inc()
+        self._record_deploy(tenant, spec, before, [], str(error))
+        return error
+
+    def _apply_one(self, tenant: str, inputs: PassInputs, hold_removal: str | None) -> TenantOutcome | None:
+        """One tenant's share of the plan, on a worker of the pass; None: the pass stopped before it began."""
+        if self.stop.is_set():
+            return None
+        spec = inputs.desired.tenants.get(tenant)
+        snapshot = inputs.snapshot.for_tenant(tenant)
+        return self.executor.apply_tenant(tenant, inputs.plan, spec, snapshot, hold_removal=hold_removal)
+
     def _route_ready(self, inputs: PassInputs, result: PassResult) -> Callable[[str], bool]:
         def ready(tenant: str) -> bool:
+            if tenant.startswith(SITE_KEY):  # a site's records wait until Nginx has loaded its file
+                return inputs.sites is not None and tenant.removeprefix(SITE_KEY) in inputs.sites.loaded
             if self.router is not None:
                 return self.router.ready(tenant).status == "True"
             if tenant in result.errors:
@@ -391,6 +390,6 @@ class Reconciler:
             record_pass(self.metrics, self.engine, self.docker.calls, inputs.plan, result, scope, calls_before)
 
 
-def _unexpected(tenant: str, exc: Exception) -> str:
+def _unexpected(tenant: str, exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     return f"tenant {tenant!r}: unexpected error: {text[:300]}"

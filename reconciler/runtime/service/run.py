@@ -191,8 +191,9 @@ def run_service(runtime: Runtime, *, allow_mass_delete: bool = False) -> int:
             if not shutdown.is_set():
                 runtime.alerts.notify(f"⚠️ {identity()} lost the leader lock and stands by (owner {settings.owner_id})")
     finally:
-        leadership.release()
+        # Jobs and running operation requests end first: a standby taking the lock would close them as abandoned.
         runtime.scheduler.shutdown()
+        leadership.release()
         runtime.alerts.stop()
         server.stop()
         stop_observers()

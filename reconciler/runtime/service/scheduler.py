@@ -1,9 +1,12 @@
-"""Periodic jobs on APScheduler's ``BackgroundScheduler``: the resync now, scheduled backups later.
+"""Periodic jobs on APScheduler's ``BackgroundScheduler``: the resync, scheduled backups, the operation-request poll.
 
 Built by ``runtime.wiring`` (one per process) so other parts register their jobs at wiring time
 (``add_cron("backup-nightly", "30 2 * * *", func)``); the service runs the jobs only while this instance is the
 leader: it starts the scheduler paused and resumes or pauses it as leadership comes and goes, so a standby never
 runs a backup or a resync. Jobs never overlap themselves and a missed run is coalesced into one.
+
+Work a job hands to threads of its own (the request pool, ``operations.request_pool``) asks ``is_active`` before it
+starts more outside a job run, and registers ``on_shutdown`` to be waited for when the service stops.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import tzinfo
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -31,6 +35,7 @@ class Scheduler:
             timezone=timezone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE},
         )
+        self._on_shutdown: list[Callable[[], Any]] = []
 
     @staticmethod
     def _guarded(job_id: str, func: Callable[[], Any]) -> Callable[[], None]:
@@ -64,6 +69,14 @@ class Scheduler:
     def jobs(self) -> list[str]:
         return sorted(job.id for job in self._scheduler.get_jobs())
 
+    def on_shutdown(self, func: Callable[[], Any]) -> None:
+        """Run ``func`` when the scheduler shuts down, after its jobs stopped firing (in registration order)."""
+        self._on_shutdown.append(func)
+
+    def is_active(self) -> bool:
+        """Running and not paused: this instance leads and has not begun to stop."""
+        return bool(self._scheduler.state == STATE_RUNNING)
+
     def start(self, *, paused: bool = True) -> None:
         if not self._scheduler.running:
             self._scheduler.start(paused=paused)
@@ -79,3 +92,5 @@ class Scheduler:
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        for func in self._on_shutdown:
+            self._guarded("shutdown", func)()
