@@ -5,8 +5,11 @@ an allow list on it, every 10th with a second version of c at weight 10 behind a
 over four DNS zones) as a ``DesiredState``, and the world they converge to as an ``Observed`` (containers with
 addresses, networks with subnets, volumes, one Traefik file per tenant, the rrsets of every zone), so the plan is
 empty. A second world has 1% drift: of every 100 tenants one lost a container, one runs an old image of b, and every
-500th lost its network. Each world is planned 5 times (median), in a fresh process each, with its peak memory
-(``tracemalloc`` peak of one extra plan_pass, and ``ru_maxrss`` of the process, inputs included). Usage:
+500th lost its network. Each world, in a fresh process each, is planned 5 times without a cache (median; what
+``reconciler plan`` does), then with a ``RenderCache``: once cold (empty cache) and 5 times warm (median; the
+steady state of ``reconciler run``), each warm plan on new input objects equal by value to the first (unpickled,
+as the loop loads and observes anew every pass). Memory: ``tracemalloc`` peak of one more plan (without and with
+the warm cache) and ``ru_maxrss`` of the process once the inputs are built and at the end (cache included). Usage:
 
     python bench/planner_scale.py                  # 10 000 tenants, both worlds; a markdown table
     python bench/planner_scale.py --tenants 2000 --profile 25     # also cProfile one plan (top 25, cumulative)
@@ -20,6 +23,7 @@ import gc
 import io
 import json
 import os
+import pickle
 import pstats
 import resource
 import statistics
@@ -40,7 +44,16 @@ from reconciler.core.diff import SubnetPool  # noqa: E402
 from reconciler.core.dns import RRset  # noqa: E402
 from reconciler.core.resources import Container, Network, Snapshot, Volume  # noqa: E402
 from reconciler.core.routes import RouteFile, parse_route_file  # noqa: E402
-from reconciler.planning import DnsSettings, Observed, PlanSettings, RoutingSettings, ZoneState, plan_pass  # noqa: E402
+from reconciler.planning import (  # noqa: E402
+    DnsSettings,
+    Observed,
+    PassContext,
+    PlanSettings,
+    RenderCache,
+    RoutingSettings,
+    ZoneState,
+    plan_pass,
+)
 from reconciler.planning.routes import desired_route  # noqa: E402
 from renderers.containers import Naming, render_tenant  # noqa: E402
 from renderers.dns import DnsTarget, render_host_records  # noqa: E402
@@ -153,6 +166,25 @@ def drifted(world: Observed) -> Observed:
     return replace(world, snapshot=snapshot)
 
 
+def _plan(desired: DesiredState, world: Observed, world_name: str, cache: RenderCache | None) -> tuple[float, int]:
+    context = PassContext(cache=cache) if cache is not None else None
+    started = time.perf_counter()
+    result = plan_pass(desired, world, SETTINGS, context)
+    took = time.perf_counter() - started
+    assert not result.failed, list(result.failed.items())[:3]
+    assert world_name == "drift" or result.plan.empty, result.plan.changes[:3]
+    return took, len(result.plan.changes)
+
+
+def _traced_peak(desired: DesiredState, world: Observed, cache: RenderCache | None) -> float:
+    gc.collect()
+    tracemalloc.start()
+    plan_pass(desired, world, SETTINGS, PassContext(cache=cache) if cache is not None else None)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
 def measure(count: int, world_name: str, profile: int) -> dict[str, Any]:
     started = time.perf_counter()
     desired = desired_state(count)
@@ -160,37 +192,52 @@ def measure(count: int, world_name: str, profile: int) -> dict[str, Any]:
     if world_name == "drift":
         world = drifted(world)
     built = time.perf_counter() - started
+    # Each warm plan gets inputs equal by value but new objects (as the run loop loads and observes anew every
+    # pass): unpickled from this copy, made before any plan, so no per-tenant index of the snapshot is in it.
+    inputs = pickle.dumps((desired, world), protocol=pickle.HIGHEST_PROTOCOL)
+    rss_inputs = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gc.collect()
-    durations = []
+    uncached = []
     changes = 0
     for _ in range(RUNS):
-        started = time.perf_counter()
-        result = plan_pass(desired, world, SETTINGS)
-        durations.append(time.perf_counter() - started)
-        changes = len(result.plan.changes)
-        assert not result.failed, list(result.failed.items())[:3]
-        assert world_name == "drift" or result.plan.empty, result.plan.changes[:3]
-        del result
+        took, changes = _plan(desired, world, world_name, None)
+        uncached.append(took)
+    traced_uncached = _traced_peak(desired, world, None)
+    cache = RenderCache()
+    fresh_desired, fresh_world = pickle.loads(inputs)
+    cold, cold_changes = _plan(fresh_desired, fresh_world, world_name, cache)
+    assert cold_changes == changes
+    warm = []
+    for _ in range(RUNS):
+        del fresh_desired, fresh_world
+        fresh_desired, fresh_world = pickle.loads(inputs)
+        gc.collect()
+        took, warm_changes = _plan(fresh_desired, fresh_world, world_name, cache)
+        assert warm_changes == changes
+        warm.append(took)
+    fresh_desired, fresh_world = pickle.loads(inputs)
+    traced_warm = _traced_peak(fresh_desired, fresh_world, cache)
     if profile:
         profiler = cProfile.Profile()
-        profiler.runcall(plan_pass, desired, world, SETTINGS)
+        fresh_desired, fresh_world = pickle.loads(inputs)
+        profiler.runcall(plan_pass, fresh_desired, fresh_world, SETTINGS, PassContext(cache=cache))
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(profile)
         print(out.getvalue(), file=sys.stderr)
-    gc.collect()
-    tracemalloc.start()
-    plan_pass(desired, world, SETTINGS)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
     return {
         "tenants": count,
         "world": world_name,
         "containers": len(world.snapshot.containers),
         "changes": changes,
         "build_s": built,
-        "median_s": statistics.median(durations),
-        "max_s": max(durations),
-        "traced_peak_mb": peak / 2**20,
+        "median_s": statistics.median(uncached),
+        "max_s": max(uncached),
+        "cold_s": cold,
+        "warm_median_s": statistics.median(warm),
+        "warm_max_s": max(warm),
+        "traced_peak_mb": traced_uncached,
+        "traced_warm_mb": traced_warm,
+        "rss_inputs_mb": rss_inputs,
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -213,13 +260,19 @@ def main() -> int:
         sys.stderr.write(done.stderr)
         rows.append(json.loads(done.stdout))
     load = os.getloadavg()
-    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; plan_pass median of {RUNS}, fresh process each")
-    print("| tenants | world | containers | changes | median s | max s | tracemalloc peak MB | max RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; median (max) of {RUNS}, fresh process per world")
+    print(
+        "| tenants | world | containers | changes | no cache s | cold s | warm s | tracemalloc peak MB "
+        "(no cache / warm) | max RSS MB (inputs / end) |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['tenants']} | {r['world']} | {r['containers']} | {r['changes']} | {r['median_s']:.2f} "
-            f"| {r['max_s']:.2f} | {r['traced_peak_mb']:.0f} | {r['maxrss_mb']:.0f} |"
+            f"| {r['tenants']} | {r['world']} | {r['containers']} | {r['changes']} "
+            f"| {r['median_s']:.2f} ({r['max_s']:.2f}) | {r['cold_s']:.2f} "
+            f"| {r['warm_median_s']:.2f} ({r['warm_max_s']:.2f}) "
+            f"| {r['traced_peak_mb']:.0f} / {r['traced_warm_mb']:.0f} "
+            f"| {r['rss_inputs_mb']:.0f} / {r['maxrss_mb']:.0f} |"
         )
     return 0
 

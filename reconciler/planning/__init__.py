@@ -16,6 +16,7 @@ from reconciler.planning.inputs import (
     ZoneState,
 )
 from reconciler.planning.pass_plan import PassPlan, plan_pass
+from reconciler.planning.render_cache import RenderCache
 
 __all__ = [
     "DnsSettings",
@@ -23,6 +24,7 @@ __all__ = [
     "PassContext",
     "PassPlan",
     "PlanSettings",
+    "RenderCache",
     "RoutingSettings",
     "SiteHosts",
     "ZoneState",

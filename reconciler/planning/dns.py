@@ -15,6 +15,7 @@ from reconciler.core.dns import RRset, RRsetChange, apply_policy, diff_records
 from reconciler.core.plan import Action, Blocked, Change, Refusal
 from reconciler.core.sites import SITE_KEY
 from reconciler.planning.inputs import DnsSettings, SiteHosts, ZoneState
+from reconciler.planning.render_cache import RenderCache
 from reconciler.planning.site_dns import observed_site_owners, plan_site_records
 from renderers.dns import render_host_records
 
@@ -69,6 +70,7 @@ def plan_dns(
     scope: frozenset[str] | None,
     keep: frozenset[str],
     sites: SiteHosts | None = None,
+    cache: RenderCache | None = None,
 ) -> tuple[list[Change], list[Refusal], list[Blocked]]:
     """DNS changes for the tenants in ``scope`` (None: all, and our records of unknown tenants go), and for the
     Nginx sites in ``sites`` (``planning.site_dns``; None: site records are left as they are)."""
@@ -78,7 +80,10 @@ def plan_dns(
     for name, spec in sorted(specs.items()):
         if spec.state != "running" or name in keep or (scope is not None and name not in scope):
             continue
-        records = render_host_records(spec, settings.target, settings.zones, owner)
+        if cache is None:
+            records = render_host_records(spec, settings.target, settings.zones, owner)
+        else:
+            records = cache.host_records(spec, settings.target, tuple(settings.zones), owner)
         if records.outside:
             managed = ", ".join(settings.zones) or "(none configured)"
             hosts = ", ".join(h.rstrip(".") for h in records.outside)

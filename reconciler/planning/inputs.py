@@ -17,6 +17,7 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck, Snapshot
 from reconciler.core.routes import RouteFile
 from reconciler.core.upgrades import Pin
+from reconciler.planning.render_cache import RenderCache
 from renderers.containers import Naming
 from renderers.dns import DnsTarget
 
@@ -94,6 +95,7 @@ class PassContext:
     this process removed within the mass-delete window, by layer, so many small passes share one budget.
     ``bindings``: the live data-volume bindings (``data_volumes``), by volume name (``planning.identity``).
     ``sites``: the Nginx sites' hosts, so their DNS records are planned with the tenants' (``planning.site_dns``).
+    ``cache``: a ``RenderCache`` the caller keeps between passes; it changes how fast a plan is made, never what.
     """
 
     scope: frozenset[str] | None = None
@@ -105,3 +107,6 @@ class PassContext:
     bindings: Mapping[str, VolumeBinding] = field(default_factory=dict)
     # The sites' hosts for the DNS layer (None: no sites stage; site records are then left alone).
     sites: SiteHosts | None = None
+    # Renderings of earlier passes, reused for tenants whose inputs are all equal (``planning.render_cache``);
+    # None renders every tenant. Owned by the caller (the run loop keeps one for its life).
+    cache: RenderCache | None = field(default=None, compare=False)

@@ -68,18 +68,21 @@ def plan_pass(
     desired: DesiredState, observed: Observed, settings: PlanSettings, context: PassContext | None = None
 ) -> PassPlan:
     context = context or PassContext()
+    cache = context.cache
     naming = settings.naming
     failed: dict[str, str] = {}
     rendered: dict[str, DesiredTenant] = {}
     for name, spec in sorted(desired.tenants.items()):
         try:
-            rendered[name] = render_tenant(
-                spec,
-                naming,
-                healthcheck=settings.healthcheck,
-                defaults=settings.container_defaults,
-                uid=desired.uids.get(name),
-            )
+            uid = desired.uids.get(name)
+            if cache is None:
+                rendered[name] = render_tenant(
+                    spec, naming, healthcheck=settings.healthcheck, defaults=settings.container_defaults, uid=uid
+                )
+            else:
+                rendered[name] = cache.tenant(
+                    spec, naming, healthcheck=settings.healthcheck, defaults=settings.container_defaults, uid=uid
+                )
         except Exception as exc:  # one tenant's surprise is its own error, never the pass's
             failed[name] = _failure(name, "rendering", exc)
     snapshot = observed.snapshot
@@ -117,6 +120,7 @@ def plan_pass(
                     entrypoint=settings.routing.entrypoint,
                     owner=naming.owner,
                     absent_reason=absent,
+                    cache=cache,
                 )
             except Exception as exc:
                 failed[tenant] = _failure(tenant, "route planning", exc)
@@ -130,7 +134,14 @@ def plan_pass(
         keep = protected | frozenset(failed)
         try:
             dns_changes, dns_refused, dns_blocked = plan_dns(
-                specs, observed.zones, settings.dns, owner=naming.owner, scope=None, keep=keep, sites=context.sites
+                specs,
+                observed.zones,
+                settings.dns,
+                owner=naming.owner,
+                scope=None,
+                keep=keep,
+                sites=context.sites,
+                cache=cache,
             )
         except Exception as exc:  # a DNS planning bug must not stop containers and routes
             dns_changes, dns_refused = [], []

@@ -15,6 +15,7 @@ from reconciler.core.plan import Action, Change
 from reconciler.core.resources import Container, Snapshot
 from reconciler.core.route_diff import diff_route, planned_address
 from reconciler.core.routes import RouteFile
+from reconciler.planning.render_cache import RenderCache
 from renderers.traefik import RouteNaming, render_file, render_routes, server_url
 
 
@@ -85,6 +86,7 @@ def plan_route(
     entrypoint: str,
     owner: str,
     absent_reason: str,
+    cache: RenderCache | None = None,
 ) -> Change | None:
     """The route change of one tenant given its container changes (None: the file is already right)."""
     if observed is not None and observed.owner is None and spec is None:
@@ -94,7 +96,20 @@ def plan_route(
     reason = absent_reason
     if spec is not None and spec.state == "running":
         backends, planned = planned_backends(snapshot.for_tenant(tenant).containers, changes)
-        desired = desired_route(spec, backends, planned, naming=naming, entrypoint=entrypoint, owner=owner)
+        if cache is None:
+            desired = desired_route(spec, backends, planned, naming=naming, entrypoint=entrypoint, owner=owner)
+        else:
+            # Named for the lambda (mypy keeps no narrowing inside it); it runs at once on a miss, never later.
+            route_spec, route_backends = spec, backends
+            desired = cache.route(
+                route_spec,
+                tuple(route_backends),
+                planned,
+                (naming, entrypoint, owner),
+                lambda: desired_route(
+                    route_spec, route_backends, planned, naming=naming, entrypoint=entrypoint, owner=owner
+                ),
+            )
         reason = "nothing of the tenant can be routed (no running backend or no exposed service)"
     elif spec is not None:
         reason = f"tenant {spec.state}"
