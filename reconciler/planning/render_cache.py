@@ -11,12 +11,14 @@ without one (``tests/unit/test_render_cache.py``).
 The cache is a value the caller owns and passes in ``PassContext.cache``, never a module global: the planner stays
 a function of its arguments, a plan without a cache renders everything (``reconciler plan``, the golden tests),
 and two reconcilers in one process share nothing. It is bounded: at most ``max_tenants`` tenants per kind (one
-entry each, the oldest dropped first), so a fleet that shrinks or renames does not grow it. Not thread safe: one
-planner at a time uses one cache (the run loop plans one pass at a time).
+entry each, the oldest dropped first), so a fleet that shrinks or renames does not grow it. Passes of different
+tenants may plan side by side (``runtime.passes.reconcile``): every lookup holds the cache's lock, so each one sees
+and leaves a consistent entry (rendering is pure Python under the GIL, so the lock costs no parallelism).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -68,6 +70,7 @@ class RenderCache:
         # keeps pydantic's deep ``==`` to one per tenant and pass.
         self.specs: dict[str, tuple[TenantSpec, TenantSpec]] = {}
         self.max_tenants = max_tenants
+        self._lock = threading.Lock()
 
     def _spec(self, spec: TenantSpec) -> TenantSpec:
         """The spec to key with: the stored one when ``spec`` equals it (so later keys compare by identity)."""
@@ -87,11 +90,12 @@ class RenderCache:
 
     def stats(self) -> dict[str, tuple[int, int]]:
         """(hits, misses) of each kind since the cache was made."""
-        return {
-            "containers": (self.containers.hits, self.containers.misses),
-            "routes": (self.routes.hits, self.routes.misses),
-            "records": (self.records.hits, self.records.misses),
-        }
+        with self._lock:
+            return {
+                "containers": (self.containers.hits, self.containers.misses),
+                "routes": (self.routes.hits, self.routes.misses),
+                "records": (self.records.hits, self.records.misses),
+            }
 
     def tenant(
         self,
@@ -103,12 +107,13 @@ class RenderCache:
         uid: str | None,
     ) -> DesiredTenant:
         """``render_tenant`` with these arguments: every one of them is in the key."""
-        spec = self._spec(spec)
-        return self.containers.get(
-            spec.name,
-            (spec, naming, healthcheck, defaults, uid),
-            lambda: render_tenant(spec, naming, healthcheck=healthcheck, defaults=defaults, uid=uid),
-        )
+        with self._lock:
+            spec = self._spec(spec)
+            return self.containers.get(
+                spec.name,
+                (spec, naming, healthcheck, defaults, uid),
+                lambda: render_tenant(spec, naming, healthcheck=healthcheck, defaults=defaults, uid=uid),
+            )
 
     def route(
         self,
@@ -120,13 +125,15 @@ class RenderCache:
     ) -> RouteFile:
         """The route file ``make`` renders from the spec, the backends (by value), ``planned`` and ``key``
         (route naming, entrypoint, owner)."""
-        return self.routes.get(spec.name, (self._spec(spec), backends, planned, *key), make)
+        with self._lock:
+            return self.routes.get(spec.name, (self._spec(spec), backends, planned, *key), make)
 
     def host_records(self, spec: TenantSpec, target: DnsTarget, zones: tuple[str, ...], owner: str) -> HostRecords:
         """``render_host_records`` with these arguments: every one of them is in the key."""
-        spec = self._spec(spec)
-        return self.records.get(
-            spec.name,
-            (spec, target, zones, owner),
-            lambda: render_host_records(spec, target, zones, owner),
-        )
+        with self._lock:
+            spec = self._spec(spec)
+            return self.records.get(
+                spec.name,
+                (spec, target, zones, owner),
+                lambda: render_host_records(spec, target, zones, owner),
+            )

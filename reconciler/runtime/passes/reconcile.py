@@ -34,7 +34,7 @@ from reconciler.core.plan import Change, Plan
 from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.core.sites import SITE_KEY
-from reconciler.planning import Observed, PassContext, PlanSettings, RoutingSettings, plan_pass
+from reconciler.planning import Observed, PassContext, PlanSettings, RenderCache, RoutingSettings, plan_pass
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.dns_step import DnsStep
 from reconciler.runtime.passes.engine import ContainerEngine
@@ -91,6 +91,8 @@ class Reconciler:
     apply_workers: int = 4
     apply_concurrency: int = DEFAULT_APPLY_CONCURRENCY
     sites: SitesStep | NoSites = field(default_factory=NoSites)  # Nginx sites: full passes and sweeps only
+    # Renderings reused by later passes for tenants whose inputs are all equal (``planning.render_cache``).
+    render_cache: RenderCache = field(default_factory=RenderCache, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -168,6 +170,7 @@ class Reconciler:
             allow_mass_delete=allow_mass_delete,
             bindings=read_bindings(self.engine),
             sites=sites,
+            cache=self.render_cache,
         )
         planned = plan_pass(desired, observed, self.plan_settings, context)
         if applying:
