@@ -17,7 +17,7 @@ does, NEW goes and OLD keeps serving.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 
 from reconciler.core.plan import Action, Blocked, Change, Plan
@@ -285,6 +285,15 @@ def _diff_tenant(
     return changes
 
 
+def _converged_key(
+    name: str, desired: Mapping[str, DesiredTenant], snapshot: Snapshot, serving: frozenset[str]
+) -> tuple[object, ...]:
+    observed = snapshot.for_tenant(name)
+    wanted = desired.get(name)
+    in_service = frozenset(c.name for c in observed.containers if c.name in serving)
+    return (wanted, observed.networks, observed.volumes, observed.containers, name in desired, in_service)
+
+
 def diff(
     desired: Mapping[str, DesiredTenant],
     snapshot: Snapshot,
@@ -293,8 +302,15 @@ def diff(
     protected: Iterable[str] = (),
     pool: SubnetPool | None = None,
     serving: frozenset[str] = frozenset(),
+    converged: MutableMapping[str, tuple[object, ...]] | None = None,
 ) -> Plan:
-    """``serving``: names of the containers the observed route files route to (see ``_interrupted``)."""
+    """``serving``: names of the containers the observed route files route to (see ``_interrupted``).
+
+    ``converged``: the caller's memo of tenants found to need no change, with every input of that finding (the
+    desired tenant, its observed networks, volumes and containers by value, whether the database has it, which of
+    its containers serve). A tenant whose inputs are all equal to the memo's gets no change without being diffed
+    again: the same inputs give the same (empty) result, and an empty result used neither the subnet pool nor the
+    subnets in use (they are read and changed only for a network to create, which is a change)."""
     pool = pool or SubnetPool()
     protected_set = frozenset(protected)
     candidates = set(desired) | set(snapshot.tenants())
@@ -305,8 +321,19 @@ def diff(
     for name in tenants:
         if name in protected_set:
             continue
+        key: tuple[object, ...] | None = None
+        if converged is not None:
+            key = _converged_key(name, desired, snapshot, serving)
+            if converged.get(name) == key:
+                continue
         try:
-            changes.extend(_diff_tenant(name, desired, snapshot, pool, used, serving))
+            found = _diff_tenant(name, desired, snapshot, pool, used, serving)
+            changes.extend(found)
+            if converged is not None:
+                if found:
+                    converged.pop(name, None)
+                elif key is not None:
+                    converged[name] = key
         except SubnetPoolExhausted as exc:
             blocked.append(Blocked(name, "network", "SubnetPoolExhausted", f"tenant {name!r}: {exc}"))
         except Exception as exc:  # one tenant's surprise never stops the others' plan

@@ -91,7 +91,12 @@ def plan_pass(
     protected = frozenset(desired.errors) | frozenset(context.held) | frozenset(failed) | frozenset(identity.held)
 
     serving = serving_containers(snapshot, observed.routes, desired.tenants)  # interrupted replacements
-    container_plan = diff(rendered, snapshot, protected=protected, pool=settings.pool, serving=serving)
+    converged = cache.converged if cache is not None else None
+    container_plan = diff(
+        rendered, snapshot, protected=protected, pool=settings.pool, serving=serving, converged=converged
+    )
+    if cache is not None:
+        cache.trim()
     for block in container_plan.blocked:  # e.g. the subnet pool is exhausted: that tenant's error, not the pass's
         failed.setdefault(block.tenant, block.message)
     protected = protected | frozenset(failed)

@@ -6,7 +6,8 @@ the DNS records) was two thirds of a plan at 10 000 tenants. A ``RenderCache`` k
 rendering of each kind with everything it was rendered from, and gives it back only when every one of those
 inputs is equal (compared by value: ``==`` on the frozen spec, settings and backends). A miss renders and
 replaces the tenant's entry; nothing is ever served for an input that differs, so a plan with a cache is the plan
-without one (``tests/unit/test_render_cache.py``).
+without one (``tests/unit/test_render_cache.py``). It also keeps which tenants the container diff found converged,
+with every input of that finding, so an unchanged converged tenant is not diffed again (``core.diff.diff``).
 
 The cache is a value the caller owns and passes in ``PassContext.cache``, never a module global: the planner stays
 a function of its arguments, a plan without a cache renders everything (``reconciler plan``, the golden tests),
@@ -71,6 +72,17 @@ class RenderCache:
         self.specs: dict[str, tuple[TenantSpec, TenantSpec]] = {}
         self.max_tenants = max_tenants
         self._lock = threading.Lock()
+        # Tenants the container diff found converged, with every input of that finding (``core.diff.diff``).
+        # Written by the diff outside the lock (one dict operation at a time, atomic under the GIL); trimmed by
+        # ``trim`` after each plan.
+        self.converged: dict[str, tuple[object, ...]] = {}
+
+    def trim(self) -> None:
+        """Drop the oldest converged findings beyond ``max_tenants``."""
+        excess = len(self.converged) - self.max_tenants
+        if excess > 0:
+            for name in list(self.converged)[:excess]:
+                self.converged.pop(name, None)
 
     def _spec(self, spec: TenantSpec) -> TenantSpec:
         """The spec to key with: the stored one when ``spec`` equals it (so later keys compare by identity)."""

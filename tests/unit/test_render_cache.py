@@ -140,6 +140,22 @@ def test_a_warm_plan_equals_the_cold_one(inputs: bytes) -> None:
     assert hits["containers"] == (2 * TENANTS, TENANTS)
     assert hits["records"] == (2 * TENANTS, TENANTS)
     assert hits["routes"][0] == 2 * hits["routes"][1] > 0
+    # The converged tenants are remembered as such; the drifted ones (t003, t004, t005) are not.
+    assert len(cache.converged) == TENANTS - 3 and not {"t003", "t004", "t005"} & set(cache.converged)
+
+
+def test_a_converged_tenant_whose_containers_change_is_diffed_again(inputs: bytes) -> None:
+    cache = RenderCache()
+    plan(*fresh(inputs), cache)
+    assert "t020" in cache.converged
+    desired, world = fresh(inputs)
+    gone = tuple(c for c in world.snapshot.containers if not c.name.startswith("erp-t020-c-"))
+    stopped = tuple(replace(c, state="exited") if c.name.startswith("erp-t021-b-") else c for c in gone)
+    world = replace(world, snapshot=replace(world.snapshot, containers=stopped))
+    uncached = plan(desired, world, None)
+    assert {"t020", "t021"} <= {c.tenant for c in uncached.plan.changes if c.kind == "container"}
+    same(plan(desired, world, cache), uncached)
+    assert "t020" not in cache.converged
 
 
 def _changed_settings() -> list[tuple[str, PlanSettings]]:
