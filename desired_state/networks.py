@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from desired_state.bounds import MAX_CIDRS
@@ -91,6 +92,8 @@ def allowed_networks(allow: tuple[str, ...], deny: tuple[str, ...]) -> list[IPNe
     return list(iter_allowed_networks(allow, deny))
 
 
+# Every load checks every route, and most share one list (none, or the platform's office ranges): computed once.
+@lru_cache(maxsize=256)
 def count_allowed_networks(allow: tuple[str, ...], deny: tuple[str, ...], stop_after: int) -> int:
     """How many ranges ``allowed_networks`` returns, counting no further than ``stop_after + 1``."""
     count = 0

@@ -1,7 +1,7 @@
 """Status write-back: the reconciler's view of each tenant, for the web UI and ``reconciler status``.
 
-Last step of a pass (``status rows`` in ARCHITECTURE.md): the runtime calls ``write_status`` once per
-tenant it reconciled; the UI reads ``tenant_statuses`` directly. Rows are keyed by tenant name so a
+Last step of a pass (``status rows`` in ARCHITECTURE.md): the runtime calls ``write_statuses`` once per
+pass with every tenant it reconciled; the UI reads ``tenant_statuses`` directly. Rows are keyed by tenant name so a
 deleted tenant's teardown stays visible.
 
 ``Condition.last_transition`` follows the Kubernetes convention: it is the time the condition last
@@ -12,10 +12,11 @@ row, so callers may pass fresh conditions every pass without resetting "Ready si
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from desired_state.model import Condition, ConditionStatus, Phase, TenantStatus
@@ -37,43 +38,100 @@ def write_status(engine: Engine, status: TenantStatus, *, now: datetime | None =
 def write_statuses(
     engine: Engine, statuses: Sequence[TenantStatus], *, now: datetime | None = None
 ) -> list[TenantStatus]:
-    """``write_status`` for many tenants in one transaction (one commit per pass, not one per tenant)."""
+    """``write_status`` for many tenants in one transaction (one commit per pass, not one per tenant).
+
+    The stored rows are read in one query per batch (locked on PostgreSQL), and only what differs is written:
+    a changed row in full (one upsert statement for all of them), an unchanged one only its
+    ``last_reconciled_at`` and ``updated_at`` (one update statement for all of them). A no-op pass of many
+    tenants therefore costs a few statements, not two per tenant.
+    """
     now = _utc(now) if now is not None else datetime.now(UTC)
     with engine.begin() as connection:
-        return [_write_one(connection, status, now) for status in statuses]
+        stored = _select_many(connection, sorted({s.tenant for s in statuses}))
+        written: list[TenantStatus] = []
+        changed: dict[str, dict[str, Any]] = {}
+        touched: dict[str, dict[str, Any]] = {}
+        for status in statuses:
+            before = stored.get(status.tenant)
+            after = _carried(status, before, now)
+            row = _row_values(after, now)
+            if before is not None and _same_row(before, after) and status.tenant not in changed:
+                touched[status.tenant] = {
+                    "b_tenant": status.tenant,
+                    "b_reconciled": row["last_reconciled_at"],
+                    "b_updated": now,
+                }
+            else:
+                changed[status.tenant] = row
+                touched.pop(status.tenant, None)
+            stored[status.tenant] = after
+            written.append(after)
+        if changed:
+            connection.execute(_upsert(connection), list(changed.values()))
+        if touched:
+            connection.execute(_TOUCH, list(touched.values()))
+        return written
 
 
-def _write_one(connection: Connection, status: TenantStatus, now: datetime) -> TenantStatus:
-    stored = _select(connection, status.tenant, for_update=True)
-    previous = {c.type: c for c in stored.conditions} if stored is not None else {}
-    conditions = tuple(_carry_transition(c, previous.get(c.type), now) for c in status.conditions)
-    values: dict[str, Any] = {
+# Bound names differ from the columns': SQLAlchemy reserves the column names for the SET clause.
+_TOUCH = (
+    update(TenantStatusRow)
+    .where(TenantStatusRow.tenant == bindparam("b_tenant"))
+    .values(last_reconciled_at=bindparam("b_reconciled"), updated_at=bindparam("b_updated"))
+)
+
+
+def _upsert(connection: Connection) -> Any:
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(TenantStatusRow)
+    # ON CONFLICT rather than select-then-insert: two writers racing on a new tenant must not fail.
+    return statement.on_conflict_do_update(
+        index_elements=[TenantStatusRow.tenant],
+        set_={column: statement.excluded[column] for column in _ROW_COLUMNS if column != "tenant"},
+    )
+
+
+_ROW_COLUMNS = (
+    "tenant",
+    "phase",
+    "conditions",
+    "observed_generation",
+    "applied_hash",
+    "last_error",
+    "last_reconciled_at",
+    "updated_at",
+)
+
+
+def _carried(status: TenantStatus, before: TenantStatus | None, now: datetime) -> TenantStatus:
+    previous = {c.type: c for c in before.conditions} if before is not None else {}
+    return TenantStatus(
+        tenant=status.tenant,
+        phase=status.phase,
+        conditions=tuple(_carry_transition(c, previous.get(c.type), now) for c in status.conditions),
+        observed_generation=status.observed_generation,
+        applied_hash=status.applied_hash,
+        last_error=status.last_error,
+        last_reconciled_at=_utc(status.last_reconciled_at) if status.last_reconciled_at else None,
+    )
+
+
+def _same_row(before: TenantStatus, after: TenantStatus) -> bool:
+    """Everything but the time of the pass is as stored (so the full row need not be written again)."""
+    return replace(before, last_reconciled_at=None) == replace(after, last_reconciled_at=None)
+
+
+def _row_values(status: TenantStatus, now: datetime) -> dict[str, Any]:
+    return {
         "tenant": status.tenant,
         "phase": status.phase,
-        "conditions": [_condition_json(c) for c in conditions],
+        "conditions": [_condition_json(c) for c in status.conditions],
         "observed_generation": status.observed_generation,
         "applied_hash": status.applied_hash,
         "last_error": status.last_error,
         "last_reconciled_at": status.last_reconciled_at,
         "updated_at": now,
     }
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(TenantStatusRow).values(values)
-    # ON CONFLICT rather than select-then-insert: two writers racing on a new tenant must not fail.
-    statement = statement.on_conflict_do_update(
-        index_elements=[TenantStatusRow.tenant],
-        set_={key: value for key, value in values.items() if key != "tenant"},
-    )
-    connection.execute(statement)
-    return TenantStatus(
-        tenant=status.tenant,
-        phase=status.phase,
-        conditions=conditions,
-        observed_generation=status.observed_generation,
-        applied_hash=status.applied_hash,
-        last_error=status.last_error,
-        last_reconciled_at=_utc(status.last_reconciled_at) if status.last_reconciled_at else None,
-    )
 
 
 def read_status(engine: Engine, tenant: str) -> TenantStatus | None:
@@ -96,6 +154,21 @@ def _select(connection: Connection, tenant: str, *, for_update: bool) -> TenantS
         query = query.with_for_update()
     row = connection.execute(query).mappings().first()
     return _from_row(row) if row is not None else None
+
+
+_SELECT_BATCH = 500  # tenants per SELECT ... WHERE tenant IN (...): well below SQLite's bound-parameter limit
+
+
+def _select_many(connection: Connection, tenants: Sequence[str]) -> dict[str, TenantStatus]:
+    """The stored rows of these tenants, locked for the transaction on PostgreSQL (as ``_select``)."""
+    found: dict[str, TenantStatus] = {}
+    for start in range(0, len(tenants), _SELECT_BATCH):
+        batch = tenants[start : start + _SELECT_BATCH]
+        query = select(TenantStatusRow).where(TenantStatusRow.tenant.in_(batch)).with_for_update()
+        for row in connection.execute(query).mappings():
+            status = _from_row(row)
+            found[status.tenant] = status
+    return found
 
 
 def _carry_transition(condition: Condition, previous: Condition | None, now: datetime) -> Condition:

@@ -179,7 +179,8 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler.runtime.passes.sites_step import SitesStep
     from reconciler.runtime.wiring import build_runtime
 
-    runtime = build_runtime(settings)
+    # Only ``run`` starts the scheduler: the one-shot commands register no job (and never import APScheduler).
+    runtime = build_runtime(settings, schedule=args.command == "run")
     if args.command in ops_commands.COMMANDS:
         return ops_commands.run_command(args, runtime)
     if args.command in site_commands.COMMANDS:

@@ -18,11 +18,8 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
 from reconciler.drivers.nginx import NginxDriver
-from reconciler.runtime.operations.backup_schedule import BackupSchedule
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.operations.request_pool import RequestPool
-from reconciler.runtime.operations.requests import register_request_pool
-from reconciler.runtime.operations.site_backups import SiteBackups, register_site_backups
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.reconcile import Reconciler
@@ -120,9 +117,12 @@ def site_dns_target(settings: Settings) -> DnsTarget:
     )
 
 
-def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, *, with_stages: bool = True, stop: threading.Event | None = None, schedule: bool = True
+) -> Runtime:
     """``stop``: what passes check between actions (default: a ``PassDeadline`` of its own, which the service's loop
-    uses for per-worker deadlines)."""
+    uses for per-worker deadlines). ``schedule=False`` (one-shot commands: nothing starts the scheduler) registers
+    no periodic job and no request pool, so APScheduler is never imported."""
     engine = make_engine(settings.database_url)
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
     docker = build_docker(settings)
@@ -161,10 +161,7 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
     )
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     scheduler = Scheduler()
-    BackupSchedule(operations, scheduler).register()
-    if settings.site_backup_schedule and settings.backup_dir:
-        site_backups = SiteBackups(docker, Path(settings.backup_dir), naming.prefix, naming.owner)
-        register_site_backups(scheduler, engine, site_backups, settings.site_backup_schedule, settings.site_backup_keep)
+    requests = _register_jobs(settings, engine, docker, naming, operations, scheduler) if schedule else None
     return Runtime(
         settings=settings,
         engine=engine,
@@ -174,8 +171,28 @@ def build_runtime(settings: Settings, *, with_stages: bool = True, stop: threadi
         scheduler=scheduler,
         alerts=alerts,
         operations=operations,
-        requests=register_request_pool(operations, scheduler),
+        requests=requests,
     )
+
+
+def _register_jobs(
+    settings: Settings,
+    engine: Engine,
+    docker: DockerDriver,
+    naming: Naming,
+    operations: TenantOps,
+    scheduler: Scheduler,
+) -> RequestPool:
+    """The periodic jobs of ``reconciler run``: scheduled backups, site backups, the operation-request poll."""
+    from reconciler.runtime.operations.backup_schedule import BackupSchedule
+    from reconciler.runtime.operations.requests import register_request_pool
+    from reconciler.runtime.operations.site_backups import SiteBackups, register_site_backups
+
+    BackupSchedule(operations, scheduler).register()
+    if settings.site_backup_schedule and settings.backup_dir:
+        site_backups = SiteBackups(docker, Path(settings.backup_dir), naming.prefix, naming.owner)
+        register_site_backups(scheduler, engine, site_backups, settings.site_backup_schedule, settings.site_backup_keep)
+    return register_request_pool(operations, scheduler)
 
 
 def build_healthcheck(settings: Settings) -> HealthCheck | None:

@@ -23,7 +23,7 @@ from desired_state.database import current_revision, head_revision, make_engine,
 from desired_state.load import load_desired_state
 from desired_state.model import Condition, TenantStatus
 from desired_state.specs import TenantSpec
-from desired_state.status import read_status, read_statuses, write_status
+from desired_state.status import read_status, read_statuses, write_status, write_statuses
 from desired_state.tables import Base, CatalogService, Tenant, TenantService, TenantStatusRow
 from desired_state.yaml_io import ImportSummary, YamlImportError, export_yaml, import_yaml
 
@@ -570,3 +570,75 @@ def test_tenants_update_bumps_generation_like_the_ui(engine: Engine) -> None:
         )
     assert _generations(engine) == {"acme": 2}
     assert load_desired_state(engine).tenants["acme"].state == "stopped"
+
+
+def _statements(engine: Engine) -> list[str]:
+    """Every statement the engine sends from now on (the verb and table), executemany counted once."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()[:1]).upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_a_pass_of_unchanged_statuses_reads_once_and_touches_only_the_pass_time(engine: Engine) -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    ready = Condition("Ready", "True", "AllReplicasReady", "1/1")
+    first = [TenantStatus(f"t{i}", "Ready", (ready,), observed_generation=1, last_reconciled_at=t0) for i in range(30)]
+    write_statuses(engine, first, now=t0)
+
+    t1 = t0 + timedelta(minutes=5)
+    again = [TenantStatus(s.tenant, "Ready", (ready,), observed_generation=1, last_reconciled_at=t1) for s in first]
+    seen = _statements(engine)
+    written = write_statuses(engine, again, now=t1)
+
+    # One SELECT for the 30 rows and one UPDATE (executemany) of the pass time; no per-tenant statement.
+    assert [s for s in seen if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT", "UPDATE"]
+    assert [s.condition("Ready") for s in written] == [Condition("Ready", "True", "AllReplicasReady", "1/1", t0)] * 30
+    stored = read_statuses(engine)
+    assert [s.last_reconciled_at for s in stored] == [t1] * 30
+    assert all(s.condition("Ready") == Condition("Ready", "True", "AllReplicasReady", "1/1", t0) for s in stored)
+    with engine.connect() as connection:
+        updated = connection.execute(select(TenantStatusRow.updated_at)).scalars().all()
+    assert updated == [t1] * 30
+
+
+def test_a_pass_writes_changed_and_new_rows_in_full_in_one_statement(engine: Engine) -> None:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    ready = Condition("Ready", "True", "Ok")
+    write_statuses(engine, [TenantStatus(n, "Ready", (ready,), observed_generation=1) for n in ("a", "b", "c")], now=t0)
+
+    t1 = t0 + timedelta(hours=1)
+    failing = Condition("Ready", "False", "ContainerUnhealthy", "0/1")
+    batch = [
+        TenantStatus("a", "Ready", (ready,), observed_generation=1),  # unchanged
+        TenantStatus("b", "Degraded", (failing,), observed_generation=1, last_error="b-a-1 unhealthy"),
+        TenantStatus("c", "Ready", (ready,), observed_generation=2),  # generation moved
+        TenantStatus("d", "Pending"),  # new
+    ]
+    seen = _statements(engine)
+    write_statuses(engine, batch, now=t1)
+
+    assert [s for s in seen if s in ("SELECT", "INSERT", "UPDATE")] == ["SELECT", "INSERT", "UPDATE"]
+    stored = {s.tenant: s for s in read_statuses(engine)}
+    assert stored["a"].condition("Ready") == Condition("Ready", "True", "Ok", "", t0)
+    assert (stored["b"].phase, stored["b"].last_error) == ("Degraded", "b-a-1 unhealthy")
+    assert stored["b"].condition("Ready") == Condition("Ready", "False", "ContainerUnhealthy", "0/1", t1)
+    assert (stored["c"].observed_generation, stored["c"].condition("Ready")) == (
+        2,
+        Condition("Ready", "True", "Ok", "", t0),
+    )
+    assert stored["d"].phase == "Pending"
+
+    # A tenant listed twice in one batch: the later entry wins, its transition measured against the earlier.
+    t2 = t1 + timedelta(hours=1)
+    write_statuses(
+        engine, [TenantStatus("a", "Degraded", (failing,)), TenantStatus("a", "Degraded", (failing,))], now=t2
+    )
+    again = read_status(engine, "a")
+    assert again is not None and (again.phase, again.condition("Ready")) == (
+        "Degraded",
+        Condition("Ready", "False", "ContainerUnhealthy", "0/1", t2),
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 # Imported by ``reconciler.cli`` itself: argument parsing needs none of these (``--version`` and ``--help`` stay
 # at interpreter start-up cost); each command imports what it uses.
@@ -44,3 +45,28 @@ def test_version_needs_no_settings() -> None:
 
 def test_wiring_leaves_migrations_nudges_and_alerts_out() -> None:
     assert loaded_after("import reconciler.runtime.wiring, desired_state.database", NOT_AT_WIRING) == []
+
+
+# Not needed by a no-op ``plan`` / ``apply`` without routing: python-on-whales (pulls, helpers, events), httpx and
+# what it brings (probes of new containers, the restore's maintenance answer, routing and DNS), APScheduler (jobs
+# of ``run`` only).
+NOT_FOR_A_ONE_SHOT_PASS = ("python_on_whales", "httpx", "click", "rich", "pygments", "apscheduler", *NOT_AT_WIRING)
+
+_BUILD = (
+    "from reconciler.runtime.settings import Settings\n"
+    "from reconciler.runtime.wiring import build_runtime\n"
+    "runtime = build_runtime(Settings(database_url='sqlite:///{db}', owner_id='imports'), schedule={schedule})\n"
+    "print(runtime.scheduler.jobs())\n"
+)
+
+
+def test_the_runtime_of_plan_and_apply_leaves_cli_probe_and_scheduler_libraries_out(tmp_path: Path) -> None:
+    # Built as ``reconciler plan`` builds it (no routing or DNS configured), without connecting to anything.
+    statement = _BUILD.format(db=tmp_path / "none.sqlite3", schedule=False)
+    assert loaded_after(statement, NOT_FOR_A_ONE_SHOT_PASS) == []
+    assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_the_runtime_of_run_still_registers_its_jobs(tmp_path: Path) -> None:
+    statement = _BUILD.format(db=tmp_path / "none.sqlite3", schedule=True)
+    assert loaded_after(statement, ("apscheduler",)) == ["apscheduler"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from desired_state.bounds import MAX_CIDRS, MAX_ENV_TOTAL, MAX_ENV_VALUE, MAX_SHOWN_VALUE, InputLimits
-from desired_state.networks import allowed_networks
+from desired_state.networks import allowed_networks, count_allowed_networks
 from desired_state.sizes import parse_memory
 from desired_state.specs import SpecError, build_tenant, parse_catalog
 
@@ -154,3 +154,11 @@ def test_settings_give_the_loader_its_limits() -> None:
     assert limits == InputLimits(max_service_memory=2 * 1024**3, max_service_cpus=1.5, max_allowed_ranges=10)
     with pytest.raises(ValueError):
         Settings(max_service_memory="9" * 400)
+
+
+def test_the_allowed_range_count_of_a_shared_list_is_computed_once_per_load() -> None:
+    deny = ("10.20.0.0/16", "192.168.7.0/24")
+    count_allowed_networks.cache_clear()
+    counts = {count_allowed_networks((), deny, 64) for _ in range(200)}
+    assert counts == {len(allowed_networks((), deny))}
+    assert count_allowed_networks.cache_info().misses == 1

@@ -19,14 +19,13 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import docker
 import docker.errors
 import requests.exceptions
 from docker.errors import ImageNotFound, NotFound
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
 from reconciler.core.errors import SubnetTaken, TransientError
 from reconciler.core.resources import (
@@ -44,6 +43,11 @@ from reconciler.drivers.docker.errors import SYSTEM, ApiMutation, Mutation, dock
 from reconciler.drivers.docker.events import DockerEvent, EventStream
 from reconciler.drivers.docker.helpers import HelperResult, HelperRun, run_helper
 from reconciler.drivers.docker.inspect import InspectionMarks, container_from_list, observed_limits
+
+if TYPE_CHECKING:
+    # python-on-whales (with rich, click, pygments) only for pulls, helpers and events: imported on first use,
+    # so a one-shot command whose pass mutates nothing never loads it (docs/benchmarks.md, "CLI start").
+    from python_on_whales import DockerClient
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +104,29 @@ class DockerDriver:
         self.engine = docker.APIClient(
             base_url=base_url, version=self.api.api_version, timeout=self.timeouts.mutation, max_pool_size=POOL_SIZE
         )
-        call = client_call or ["docker"]
-        # Helpers bring their own timeout (a backup may take an hour); every other CLI call gets a bound.
-        self.helper_cli = DockerClient(host=docker_host, client_call=call)
-        self.cli = DockerClient(host=docker_host, client_call=_bounded(call, self.timeouts.mutation))
-        self.pull_cli = DockerClient(host=docker_host, client_call=_bounded(call, self.timeouts.pull))
+        self._docker_host = docker_host
+        self._client_call = client_call or ["docker"]
         # Counted by kind so tests and bench/ can show a no-op pass makes only reads.
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
+
+    # Helpers bring their own timeout (a backup may take an hour); every other CLI call gets a bound.
+    @cached_property
+    def helper_cli(self) -> DockerClient:
+        return self._docker_cli(self._client_call)
+
+    @cached_property
+    def cli(self) -> DockerClient:
+        return self._docker_cli(_bounded(self._client_call, self.timeouts.mutation))
+
+    @cached_property
+    def pull_cli(self) -> DockerClient:
+        return self._docker_cli(_bounded(self._client_call, self.timeouts.pull))
+
+    def _docker_cli(self, call: list[str]) -> DockerClient:
+        from python_on_whales import DockerClient
+
+        return DockerClient(host=self._docker_host, client_call=call)
 
     def _count(self, kind: str) -> None:
         with self._lock:
@@ -359,6 +378,8 @@ class DockerDriver:
         return sorted((name, state) for name, state in named if name.startswith(name_prefix))
 
     def _remove_helper(self, name: str) -> None:
+        from python_on_whales.exceptions import DockerException
+
         with contextlib.suppress(DockerException):
             self.cli.container.remove(name, force=True)
 

@@ -11,13 +11,17 @@ body (env values are secrets). Used by the other modules of this package only.
 
 from __future__ import annotations
 
-from typing import Literal
+import sys
+from typing import TYPE_CHECKING, Literal
 
 import docker.errors
 import requests.exceptions
-from python_on_whales.exceptions import DockerException, NoSuchImage
 
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
+
+if TYPE_CHECKING:
+    # Imported where a CLI error is handled: python-on-whales loads only with the CLI (``DockerDriver.cli``).
+    from python_on_whales.exceptions import DockerException
 
 SYSTEM = "docker"
 # Exit status of `docker run` when the daemon could not run the container at all (the command never ran).
@@ -60,6 +64,8 @@ def translate(exc: DockerException, operation: str, key: str, tenant: str | None
         )
     # Never str(exc): python-on-whales quotes the whole command line there, env values (secrets) included.
     text = (exc.stderr or "").strip() or f"the docker CLI exited with code {exc.return_code}"
+    from python_on_whales.exceptions import NoSuchImage
+
     permanent = isinstance(exc, NoSuchImage) or is_permanent(text)
     return docker_error(f"{what}: {_short(text)}", permanent=permanent, operation=operation, key=key, tenant=tenant)
 
@@ -104,7 +110,12 @@ class Mutation:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
-        if exc is None or not isinstance(exc, DockerException):
+        # Not loaded yet: no CLI call ran, so ``exc`` cannot be python-on-whales' (and loading it is not needed).
+        if exc is None or "python_on_whales.exceptions" not in sys.modules:
+            return False
+        from python_on_whales.exceptions import DockerException
+
+        if not isinstance(exc, DockerException):
             return False
         raise translate(exc, self.operation, self.key, self.tenant, self.timeout) from exc
 

@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from desired_state.specs import TenantSpec
 from reconciler.core.errors import ReconcileError
 from reconciler.drivers.docker import DockerDriver
@@ -67,6 +65,8 @@ class MaintenanceAnswer:
 
     def begin(self, spec: TenantSpec) -> bool:
         """Route the tenant to the maintenance answer; False (logged) when it could not be set up."""
+        import httpx  # here, not at module level: a one-shot command that restores nothing never loads it
+
         tenant = spec.name
         if spec.state != "running" or not any(s.route is not None for s in spec.services):
             return False
@@ -94,6 +94,8 @@ class MaintenanceAnswer:
             network=self.naming.network(tenant),
             labels=helper_labels(self.naming, tenant, "maintenance"),
         )
+        import httpx
+
         deadline = time.monotonic() + self.start_timeout
         with httpx.Client(trust_env=False, timeout=1.0) as client:
             while time.monotonic() < deadline:

@@ -32,7 +32,6 @@ from reconciler.runtime.operations.maintenance import MaintenanceAnswer
 from reconciler.runtime.operations.upgrades import UpgradeGuard
 from reconciler.runtime.operations.verify import BackupVerifier
 from reconciler.runtime.passes.reconcile import PassResult, Reconciler
-from reconciler.runtime.passes.routing import TraefikRouter
 from reconciler.runtime.settings import Settings
 from renderers.containers import Naming
 
@@ -135,6 +134,10 @@ class TenantOps:
         return restored, self._resume_after_maintenance(tenant)
 
     def _maintenance(self) -> MaintenanceAnswer | None:
+        # Here, not at module level: routing brings httpx (and click, rich, pygments), which a one-shot command
+        # without routing never needs (docs/benchmarks.md, "CLI start").
+        from reconciler.runtime.passes.routing import TraefikRouter
+
         router = self.reconciler.router
         if not isinstance(router, TraefikRouter):
             return None

@@ -17,10 +17,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-
-import httpx
+from typing import TYPE_CHECKING
 
 from reconciler.core.resources import Container
+
+if TYPE_CHECKING:
+    # Imported by the first probe (a pass that starts no container probes nothing): httpx brings click, rich
+    # and pygments with it, a large share of a one-shot command's start (docs/benchmarks.md, "CLI start").
+    import httpx
 
 # A health endpoint slower than this is treated as not ready yet; probes repeat until the overall timeout.
 PROBE_TIMEOUT = 1.0
@@ -50,6 +54,8 @@ def probe_once(container: Container, timeout: float = PROBE_TIMEOUT) -> tuple[bo
         return False, "no address yet"
     host = f"[{container.ip}]" if ":" in container.ip else container.ip
     url = f"http://{host}:{container.port}{container.health}"
+    import httpx
+
     deadline = time.monotonic() + timeout
     client = httpx.Client(trust_env=False, timeout=timeout)
     outcome: list[tuple[bool, str]] = []
