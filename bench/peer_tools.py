@@ -220,6 +220,9 @@ class ReconcilerRunPeer(ReconcilerPeer):
 def reconciler_env(owner: str, database: Path, stack: dict[str, str] | None) -> dict[str, str]:
     """The environment of a reconciler process: this checkout's code, this owner, nothing inherited."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_")}
+    # As installed (pip writes bytecode): PYTHONDONTWRITEBYTECODE, set on some machines, would make every start
+    # compile the project from source (about 0.15 s here), a cost no installed peer pays (bench/cli_start.py too).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env |= {
         "PYTHONPATH": str(REPO),
         "RECONCILER_DATABASE_URL": f"sqlite:///{database}",

@@ -97,8 +97,8 @@ def _short(text: str, limit: int = 300) -> str:
     return joined if len(joined) <= limit else joined[: limit - 3] + "..."
 
 
-class Mutation:
-    """Context manager around one CLI mutation: python-on-whales errors become the project's error types."""
+class _Guard:
+    """What one mutation is (for its error message); subclasses translate their client's errors on exit."""
 
     def __init__(self, operation: str, key: str, tenant: str | None, timeout: float) -> None:
         self.operation = operation
@@ -108,6 +108,10 @@ class Mutation:
 
     def __enter__(self) -> None:
         return None
+
+
+class Mutation(_Guard):
+    """Context manager around one CLI mutation: python-on-whales errors become the project's error types."""
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         # Not loaded yet: no CLI call ran, so ``exc`` cannot be python-on-whales' (and loading it is not needed).
@@ -120,17 +124,8 @@ class Mutation:
         raise translate(exc, self.operation, self.key, self.tenant, self.timeout) from exc
 
 
-class ApiMutation:
+class ApiMutation(_Guard):
     """Context manager around one Engine API mutation: docker SDK and ``requests`` errors become the project's."""
-
-    def __init__(self, operation: str, key: str, tenant: str | None, timeout: float) -> None:
-        self.operation = operation
-        self.key = key
-        self.tenant = tenant
-        self.timeout = timeout
-
-    def __enter__(self) -> None:
-        return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException)):
