@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import planner_scale as scale  # noqa: E402
+import planner_scale as scale
 
-from reconciler.planning import PassContext, RenderCache, plan_pass  # noqa: E402
+from reconciler.planning import PassContext, RenderCache, plan_pass
 
 
 def rss_mb() -> float:
