@@ -6,6 +6,7 @@ VENV  := .venv
 BIN   := $(CURDIR)/$(VENV)/bin
 STATE := .devstack
 DEMO_TENANTS := deploy/examples/tenants.yaml
+DEMO_SITES   := deploy/examples/sites.yaml
 # Settings for the demo reconciler; the services' URLs come from $(STATE)/env (written by devstack up).
 define DEMO_ENV
 export PATH="$(BIN):$$PATH"
@@ -13,6 +14,8 @@ export RECONCILER_OWNER_ID=demo
 export RECONCILER_BASE_DOMAIN=erp.test
 export RECONCILER_POWERDNS_ZONES='["erp.test."]'
 export RECONCILER_HEALTHCHECK_COMMAND='wget -q -O- http://127.0.0.1:{port}{health}'
+export RECONCILER_NGINX_STATE_DIR="$(CURDIR)/$(STATE)/nginx"
+export RECONCILER_NGINX_LISTEN=127.0.0.1:8088
 endef
 export DEMO_ENV
 
@@ -36,7 +39,10 @@ demo: setup
 	@set -euo pipefail; . $(STATE)/env; . $(STATE)/demo.env; set -x; \
 	reconciler db upgrade; \
 	reconciler tenants import $(DEMO_TENANTS); \
+	sed "s#@TRAEFIK_WEB_URL@#$$RECONCILER_TRAEFIK_WEB_URL#" $(DEMO_SITES) > $(STATE)/sites.yaml; \
+	reconciler tenants import $(STATE)/sites.yaml; \
 	rc=0; reconciler plan || rc=$$?; test $$rc -ne 1; \
+	reconciler apply; \
 	reconciler apply; \
 	reconciler status; \
 	reconciler plan >/dev/null; \
@@ -47,6 +53,10 @@ demo: setup
 	  echo "  dig +short @127.0.0.1 -p $$dns_port $$domain"; \
 	done; \
 	echo "  curl -s $$RECONCILER_TRAEFIK_API_URL/api/http/routers | python3 -m json.tool"; \
+	echo "Sites, through the reconciler's own Nginx on 127.0.0.1:8088 (docs/sites.md):"; \
+	echo "  curl -si -H 'Host: news.erp.test' http://127.0.0.1:8088/ | grep X-Cache   # acme through a cached forward: MISS, then HIT"; \
+	echo "  curl -s -H 'Host: blog.erp.test' http://127.0.0.1:8088/wp-admin/install.php | grep -o '<title>.*</title>'"; \
+	echo "  (WordPress: finish its installation at that page, e.g. in a browser with blog.erp.test → 127.0.0.1 in /etc/hosts)"; \
 	echo "  . $(STATE)/env; . $(STATE)/demo.env; reconciler plan"; \
 	echo "  . $(STATE)/env; . $(STATE)/demo.env; reconciler run     # continuous: resync, Docker events, RabbitMQ nudges"; \
 	echo "  . $(STATE)/env; . $(STATE)/demo.env; reconciler nudge acme"; \
@@ -59,4 +69,10 @@ demo-down:
 	  if [[ -n "$$ids" ]]; then docker rm -f $$ids >/dev/null; echo "removed the demo's containers"; fi; \
 	  nets=$$(docker network ls -q --filter label=tenant-reconciler.owner=demo); \
 	  if [[ -n "$$nets" ]]; then docker network rm $$nets >/dev/null; echo "removed the demo's networks"; fi; \
+	  ids=$$(docker ps -aq --filter label=tenant-reconciler.site-owner=demo); \
+	  if [[ -n "$$ids" ]]; then docker rm -f $$ids >/dev/null; echo "removed the demo sites' containers"; fi; \
+	  nets=$$(docker network ls -q --filter label=tenant-reconciler.site-owner=demo); \
+	  if [[ -n "$$nets" ]]; then docker network rm $$nets >/dev/null; echo "removed the demo sites' networks"; fi; \
 	fi
+	@if [[ -f $(STATE)/nginx/nginx.pid ]] && kill "$$(cat $(STATE)/nginx/nginx.pid)" 2>/dev/null; then \
+	  echo "stopped the demo's Nginx"; fi
