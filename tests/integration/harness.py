@@ -11,7 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -157,3 +158,26 @@ class Harness:
 
         with self.rt.engine.begin() as connection:
             connection.execute(text(sql), params)
+
+
+@contextmanager
+def routed_harness(
+    owner: str, database_url: str, docker_client: Any, traefik: Any, **settings: str
+) -> Iterator[Harness]:
+    """A harness with the routing stage on ``traefik`` (its files named after ``owner``); on exit its
+    ``reconciler run`` is stopped, its route files removed and its database engine disposed."""
+    h = Harness.create(
+        owner,
+        database_url,
+        docker_client,
+        traefik_dynamic_dir=str(traefik.dynamic_dir),
+        traefik_api_url=traefik.api_url,
+        **settings,
+    )
+    try:
+        yield h
+    finally:
+        h.stop_run()
+        for path in Path(traefik.dynamic_dir).glob(f"{owner}-*.yml"):
+            path.unlink(missing_ok=True)
+        h.rt.engine.dispose()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from desired_state.status import read_status
 from reconciler.core.plan import Action
 from reconciler.core.render_plan import render_text
 from reconciler.core.resources import Container
-from tests.integration.harness import Harness
+from tests.integration.harness import Harness, routed_harness
 from tests.integration.traffic import LoadLoop
 
 pytestmark = pytest.mark.integration
@@ -34,20 +33,8 @@ catalog:
 
 @pytest.fixture
 def routed(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any) -> Iterator[Harness]:
-    h = Harness.create(
-        owner_id,
-        postgres_url,
-        docker_client,
-        traefik_dynamic_dir=str(traefik.dynamic_dir),
-        traefik_api_url=traefik.api_url,
-        ready_timeout="4",
-    )
-    try:
+    with routed_harness(owner_id, postgres_url, docker_client, traefik, ready_timeout="4") as h:
         yield h
-    finally:
-        for path in Path(traefik.dynamic_dir).glob(f"{owner_id}-*.yml"):
-            path.unlink(missing_ok=True)
-        h.rt.engine.dispose()
 
 
 def _domain(h: Harness) -> str:

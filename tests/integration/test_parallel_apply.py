@@ -11,13 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reconciler.core.resources import Container
-from tests.integration.harness import Harness
+from tests.integration.harness import Harness, routed_harness
 from tests.integration.test_routing_e2e import converge, load, tenant_yaml
 
 pytestmark = pytest.mark.integration
@@ -100,21 +99,8 @@ def test_three_tenants_of_four_containers_converge_side_by_side(parallel: Harnes
 def routed_parallel(
     owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any
 ) -> Iterator[Harness]:
-    h = Harness.create(
-        owner_id,
-        postgres_url,
-        docker_client,
-        traefik_dynamic_dir=str(traefik.dynamic_dir),
-        traefik_api_url=traefik.api_url,
-        apply_concurrency="4",
-    )
-    try:
+    with routed_harness(owner_id, postgres_url, docker_client, traefik, apply_concurrency="4") as h:
         yield h
-    finally:
-        h.stop_run()
-        for path in Path(traefik.dynamic_dir).glob(f"{owner_id}-*.yml"):
-            path.unlink(missing_ok=True)
-        h.rt.engine.dispose()
 
 
 def test_upgrade_of_three_replicas_started_together_loses_no_request(routed_parallel: Harness, traefik: Any) -> None:

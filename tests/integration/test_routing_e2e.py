@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from desired_state.status import read_status
-from tests.integration.harness import Harness, wait_until
+from tests.integration.harness import Harness, routed_harness, wait_until
 from tests.integration.traffic import LoadLoop
 
 pytestmark = pytest.mark.integration
@@ -29,20 +29,8 @@ catalog:
 @pytest.fixture
 def routed(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any) -> Iterator[Harness]:
     """A reconciler with the routing stage on the session Traefik (its files named after the test's owner)."""
-    h = Harness.create(
-        owner_id,
-        postgres_url,
-        docker_client,
-        traefik_dynamic_dir=str(traefik.dynamic_dir),
-        traefik_api_url=traefik.api_url,
-    )
-    try:
+    with routed_harness(owner_id, postgres_url, docker_client, traefik) as h:
         yield h
-    finally:
-        h.stop_run()
-        for path in Path(traefik.dynamic_dir).glob(f"{owner_id}-*.yml"):
-            path.unlink(missing_ok=True)
-        h.rt.engine.dispose()
 
 
 def domain(h: Harness, tenant: str) -> str:
