@@ -32,7 +32,9 @@ def check_steps(steps: Sequence[int]) -> tuple[int, ...]:
     if not values:
         return ()
     if any(not 1 <= s <= 100 for s in values) or list(values) != sorted(set(values)) or values[-1] != 100:
-        raise ValueError(f"steps = {list(values)!r}: rising percentages from 1 to 100 ending at 100, such as 10,25,50,100")
+        raise ValueError(
+            f"steps = {list(values)!r}: rising percentages from 1 to 100 ending at 100, such as 10,25,50,100"
+        )
     return values
 
 

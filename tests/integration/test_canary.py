@@ -1,0 +1,211 @@
+"""Issue 15, canary analysis: real Traefik (its Prometheus metrics), Docker and PostgreSQL.
+
+A canary whose image answers 500 on half of the requests (``ERP_ERROR_SHARE`` of the demo image, version 2 only)
+is backed out by ``reconciler run``'s analysis job to weight 0 at its first judged window, pinned, alerted once,
+with the figures in the status, and no client request fails after that; a healthy canary is promoted step by
+step to 100 %, each step in the history; and ``reconciler plan`` shows the analysis's weights as a route change
+with its reason. Run with ``pytest -s`` for the counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from desired_state.canaries import read_canaries
+from desired_state.operations import list_operations
+from desired_state.pins import read_pins
+from desired_state.status import read_status
+from tests.integration.harness import Harness, routed_harness, wait_until
+from tests.integration.traffic import LoadLoop
+
+pytestmark = pytest.mark.integration
+
+WINDOW = 3  # seconds per analysis window in these tests
+CATALOG = """\
+catalog:
+  a: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 32M, cpus: 0.25, public: true}
+"""
+
+
+def tenant_yaml(h: Harness, *, bad: bool, weights: tuple[int, int] = (50, 50)) -> str:
+    env = '        env: {ERP_ERROR_SHARE: "50", ERP_ERROR_VERSION: "2"}\n' if bad else ""
+    return (
+        f"{CATALOG}tenants:\n  - name: acme\n    domain: {domain(h)}\n    services:\n      a:\n{env}"
+        "        versions:\n"
+        f'          - {{image: "erp/demo-svc:1", weight: {weights[0]}}}\n'
+        f'          - {{image: "erp/demo-svc:2", weight: {weights[1]}}}\n'
+    )
+
+
+def domain(h: Harness) -> str:
+    return f"acme.{h.owner}.erp.test"
+
+
+@pytest.fixture
+def routed(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any) -> Iterator[Harness]:
+    with routed_harness(
+        owner_id,
+        postgres_url,
+        docker_client,
+        traefik,
+        canary_window=str(WINDOW),
+        canary_min_requests="10",
+    ) as h:
+        yield h
+
+
+def converge(h: Harness) -> None:
+    result = h.apply()
+    assert result.ok, result.errors
+    status = read_status(h.rt.engine, "acme")
+    assert status is not None and status.condition("RouteReady") is not None
+    assert status.condition("RouteReady").status == "True", status  # type: ignore[union-attr]
+
+
+def traefik_members(traefik: Any, h: Harness) -> dict[str, float]:
+    """The weighted split Traefik serves for the tenant's service ``a`` (member → weight)."""
+    services = httpx.get(f"{traefik.api_url}/api/http/services", params={"per_page": 1000}, timeout=5).json()
+    weighted = next(s for s in services if s["name"] == f"{h.owner}-acme.a@file")
+    return {m["name"].split(".")[-1].split("@")[0]: m.get("weight", 1) for m in weighted["weighted"]["services"]}
+
+
+def log_messages(path: Path) -> list[str]:
+    messages = []
+    for line in path.read_text().splitlines():
+        try:
+            messages.append(str(json.loads(line).get("msg", "")))
+        except json.JSONDecodeError:
+            messages.append(line)
+    return messages
+
+
+def test_plan_shows_the_analysis_weights_as_a_route_change_with_its_reason(routed: Harness, traefik: Any) -> None:
+    routed.import_yaml(tenant_yaml(routed, bad=False))
+    converge(routed)
+    assert traefik_members(traefik, routed) == {"a": 50, "b": 50}
+    # What the analysis job writes when it backs a canary out (state row first, the pass reads it).
+    routed.execute_sql(
+        "INSERT INTO tenant_canaries (tenant, service, stable_image, canary_image, state, weight, step, reason,"
+        " requests, errors, error_rate, window_seconds) VALUES ('acme', 'a', 'erp/demo-svc:1', 'erp/demo-svc:2',"
+        " 'backed-out', 0, 0, 'error rate 50.0% (60 of 120 requests) over 30 s: more than the 5.0% allowed',"
+        " 120, 60, 0.5, 30)"
+    )
+    shown = routed.cli("plan")
+    assert shown.returncode == 2, shown.stderr  # 2: changes pending
+    print(shown.stdout)
+    assert f"~ route {routed.owner}-acme.yml" in shown.stdout
+    assert "canary erp/demo-svc:2 of a backed out: error rate 50.0% (60 of 120 requests) over 30 s" in shown.stdout
+    assert "weights a=100" in shown.stdout
+    with LoadLoop(traefik.web_url, domain(routed)) as loop:
+        time.sleep(0.3)
+        converge(routed)
+        after = loop.ok
+        wait_until(lambda: loop.ok >= after + 100, timeout=20, what="100 answers after the back-out")
+    print(f"back-out through the plan under load: {loop.summary()}")
+    assert loop.failed == []
+    assert traefik_members(traefik, routed) == {"a": 100}
+    assert loop.last_ok["version"] == "1"
+    assert routed.apply().plan.empty  # the weights hold: nothing left to change
+    status = read_status(routed.rt.engine, "acme")
+    assert status is not None
+    canary = status.condition("Canary")
+    assert canary is not None and (canary.status, canary.reason) == ("False", "BackedOut"), canary
+    assert "(60 of 120 requests) over 30 s" in canary.message
+
+
+def test_a_canary_answering_500_on_half_of_requests_is_backed_out(
+    routed: Harness, traefik: Any, tmp_path: Path
+) -> None:
+    routed.import_yaml(tenant_yaml(routed, bad=True))
+    converge(routed)
+    log = tmp_path / "run.log"
+    with LoadLoop(traefik.web_url, domain(routed)) as loop:
+        routed.start_run(log_path=log)
+
+        def backed_out() -> bool:
+            rows = read_canaries(routed.rt.engine, "acme")
+            return bool(rows) and rows[0].canary.state == "backed-out"
+
+        wait_until(backed_out, timeout=8 * WINDOW + 20, interval=0.2, what="the canary backed out")
+        before = loop.total
+        failed_before = len(loop.failed)
+        wait_until(lambda: loop.total >= before + 300, timeout=30, what="300 requests after the back-out")
+        # Two more windows: the analysis of a backed-out canary stays quiet (one alert, one history row).
+        time.sleep(2 * WINDOW)
+    routed.stop_run()
+    after_failures = loop.failed[failed_before:]
+    print(f"bad canary under load: {loop.summary()}; after the back-out: {loop.total - before} requests")
+    assert failed_before > 0  # the canary did fail clients before the analysis judged it
+    assert after_failures == [], after_failures[:5]
+
+    record = read_canaries(routed.rt.engine, "acme")[0]
+    assert record.figures is not None and record.figures.requests >= 10
+    assert 0.3 <= record.figures.error_rate <= 0.7
+    # Backed out at its first or second judged window (counted from the run's log, not timed).
+    verdicts = [m for m in log_messages(log) if "canary erp/demo-svc:2 of a:" in m]
+    print("\n".join(verdicts))
+    judged_until_back_out = next(i for i, m in enumerate(verdicts) if ": failing:" in m) + 1
+    assert judged_until_back_out <= 2, verdicts
+    assert traefik_members(traefik, routed) == {"a": 100}
+
+    status = read_status(routed.rt.engine, "acme")
+    assert status is not None
+    canary = status.condition("Canary")
+    assert canary is not None and (canary.status, canary.reason) == ("False", "BackedOut")
+    assert "error rate" in canary.message and "requests) over" in canary.message and "pinned to" in canary.message
+    assert status.phase == "Degraded"
+    pins = read_pins(routed.rt.engine, "acme")
+    assert [(p.service, p.pinned_image, p.failed_image) for p in pins] == [("a", "erp/demo-svc:1", "erp/demo-svc:2")]
+    history = list_operations(routed.rt.engine, "acme", kind="canary")
+    assert [(o.status, o.to_image) for o in history] == [("failed", "erp/demo-svc:2")]
+    assert history[0].error is not None and "error rate" in history[0].error
+    alerts = [m for m in log_messages(log) if m.startswith("alert:") and "backed out" in m]
+    assert len(alerts) == 1, alerts
+
+
+def test_a_healthy_canary_is_promoted_step_by_step(routed: Harness, traefik: Any, tmp_path: Path) -> None:
+    routed.import_yaml(tenant_yaml(routed, bad=False, weights=(90, 10)))
+    # The catalog's policy: promotion in three steps, thresholds from the database.
+    routed.execute_sql(
+        "INSERT INTO canary_policies (service, tenant, max_error_rate, min_requests, steps, enabled)"
+        " VALUES ('a', NULL, 0.01, 10, '[25, 50, 100]', true)"
+    )
+    converge(routed)
+    log = tmp_path / "run.log"
+    seen: list[dict[str, float]] = []
+    with LoadLoop(traefik.web_url, domain(routed)) as loop:
+        routed.start_run(log_path=log)
+
+        def promoted() -> bool:
+            members = traefik_members(traefik, routed)
+            if not seen or seen[-1] != members:
+                seen.append(members)
+            rows = read_canaries(routed.rt.engine, "acme")
+            return bool(rows) and rows[0].canary.state == "promoted" and members == {"b": 100}
+
+        wait_until(promoted, timeout=10 * WINDOW + 30, interval=0.1, what="the canary promoted to 100%")
+        time.sleep(0.5)
+    routed.stop_run()
+    print(f"promotion under load: {loop.summary()}; Traefik's splits seen: {seen}")
+    assert loop.failed == []
+    assert loop.last_ok["version"] == "2"
+    assert {"a": 75, "b": 25} in seen and {"a": 50, "b": 50} in seen
+    history = list_operations(routed.rt.engine, "acme", kind="canary")
+    outputs = [o.output or "" for o in history]
+    print("\n".join(outputs))
+    assert [o.status for o in history] == ["succeeded"] * 3
+    assert outputs[0].startswith("canary at 25% (step 1)")
+    assert outputs[1].startswith("canary at 50% (step 2) after a healthy window: error rate 0.0%")
+    assert outputs[2].startswith("canary promoted to 100% after a healthy window")
+    status = read_status(routed.rt.engine, "acme")
+    assert status is not None
+    canary = status.condition("Canary")
+    assert canary is not None and canary.reason == "Promoted" and status.phase == "Ready"
+    assert read_pins(routed.rt.engine, "acme") == []
