@@ -20,11 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from desired_state.canary_tables import CanaryPolicy, TenantCanaryRow
 from desired_state.specs import shorten
 from reconciler.core.canary import Thresholds, WindowFigures
-from reconciler.core.canary_steps import Canary, check_steps
+from reconciler.core.canary_steps import Canary, CanaryState, check_steps
 
 # Bounds of the policy columns (docs/schema.md "Canary analysis").
 MAX_LATENCY_MS = 600_000
 MAX_MIN_REQUESTS = 1_000_000
+_STATES: dict[str, CanaryState] = {s: s for s in ("analysing", "promoting", "promoted", "backed-out")}
 
 
 class CanaryPolicyError(ValueError):
@@ -120,13 +121,16 @@ def resolve_policy(
 
 
 def _record(row: Any) -> CanaryRecord:
+    # Written by the reconciler only; a row edited by hand into nonsense imposes no weight rather than a wrong one.
+    state: CanaryState = _STATES.get(row.state, "analysing")
+    weight = row.weight if isinstance(row.weight, int) and 0 <= row.weight <= 100 else None
     canary = Canary(
         tenant=row.tenant,
         service=row.service,
         stable_image=row.stable_image,
         canary_image=row.canary_image,
-        state=row.state if row.state in ("analysing", "promoting", "promoted", "backed-out") else "analysing",
-        weight=row.weight,
+        state=state if weight is not None else "analysing",
+        weight=weight,
         step=row.step or 0,
         reason=row.reason or "",
     )

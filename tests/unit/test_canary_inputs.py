@@ -4,15 +4,21 @@ setting, and the ``Canary`` condition the status shows."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from sqlalchemy import text
 
 from desired_state.canaries import (
     CanaryPolicyError,
     CanaryPolicyResolved,
     CanaryPolicyRow,
     CanaryRecord,
+    read_canaries,
     resolve_policy,
+    write_canary,
 )
+from desired_state.database import make_engine, upgrade
 from desired_state.specs import TenantSpec, build_tenant, parse_catalog
 from reconciler.core.canary import Counters, Thresholds, WindowFigures
 from reconciler.core.canary_steps import Canary
@@ -117,3 +123,19 @@ def test_the_canary_condition_says_why_with_the_figures_and_ignores_stale_rows()
     assert "error rate 50.0% (60 of 120 requests) over 30 s" in condition.message
     assert "pinned to erp/demo-svc:1" in condition.message
     assert canary_conditions(spec("erp/demo-svc:3"), [record]) == []
+
+
+def test_state_rows_round_trip_and_a_hostile_row_imposes_no_weight(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'canaries.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    canary = Canary("acme", "a", "erp/demo-svc:1", "erp/demo-svc:2", "promoting", 25, 1, "fine")
+    write_canary(engine, canary, WindowFigures(100, 1, 30.0, 0.004))
+    [record] = read_canaries(engine)
+    assert record.canary == canary
+    assert record.figures == WindowFigures(100, 1, 30.0, 0.004)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE tenant_canaries SET weight = 5000, state = 'exploded'"))
+    [hostile] = read_canaries(engine)
+    assert (hostile.canary.state, hostile.canary.weight) == ("analysing", None)
+    engine.dispose()
