@@ -16,6 +16,7 @@ Everything it created is removed at the end (by its own owner id). Usage::
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import statistics
@@ -97,6 +98,9 @@ def canary_gone(api_url: str, service: str) -> bool:
 def one_run(runtime: Any, traefik: Any, owner: str, index: int) -> tuple[float, int, int]:
     name = f"c{index}"
     host = f"{name}.{owner}.erp.test"
+    # Other checkouts on a shared machine may have rebuilt the demo images from an older erp-serve (no
+    # ERP_ERROR_SHARE) meanwhile: make sure this run's containers come from ours (a no-op when they do).
+    build_images()
     import_yaml(runtime.engine, tenant_yaml(name, host))
     result = runtime.reconciler.run_pass([name])
     assert result.ok, result.errors
@@ -119,6 +123,10 @@ def one_run(runtime: Any, traefik: Any, owner: str, index: int) -> tuple[float, 
     return gone - client.first_error, after, client.total
 
 
+def build_images() -> None:
+    subprocess.run(["bash", str(REPO / "deploy/images/build.sh")], check=True, capture_output=True)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
@@ -129,8 +137,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--window", type=float, default=5.0, help="seconds per analysis window")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("reconciler.canary").setLevel(logging.INFO)
 
-    subprocess.run(["bash", str(REPO / "deploy/images/build.sh")], check=True, capture_output=True)
+    build_images()
     owner = f"b{secrets.token_hex(4)}"
     client = docker.from_env(timeout=120)
     times: list[float] = []
@@ -167,7 +177,10 @@ def main() -> None:
 
             def analyse() -> None:
                 while not stop.wait(args.window):
-                    analysis.run_once()
+                    try:
+                        analysis.run_once()
+                    except Exception:  # as the scheduler does (``service.scheduler``): log, and the next window runs
+                        logging.getLogger("bench").exception("canary analysis failed")
 
             threading.Thread(target=analyse, daemon=True).start()
             for index in range(args.runs):

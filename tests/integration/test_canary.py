@@ -9,11 +9,13 @@ with its reason. Run with ``pytest -s`` for the counts.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import devstack
 import httpx
 import pytest
 
@@ -21,7 +23,9 @@ from desired_state.canaries import read_canaries
 from desired_state.operations import list_operations
 from desired_state.pins import read_pins
 from desired_state.status import read_status
-from tests.integration.harness import Harness, routed_harness, wait_until
+from reconciler.core.errors import PermanentError, TransientError
+from reconciler.drivers.traefik_metrics import TraefikMetricsReader
+from tests.integration.harness import REPO_ROOT, Harness, routed_harness, wait_until
 from tests.integration.traffic import LoadLoop
 
 pytestmark = pytest.mark.integration
@@ -49,6 +53,10 @@ def domain(h: Harness) -> str:
 
 @pytest.fixture
 def routed(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any) -> Iterator[Harness]:
+    # The demo images again (a no-op when current): on a shared machine another checkout's build.sh may have
+    # rebuilt them since the session began from an erp-serve without ERP_ERROR_SHARE.
+    build = subprocess.run(["bash", str(REPO_ROOT / "deploy/images/build.sh")], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
     with routed_harness(
         owner_id,
         postgres_url,
@@ -204,3 +212,16 @@ def test_a_healthy_canary_is_promoted_step_by_step(routed: Harness, traefik: Any
     canary = status.condition("Canary")
     assert canary is not None and canary.reason == "Promoted" and status.phase == "Ready"
     assert read_pins(routed.rt.engine, "acme") == []
+
+
+def test_the_metrics_reader_against_the_real_traefik(traefik: Any) -> None:
+    reader = TraefikMetricsReader(f"{traefik.api_url}/metrics")
+    assert isinstance(reader.read(), dict)  # the session Traefik has metrics on (deploy/devstack.py)
+    wrong = TraefikMetricsReader(f"{traefik.api_url}/no-metrics-here")
+    with pytest.raises(PermanentError, match=r"404; enable metrics\.prometheus"):
+        wrong.read()
+    nobody = TraefikMetricsReader(f"http://127.0.0.1:{devstack.free_port()}/metrics", timeout=2)
+    with pytest.raises(TransientError, match="Traefik metrics at"):
+        nobody.read()
+    for r in (reader, wrong, nobody):
+        r.close()
