@@ -1,10 +1,13 @@
-"""Traefik's Prometheus endpoint, read for the canary analysis: cumulative request counters per Traefik service.
+"""Traefik's request metrics, read for the canary analysis: cumulative request counters per Traefik service.
 
-Thin: one GET of ``/metrics`` (Traefik's static configuration needs ``metrics.prometheus`` with
+Two sources with one answer (``Counters`` by service name). ``TraefikMetricsReader``: one GET of Traefik's own
+``/metrics`` (Traefik's static configuration needs ``metrics.prometheus`` with
 ``addServicesLabels: true``; deploy/traefik/traefik.yml and deploy/devstack.py have it), parsed with
 prometheus_client's text parser into the core's ``Counters`` by service name (the ``@file`` provider suffix
-removed). Only the file provider's services are kept. Connection failures and 5xx answers are
-``TransientError``; a 404 (metrics not enabled) or an unparsable body is ``PermanentError``.
+removed). ``PrometheusCountersReader``: the same counters from a Prometheus that scrapes Traefik (four instant
+queries, summed by service over every scraped Traefik). Only the file provider's services are kept. Connection
+failures and 5xx answers are ``TransientError``; a 404 (metrics not enabled), an unparsable body or a refused
+query is ``PermanentError``.
 Called by ``runtime.operations.canary`` once per analysis window.
 """
 
@@ -80,3 +83,52 @@ class TraefikMetricsReader:
                 system="traefik",
                 operation="metrics",
             ) from exc
+
+
+# Instant queries of the counters' latest values, one per field of ``Counters``, by Traefik service.
+_FILE = 'service=~".+@file"'
+PROMETHEUS_QUERIES = {
+    "requests": f"sum by (service) (traefik_service_requests_total{{{_FILE}}})",
+    "errors": f'sum by (service) (traefik_service_requests_total{{{_FILE},code=~"5.."}})',
+    "duration_sum": f"sum by (service) (traefik_service_request_duration_seconds_sum{{{_FILE}}})",
+    "duration_count": f"sum by (service) (traefik_service_request_duration_seconds_count{{{_FILE}}})",
+}
+
+
+class PrometheusCountersReader:
+    """The counters as a Prometheus that scrapes Traefik last saw them (``RECONCILER_CANARY_METRICS=prometheus``)."""
+
+    def __init__(self, url: str, *, timeout: float = METRICS_TIMEOUT) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(timeout=timeout, trust_env=False)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _query(self, promql: str) -> dict[str, float]:
+        where = f"Prometheus at {self.url}"
+        try:
+            response = self.http.get(f"{self.url}/api/v1/query", params={"query": promql})
+        except httpx.HTTPError as exc:
+            raise TransientError(f"{where}: {exc}", system="prometheus", operation="query") from exc
+        if response.status_code >= 500:
+            raise TransientError(f"{where}: HTTP {response.status_code}", system="prometheus", operation="query")
+        try:
+            body = response.json()
+            if body.get("status") != "success":
+                raise ValueError(str(body.get("error", "query refused"))[:120])
+            return {
+                str(item["metric"].get("service", "")).removesuffix(_PROVIDER_SUFFIX): float(item["value"][1])
+                for item in body["data"]["result"]
+            }
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise PermanentError(
+                f"{where}: not a query answer ({str(exc)[:120]})", system="prometheus", operation="query"
+            ) from exc
+
+    def read(self) -> dict[str, Counters]:
+        fields = {field: self._query(promql) for field, promql in PROMETHEUS_QUERIES.items()}
+        services = set(fields["requests"])
+        return {
+            name: Counters(**{field: values.get(name, 0.0) for field, values in fields.items()}) for name in services
+        }

@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     canary_max_latency: float = Field(default=1.0, gt=0, le=600)  # seconds, mean request duration
     canary_min_requests: int = Field(default=20, ge=1, le=1_000_000)
     canary_steps: str = ""  # comma-separated canary percentages ending at 100, e.g. "10,25,50,100"; empty: none
-    # Traefik's Prometheus endpoint (unset: <traefik_api_url>/metrics).
+    # Where the counters come from: Traefik's own endpoint (traefik_metrics_url, unset: <traefik_api_url>/metrics),
+    # or a Prometheus that scrapes Traefik (prometheus_url).
+    canary_metrics: str = Field(default="traefik", pattern=r"^(traefik|prometheus)$")
     traefik_metrics_url: str | None = None
 
     # Bounds on what one tenant service may ask for (docs/schema.md "Bounds"). Unset memory / CPUs: the host's.

@@ -205,7 +205,7 @@ def _register_canary_analysis(
         return
     from desired_state.canaries import CanaryPolicyResolved
     from reconciler.core.canary import Thresholds
-    from reconciler.drivers.traefik_metrics import TraefikMetricsReader
+    from reconciler.drivers.traefik_metrics import PrometheusCountersReader, TraefikMetricsReader
     from reconciler.runtime.operations.canary import CanaryAnalysis
     from reconciler.runtime.settings import canary_step_list
 
@@ -214,8 +214,16 @@ def _register_canary_analysis(
         canary_step_list(settings.canary_steps),
         enabled=True,
     )
-    url = settings.traefik_metrics_url or f"{settings.traefik_api_url.rstrip('/')}/metrics"
-    analysis = CanaryAnalysis(engine, TraefikMetricsReader(url), reconciler, defaults, alerts.tenant)
+    reader: PrometheusCountersReader | TraefikMetricsReader
+    if settings.canary_metrics == "prometheus":
+        if not settings.prometheus_url:
+            raise ValueError(
+                "canary_metrics = 'prometheus' needs RECONCILER_PROMETHEUS_URL (a Prometheus scraping Traefik)"
+            )
+        reader = PrometheusCountersReader(settings.prometheus_url)
+    else:
+        reader = TraefikMetricsReader(settings.traefik_metrics_url or f"{settings.traefik_api_url.rstrip('/')}/metrics")
+    analysis = CanaryAnalysis(engine, reader, reconciler, defaults, alerts.tenant)
     scheduler.add_interval("canary-analysis", settings.canary_window, analysis.run_once)
 
 

@@ -9,7 +9,10 @@ with its reason. Run with ``pytest -s`` for the counts.
 
 from __future__ import annotations
 
+import http.server
+import socketserver
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from desired_state.operations import list_operations
 from desired_state.pins import read_pins
 from desired_state.status import read_status
 from reconciler.core.errors import PermanentError, TransientError
-from reconciler.drivers.traefik_metrics import TraefikMetricsReader
+from reconciler.drivers.traefik_metrics import PrometheusCountersReader, TraefikMetricsReader
 from tests.integration.harness import REPO_ROOT, Harness, routed_harness, wait_until
 from tests.integration.traffic import LoadLoop
 
@@ -225,3 +228,44 @@ def test_the_metrics_reader_against_the_real_traefik(traefik: Any) -> None:
         nobody.read()
     for r in (reader, wrong, nobody):
         r.close()
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    """A backend answering 200 on /ok and 500 elsewhere."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/ok" else 500)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_prometheus_scraping_traefik_gives_the_same_counters(traefik: Any, prometheus: Any, owner_id: str) -> None:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = f"{owner_id}-probe"
+    probe = Path(traefik.dynamic_dir) / f"{name}.yml"
+    probe.write_text(
+        f'http:\n  routers:\n    {name}: {{rule: "Host(`{name}.test`)", entryPoints: [web], service: {name}}}\n'
+        f"  services:\n    {name}:\n      loadBalancer:\n"
+        f'        servers: [{{url: "http://127.0.0.1:{server.server_address[1]}"}}]\n'
+    )
+    try:
+        api_port = traefik.api_url.rsplit(":", 1)[1]
+        prometheus.reload(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"scrape_configs:\n  - job_name: traefik\n    static_configs: [{{targets: ['127.0.0.1:{api_port}']}}]\n"
+        )
+        with httpx.Client(base_url=traefik.web_url, trust_env=False) as client:
+            wait_until(lambda: client.get("/ok", headers={"Host": f"{name}.test"}).status_code == 200, timeout=10)
+            for path in ["/ok"] * 6 + ["/bad"] * 4:
+                client.get(path, headers={"Host": f"{name}.test"})
+        direct = TraefikMetricsReader(f"{traefik.api_url}/metrics").read()[name]
+        scraped = PrometheusCountersReader(prometheus.url)
+        seen = wait_until(lambda: scraped.read().get(name) == direct, timeout=20, what="Prometheus to scrape Traefik")
+        assert seen and direct.errors == 4 and direct.requests >= 10
+    finally:
+        probe.unlink(missing_ok=True)
+        server.shutdown()
+        server.server_close()
