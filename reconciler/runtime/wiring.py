@@ -206,7 +206,7 @@ def _register_canary_analysis(
     from desired_state.canaries import CanaryPolicyResolved
     from reconciler.core.canary import Thresholds
     from reconciler.drivers.traefik_metrics import PrometheusCountersReader, TraefikMetricsReader
-    from reconciler.runtime.operations.canary import CanaryAnalysis
+    from reconciler.runtime.operations.canary import CanaryAnalysis, CanaryMetrics
     from reconciler.runtime.settings import canary_step_list
 
     defaults = CanaryPolicyResolved(
@@ -223,7 +223,8 @@ def _register_canary_analysis(
         reader = PrometheusCountersReader(settings.prometheus_url)
     else:
         reader = TraefikMetricsReader(settings.traefik_metrics_url or f"{settings.traefik_api_url.rstrip('/')}/metrics")
-    analysis = CanaryAnalysis(engine, reader, reconciler, defaults, alerts.tenant)
+    metrics = CanaryMetrics(reconciler.metrics.registry) if reconciler.metrics is not None else None
+    analysis = CanaryAnalysis(engine, reader, reconciler, defaults, alerts.tenant, metrics=metrics)
     scheduler.add_interval("canary-analysis", settings.canary_window, analysis.run_once)
 
 

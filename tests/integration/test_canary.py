@@ -21,13 +21,16 @@ from typing import Any
 import devstack
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
-from desired_state.canaries import read_canaries
+from desired_state.canaries import CanaryPolicyResolved, read_canaries
 from desired_state.operations import list_operations
 from desired_state.pins import read_pins
 from desired_state.status import read_status
+from reconciler.core.canary import Thresholds
 from reconciler.core.errors import PermanentError, TransientError
 from reconciler.drivers.traefik_metrics import PrometheusCountersReader, TraefikMetricsReader
+from reconciler.runtime.operations.canary import CanaryAnalysis, CanaryMetrics
 from tests.integration.harness import REPO_ROOT, Harness, routed_harness, wait_until
 from tests.integration.traffic import LoadLoop
 
@@ -269,3 +272,29 @@ def test_prometheus_scraping_traefik_gives_the_same_counters(traefik: Any, prome
         probe.unlink(missing_ok=True)
         server.shutdown()
         server.server_close()
+
+
+def test_the_analysis_job_in_process_alerts_once_and_exports_its_verdicts(routed: Harness, traefik: Any) -> None:
+    routed.import_yaml(tenant_yaml(routed, bad=True))
+    converge(routed)
+    registry = CollectorRegistry()
+    alerts: list[tuple[str, str]] = []
+    analysis = CanaryAnalysis(
+        routed.rt.engine,
+        TraefikMetricsReader(f"{traefik.api_url}/metrics"),
+        routed.rt.reconciler,
+        CanaryPolicyResolved(Thresholds(0.05, 1.0, 10), (), enabled=True),
+        lambda tenant, message: alerts.append((tenant, message)),
+        metrics=CanaryMetrics(registry),
+    )
+    assert analysis.run_once() == []  # the first reading starts the canary (analysing: no weight imposed)
+    with LoadLoop(traefik.web_url, domain(routed)) as loop:
+        wait_until(lambda: len(loop.failed) >= 20, timeout=30, what="20 failed requests")
+        assert analysis.run_once() == ["acme"]
+        after = loop.total
+        wait_until(lambda: loop.total >= after + 100, timeout=30, what="100 requests after the back-out")
+    assert analysis.run_once() == [] and analysis.run_once() == []  # final: no second back-out, no second alert
+    assert len(alerts) == 1 and alerts[0][0] == "acme" and "backed out to weight 0" in alerts[0][1]
+    assert registry.get_sample_value("reconciler_canary_windows_total", {"outcome": "failing"}) == 1
+    assert registry.get_sample_value("reconciler_canary_weight_percent", {"tenant": "acme", "service": "a"}) == 0
+    assert traefik_members(traefik, routed) == {"a": 100}

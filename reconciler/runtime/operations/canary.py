@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy.engine import Engine
 
 from desired_state.canaries import (
@@ -52,6 +53,26 @@ class MetricsReader(Protocol):
     def read(self) -> Mapping[str, Counters]: ...
 
 
+class CanaryMetrics:
+    """What the analysis exports on the runtime's registry (docs/observability.md)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.windows = Counter(
+            "reconciler_canary_windows",
+            "Canary analysis windows judged, by verdict (healthy, failing, inconclusive).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.weight = Gauge(
+            "reconciler_canary_weight_percent",
+            "The canary's share of its service's traffic after the last window (the database's, or the analysis's).",
+            ["tenant", "service"],
+            registry=registry,
+        )
+        for outcome in ("healthy", "failing", "inconclusive"):
+            self.windows.labels(outcome=outcome)
+
+
 @dataclass
 class CanaryAnalysis:
     engine: Engine
@@ -59,6 +80,7 @@ class CanaryAnalysis:
     reconciler: Reconciler
     defaults: CanaryPolicyResolved
     alert: Alert
+    metrics: CanaryMetrics | None = None
     clock: Callable[[], float] = time.monotonic
     # The last reading of each canary's Traefik service, by name: the start of the next window.
     _readings: dict[str, Sample] = field(default_factory=dict)
@@ -121,6 +143,12 @@ class CanaryAnalysis:
         verdict = judge(figures, policy.thresholds, service=name)
         canary, event = advance(record.canary, verdict, policy.steps)
         write_canary(self.engine, canary, figures)
+        if self.metrics is not None:
+            self.metrics.windows.labels(outcome=verdict.outcome).inc()
+            share = (
+                canary.weight if canary.weight is not None else 100 * second.weight // (stable.weight + second.weight)
+            )
+            self.metrics.weight.labels(tenant=spec.name, service=service.name).set(share)
         log.info(
             "tenant=%s canary %s of %s: %s: %s", spec.name, second.image, service.name, verdict.outcome, verdict.reason
         )
