@@ -162,6 +162,8 @@ def build_runtime(
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
     scheduler = Scheduler()
     requests = _register_jobs(settings, engine, docker, naming, operations, scheduler) if schedule else None
+    if schedule:
+        _register_canary_analysis(settings, engine, reconciler, alerts, scheduler)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -193,6 +195,37 @@ def _register_jobs(
         site_backups = SiteBackups(docker, Path(settings.backup_dir), naming.prefix, naming.owner)
         register_site_backups(scheduler, engine, site_backups, settings.site_backup_schedule, settings.site_backup_keep)
     return register_request_pool(operations, scheduler)
+
+
+def _register_canary_analysis(
+    settings: Settings, engine: Engine, reconciler: Reconciler, alerts: Alerter, scheduler: Scheduler
+) -> None:
+    """The canary analysis job (docs/operations.md "Canary analysis"): with routing and a window only."""
+    if not settings.canary_window or not settings.traefik_dynamic_dir or not settings.traefik_api_url:
+        return
+    from desired_state.canaries import CanaryPolicyResolved
+    from reconciler.core.canary import Thresholds
+    from reconciler.drivers.traefik_metrics import PrometheusCountersReader, TraefikMetricsReader
+    from reconciler.runtime.operations.canary import CanaryAnalysis, CanaryMetrics
+    from reconciler.runtime.settings import canary_step_list
+
+    defaults = CanaryPolicyResolved(
+        Thresholds(settings.canary_max_error_rate, settings.canary_max_latency, settings.canary_min_requests),
+        canary_step_list(settings.canary_steps),
+        enabled=True,
+    )
+    reader: PrometheusCountersReader | TraefikMetricsReader
+    if settings.canary_metrics == "prometheus":
+        if not settings.prometheus_url:
+            raise ValueError(
+                "canary_metrics = 'prometheus' needs RECONCILER_PROMETHEUS_URL (a Prometheus scraping Traefik)"
+            )
+        reader = PrometheusCountersReader(settings.prometheus_url)
+    else:
+        reader = TraefikMetricsReader(settings.traefik_metrics_url or f"{settings.traefik_api_url.rstrip('/')}/metrics")
+    metrics = CanaryMetrics(reconciler.metrics.registry) if reconciler.metrics is not None else None
+    analysis = CanaryAnalysis(engine, reader, reconciler, defaults, alerts.tenant, metrics=metrics)
+    scheduler.add_interval("canary-analysis", settings.canary_window, analysis.run_once)
 
 
 def build_healthcheck(settings: Settings) -> HealthCheck | None:

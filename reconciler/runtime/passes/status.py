@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from desired_state.canaries import CanaryRecord
 from desired_state.model import Condition, DesiredState, Phase, TenantStatus
 from desired_state.specs import TenantSpec
 from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.core.plan import Plan
 from reconciler.core.resources import DesiredTenant
+from reconciler.runtime.passes.canary_status import canary_conditions
 from reconciler.runtime.passes.executor import TenantOutcome
 from reconciler.runtime.passes.stages import DnsPublisher, Router
 
@@ -36,6 +38,8 @@ class StatusBuilder:
     router: Router | None = None
     dns: DnsPublisher | None = None
     extra_conditions: ExtraConditions | None = None
+    # The canary analysis's state rows by tenant (``tenant_canaries``): the ``Canary`` condition.
+    canaries: Mapping[str, Sequence[CanaryRecord]] = field(default_factory=dict)
 
     def invalid(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> TenantStatus:
         error = desired.errors[tenant]
@@ -100,6 +104,11 @@ class StatusBuilder:
             # Not a "Degraded" condition: the failed upgrade already sent its one alert.
             conditions.append(Condition("Pinned", "True", "UpgradeFailed", pins[0]))
             if phase in ("Ready", "Progressing"):
+                phase = "Degraded"
+        if spec is not None and spec.state == "running" and self.canaries.get(tenant):
+            canary = canary_conditions(spec, self.canaries[tenant])
+            conditions.extend(canary)
+            if phase in ("Ready", "Progressing") and any(c.reason == "BackedOut" for c in canary):
                 phase = "Degraded"
         if self.extra_conditions is not None and spec is not None:
             extra = self.extra_conditions(tenant, rendered, previous)
