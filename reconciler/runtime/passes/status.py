@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from desired_state.model import Condition, DesiredState, Phase, TenantStatus
 from desired_state.specs import TenantSpec
@@ -20,6 +21,11 @@ from reconciler.runtime.passes.executor import TenantOutcome
 from reconciler.runtime.passes.stages import DnsPublisher, Router
 
 ExtraConditions = Callable[[str, DesiredTenant | None, TenantStatus | None], list[Condition]]
+
+
+class ChecksVerdict(Protocol):
+    def condition(self, tenant: str, spec: TenantSpec) -> Condition | None:
+        """``ChecksPassing`` from the latest result of each check (``runtime.checks.runner``); None: none ran."""
 
 
 def spec_digest(spec: TenantSpec) -> str:
@@ -36,6 +42,7 @@ class StatusBuilder:
     router: Router | None = None
     dns: DnsPublisher | None = None
     extra_conditions: ExtraConditions | None = None
+    checks: ChecksVerdict | None = None
 
     def invalid(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> TenantStatus:
         error = desired.errors[tenant]
@@ -100,6 +107,12 @@ class StatusBuilder:
             # Not a "Degraded" condition: the failed upgrade already sent its one alert.
             conditions.append(Condition("Pinned", "True", "UpgradeFailed", pins[0]))
             if phase in ("Ready", "Progressing"):
+                phase = "Degraded"
+        checked = self.checks.condition(tenant, spec) if self.checks is not None and spec is not None else None
+        if checked is not None and spec is not None and spec.state == "running":
+            # Not an alert here: the runner alerted once when the check started failing.
+            conditions.append(checked)
+            if phase in ("Ready", "Progressing") and checked.status == "False":
                 phase = "Degraded"
         if self.extra_conditions is not None and spec is not None:
             extra = self.extra_conditions(tenant, rendered, previous)
