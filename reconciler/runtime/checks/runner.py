@@ -87,6 +87,8 @@ class CheckRunner:
         self, spec: TenantSpec, images: Mapping[str, str], trigger: Mapping[str, str]
     ) -> dict[str, list[CheckResult]]:
         """Run the checks of each service in ``images`` (service → image serving it), record and count them."""
+        # The verdicts before this run are read first (once per process): ``settle`` compares with them.
+        self._known()
         results: dict[str, list[CheckResult]] = {}
         for name, image in sorted(images.items()):
             service = spec.service(name)

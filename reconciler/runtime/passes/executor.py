@@ -233,12 +233,16 @@ class Executor:
     ) -> dict[Upgrade, tuple[Change, ...]]:
         """An upgrade is all replicas or none: if one new replica failed, the ready ones go too, before routing.
 
-        Failed upgrades are reported to the gate now; the ones that went ahead are returned, to be reported once
-        their checks ran (``_check_rollout``)."""
+        Without checks every upgrade is reported to the gate now. With checks the failed ones are, and the ones
+        that went ahead are returned, to be reported once their checks ran (``_check_rollout``)."""
         if self.upgrades is None or spec is None or not upgrades:
             return {}
         results, doomed = judge_upgrades(upgrades, held, outcome, ready, replaced_ok)
         self._remove(doomed, spec.name)
+        if self.checks is None:
+            if results:
+                self.upgrades.after_upgrades(spec, results)
+            return {}
         failed = {upgrade: why for upgrade, why in results.items() if why is not None}
         if failed:
             self.upgrades.after_upgrades(spec, failed)
