@@ -32,6 +32,12 @@ MIN_CHECK_TIMEOUT = 0.1
 MAX_CHECK_TIMEOUT = 30.0
 
 
+def _check_name(value: str) -> str:
+    if not CHECK_NAME_RE.match(value):
+        raise ValueError("must be a check name: lowercase letters, digits and '-', starting with a letter, 1-40 long")
+    return value
+
+
 def _check_path(value: str) -> str:
     if len(value) > MAX_URL_PATH or not CHECK_PATH_RE.match(value) or "//" in value.split("?", 1)[0]:
         raise ValueError(
@@ -66,7 +72,7 @@ class CheckInput(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[str, Field(pattern=CHECK_NAME_RE.pattern)]
+    name: Annotated[str, AfterValidator(_check_name)]
     path: Annotated[str, AfterValidator(_check_path)]
     method: Literal["GET", "HEAD", "OPTIONS"] = "GET"
     status: Annotated[StrictInt, Field(ge=100, le=599)] = 200
