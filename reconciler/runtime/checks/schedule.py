@@ -2,7 +2,8 @@
 
 Registered by ``runtime.wiring`` on the runtime's scheduler, so it runs only while this instance leads. A run
 reads the desired state and the pins, checks each running tenant that was rolled out at least once (its status
-has an applied spec: a tenant still being created is not judged), records the results (trigger ``schedule``),
+has an applied spec: a tenant still being created is not judged) and is not held by a restore, under the tenant's
+pass lock (never half-way through a rollout), records the results (trigger ``schedule``),
 prunes old rows, and asks for a pass of each tenant whose verdict changed so its ``ChecksPassing`` condition
 follows at once. The image recorded is the one that serves: a pinned service's pinned image, both images of a
 service with two versions (joined by ``+``; a request through the route reaches either).
@@ -51,14 +52,20 @@ class ScheduledChecks:
         rolled_out = {s.tenant for s in read_statuses(engine) if s.applied_hash is not None}
         pins = read_pins(engine)
         wanted = set(tenants) if tenants is not None else None
+        operations = self.reconciler.operations
+        held = operations.holds() if operations is not None else {}
         changed: list[str] = []
         for name, spec in sorted(desired.tenants.items()):
             if spec.state != "running" or name not in rolled_out or (wanted is not None and name not in wanted):
                 continue
+            if name in held:  # a restore answers 503 on purpose meanwhile: not the service's failure
+                continue
             images = serving_images(spec, pins)
             if not images:
                 continue
-            results = self.runner.run(spec, images, dict.fromkeys(images, trigger))
+            # Under the tenant's pass lock: never judged half-way through its rollout (which checks it itself).
+            with self.reconciler.locks.hold([name]):
+                results = self.runner.run(spec, images, dict.fromkeys(images, trigger))
             if self.runner.settle(name, results):
                 changed.append(name)
         return changed
