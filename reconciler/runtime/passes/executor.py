@@ -10,7 +10,9 @@ every action so SIGTERM ends a pass cleanly: actions in flight finish, no new on
 Within a phase the actions are independent and run together (``passes.parallel``): networks and volumes; then
 every new container (creates, new halves of replacements, starts, resumes), followed by one readiness wait for
 all of them (``readiness.wait_all_ready``: one re-read of the tenant's containers per round, probes in
-parallel); then routing once, with every ready backend; then stops, old halves and deletions; then the network.
+parallel); then routing once, with every ready backend; then, when checks are configured, the checks of what was
+rolled out, through the route (``passes.check_step``: a failing one after an upgrade routes the old containers
+back and removes the new ones); then stops, old halves and deletions; then the network.
 Engine actions of every tenant the process applies at once share ``slots`` (``RECONCILER_APPLY_CONCURRENCY``).
 Outcomes and log lines follow the plan's order, whatever order the actions finished in.
 
