@@ -117,6 +117,8 @@ def test_a_check_failing_on_v2_rolls_the_upgrade_back_alerts_once_and_pins(check
     shown = h.cli("checks", "acme")
     assert shown.returncode == 0, shown.stderr
     assert "home" in shown.stdout and "erp/demo-svc:1" in shown.stdout
+    status_text = h.cli("status").stdout
+    assert "ChecksPassing=True" in status_text and "check a/home: passed on erp/demo-svc:1 (rollback" in status_text
 
 
 def test_a_failing_check_after_a_create_sets_the_condition_and_alerts_once(checked: Harness, traefik: Any) -> None:
