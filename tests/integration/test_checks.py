@@ -18,8 +18,8 @@ from desired_state.check_results import latest_results, recent_results
 from desired_state.operations import list_operations
 from desired_state.pins import read_pins
 from desired_state.status import read_status
-from tests.integration.harness import Harness, routed_harness
-from tests.integration.traffic import body_fields
+from tests.integration.harness import Harness, routed_harness, wait_until
+from tests.integration.traffic import LoadLoop, body_fields
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,11 @@ def test_a_check_failing_on_v2_rolls_the_upgrade_back_alerts_once_and_pins(check
     before = alerts_sent(h)
 
     h.import_yaml(tenant_yaml(h, '{replicas: 2, image: "erp/demo-svc:2"}'))
-    result = h.apply()
+    with LoadLoop(traefik.web_url, domain(h)) as loop:
+        result = h.apply()
+    print(f"upgrade to 2 rolled back by its checks under load: {loop.summary()}")
+    # Clients saw 2 for the length of the checks, then 1 again, and no request failed on the way there and back.
+    assert loop.failed == [] and loop.last_ok["version"] == "1"
 
     # The rollout of 2 failed, with the check's figures.
     assert "acme" in result.errors and "checks failed after the upgrade" in result.errors["acme"], result.errors
@@ -142,3 +146,19 @@ def test_a_failing_check_after_a_create_sets_the_condition_and_alerts_once(check
     assert shown.returncode == 1 and "failed" in shown.stdout
     metrics = h.rt.metrics.registry.get_sample_value("reconciler_checks_failing", {"tenant": "acme"})
     assert metrics == 1
+
+
+def test_reconciler_run_checks_on_its_schedule(checked: Harness, tmp_path: Any) -> None:
+    h = checked
+    h.env["RECONCILER_CHECK_INTERVAL"] = "1"
+    h.import_yaml(tenant_yaml(h, "{}"))
+    assert h.apply().ok
+    h.start_run(log_path=tmp_path / "run.log")
+
+    def scheduled() -> bool:
+        return any(s.result.trigger == "schedule" for s in recent_results(h.rt.engine, "acme"))
+
+    wait_until(scheduled, timeout=30, what="a scheduled check run by `reconciler run`")
+    assert h.stop_run() == 0
+    latest = {(s.result.check, s.result.outcome) for s in latest_results(h.rt.engine, "acme")}
+    assert latest == {("home", "passed"), ("health", "passed")}
