@@ -110,7 +110,8 @@ class CheckRunner:
         response = self.send(self.base_url, service.route.host, check)
         outcome, detail = evaluate(check, response)
         result = CheckResult(tenant, service.name, check.name, image, outcome, response.latency, detail, trigger)
-        level = logging.INFO if outcome == "passed" else logging.WARNING
+        # Quiet while checks pass (a scheduled run every few minutes); a failure is worth a line each time.
+        level = logging.DEBUG if outcome == "passed" else logging.WARNING
         log.log(
             level, "tenant=%s check %s", tenant, result.describe(), extra={"tenant": tenant, "service": service.name}
         )

@@ -13,6 +13,7 @@ checks then run again, so the results say what serves now.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from desired_state.specs import ServiceSpec, TenantSpec
@@ -20,6 +21,7 @@ from reconciler.core.checks import CheckResult, summary
 from reconciler.core.plan import Change
 from reconciler.core.resources import Container
 from reconciler.core.upgrades import Upgrade, image_of
+from reconciler.runtime.passes.outcome import TenantOutcome
 
 
 class RolloutChecks(Protocol):
@@ -82,3 +84,25 @@ def to_revert(
 def _revertible(change: Change) -> bool:
     old, new = change.before, change.after
     return isinstance(old, Container) and isinstance(new, Container) and old.name != new.name and old.running
+
+
+def take_back(
+    reverts: Mapping[Upgrade, str],
+    passed: dict[Upgrade, tuple[Change, ...]],
+    ready: dict[str, Container],
+    replaced_ok: list[Change],
+    outcome: TenantOutcome,
+) -> list[tuple[Container, str | None]]:
+    """The executor's books after ``reverts``: their replacements leave ``passed``, ``ready`` and ``replaced_ok`` and
+    are recorded as failed; returns the new containers to remove (once the route is back on the old ones)."""
+    doomed: list[tuple[Container, str | None]] = []
+    for upgrade, why in reverts.items():
+        for change in passed.pop(upgrade):
+            assert isinstance(change.after, Container)
+            ready.pop(change.after.name, None)
+            replaced_ok.remove(change)
+            if change in outcome.applied:
+                outcome.applied.remove(change)
+            outcome.failed.append((change, why))
+            doomed.append((replace(change.after, state="running"), "upgrade rolled back: a check failed"))
+    return doomed

@@ -39,7 +39,7 @@ from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.subnets import allocate_subnet
 from reconciler.core.upgrades import Upgrade, upgrades_in
-from reconciler.runtime.passes.check_step import RolloutChecks, rollout_targets, to_revert, triggers
+from reconciler.runtime.passes.check_step import RolloutChecks, rollout_targets, take_back, to_revert, triggers
 from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.passes.outcome import Buckets, Interrupted, TenantOutcome
 from reconciler.runtime.passes.parallel import ActionSlots, Result, first_error, run_all
@@ -273,16 +273,7 @@ class Executor:
         results = self.checks.run(spec, targets, triggers(targets, passed))
         reverts = to_revert(spec, passed, results, self.checks)
         if reverts:
-            doomed: list[tuple[Container, str | None]] = []
-            for upgrade, why in reverts.items():
-                for change in passed.pop(upgrade):
-                    assert isinstance(change.after, Container) and isinstance(change.before, Container)
-                    ready.pop(change.after.name, None)
-                    replaced_ok.remove(change)
-                    if change in outcome.applied:
-                        outcome.applied.remove(change)
-                    outcome.failed.append((change, why))
-                    doomed.append((replace(change.after, state="running"), "upgrade rolled back: a check failed"))
+            doomed = take_back(reverts, passed, ready, replaced_ok, outcome)
             # The old containers are still running: the route goes back to them, then the new ones go.
             _, removing = _leaving(by, replaced_ok)
             back = Backends(backends.observed, ready, removing, backends.discarded)
