@@ -146,6 +146,15 @@ def test_a_failing_check_after_a_create_sets_the_condition_and_alerts_once(check
     assert shown.returncode == 1 and "failed" in shown.stdout
     metrics = h.rt.metrics.registry.get_sample_value("reconciler_checks_failing", {"tenant": "acme"})
     assert metrics == 1
+    # A restarted process reads the verdicts back: the known failure does not alert again.
+    h.rt.engine.dispose()
+    h.rebuild()
+    assert h.rt.checks is not None and h.rt.checks.run() == []
+    assert alerts_sent(h) == 0
+    # `reconciler checks --run` runs them now (trigger manual) and exits 1 while one fails.
+    ran = h.cli("checks", "acme", "--run", "--history", "10")
+    assert ran.returncode == 1, ran.stderr
+    assert [s.result.trigger for s in recent_results(h.rt.engine, "acme", limit=2)] == ["manual", "manual"]
 
 
 def test_reconciler_run_checks_on_its_schedule(checked: Harness, tmp_path: Any) -> None:
