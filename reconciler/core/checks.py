@@ -25,7 +25,9 @@ MAX_DETAIL = 300
 # Bytes of a response body read at most: a check judges a smoke-test answer, not a download.
 MAX_BODY_BYTES = 64 * 1024
 # Why a check ran; stored in ``tenant_checks.trigger``.
-TRIGGERS = ("rollout", "upgrade", "schedule", "manual")
+TRIGGERS = ("rollout", "upgrade", "rollback", "schedule", "manual")
+# How the reason of an upgrade taken back by its checks begins (the upgrade gate words other failures itself).
+CHECKS_FAILED_AFTER_UPGRADE = "checks failed after the upgrade"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from desired_state.specs import ServiceSpec, TenantSpec
-from reconciler.core.checks import CheckResult, summary
+from reconciler.core.checks import CHECKS_FAILED_AFTER_UPGRADE, CheckResult, summary
 from reconciler.core.plan import Change
 from reconciler.core.resources import Container
 from reconciler.core.upgrades import Upgrade, image_of
@@ -77,7 +77,7 @@ def to_revert(
             continue
         # The way back is the old containers, still running under other names; without them there is none.
         if all(_revertible(change) for change in changes):
-            reverts[upgrade] = f"checks failed after the upgrade: {summary(found)}"
+            reverts[upgrade] = f"{CHECKS_FAILED_AFTER_UPGRADE}: {summary(found)}"
     return reverts
 
 
