@@ -88,6 +88,7 @@ def test_a_check_failing_on_v2_rolls_the_upgrade_back_alerts_once_and_pins(check
     upgrade = next(o for o in list_operations(h.rt.engine, "acme") if o.kind == "upgrade")
     assert (upgrade.status, upgrade.to_image) == ("failed", "erp/demo-svc:2")
     assert upgrade.error is not None and "body does not contain 'version=1'" in upgrade.error
+    assert upgrade.error.startswith("checks failed after the upgrade: 1 of 2 checks failed: a/home failed on")
     # 1 serves again, both replicas, and the service is pinned to it.
     assert served_version(h, traefik) == "1"
     assert sorted(c.labels["tenant-reconciler.image"] for c in h.running("acme")) == ["erp/demo-svc:1"] * 2

@@ -274,15 +274,16 @@ class Executor:
         reverts = to_revert(spec, passed, results, self.checks)
         if reverts:
             doomed = take_back(reverts, passed, ready, replaced_ok, outcome)
+            # The gate hears it first (operation failed, pin, the one alert), whatever the way back meets.
+            if self.upgrades is not None:
+                self.upgrades.after_upgrades(spec, reverts)
+            for upgrade in reverts:
+                self.checks.rolled_back(upgrade)
             # The old containers are still running: the route goes back to them, then the new ones go.
             _, removing = _leaving(by, replaced_ok)
             back = Backends(backends.observed, ready, removing, backends.discarded)
             route_tenant(self.router, spec.name, spec, by.route, back, hold_removal)
             self._remove(doomed, spec.name)
-            if self.upgrades is not None:
-                self.upgrades.after_upgrades(spec, reverts)
-            for upgrade in reverts:
-                self.checks.rolled_back(upgrade)
             again = rollout_targets(spec, {c.name: c for c in back.final()}, back.final())
             again = {name: image for name, image in again.items() if name in {u.service for u in reverts}}
             results.update(self.checks.run(spec, again, dict.fromkeys(again, "rollback")))
