@@ -190,6 +190,16 @@ class Settings(BaseSettings):
     container_log_max_file: int = Field(default=3, ge=1)
     container_no_new_privileges: bool = True
 
+    # Checks (smoke tests, docs/operations.md "Checks"): the plain-HTTP address of the Traefik entrypoint the routers
+    # are on (RECONCILER_TRAEFIK_ENTRYPOINT), as clients reach it (unset: no checks run); seconds between scheduled
+    # runs (0: only after rollouts); whether a failing check after an upgrade rolls it back where the catalog entry
+    # does not say; the rows kept per check and their longest age in days.
+    check_url: str | None = Field(default=None, pattern=r"^http://[^/?#\s]+/?$")
+    check_interval: float = Field(default=300.0, ge=0)
+    check_rollback: bool = True
+    check_keep: int = Field(default=200, ge=1, le=100_000)
+    check_max_age_days: float = Field(default=14.0, gt=0, le=3650)
+
     # Logs.
     log_json: bool = False
     log_level: str = "INFO"

@@ -36,6 +36,7 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.core.sites import SITE_KEY
 from reconciler.planning import Observed, PassContext, PlanSettings, RenderCache, RoutingSettings, plan_pass
+from reconciler.runtime.checks.runner import CheckRunner
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.dns_step import DnsStep
 from reconciler.runtime.passes.engine import ContainerEngine
@@ -94,6 +95,8 @@ class Reconciler:
     sites: SitesStep | NoSites = field(default_factory=NoSites)  # Nginx sites: full passes and sweeps only
     # Renderings reused by later passes for tenants whose inputs are all equal (``planning.render_cache``).
     render_cache: RenderCache = field(default_factory=RenderCache, compare=False, repr=False)
+    # Checks after every rollout and the ChecksPassing condition (``runtime.checks``); None: no checks.
+    checks: CheckRunner | None = None
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -106,6 +109,7 @@ class Reconciler:
             on_applied=self._count_action,
             upgrades=self.operations,
             slots=ActionSlots(self.apply_concurrency),
+            checks=self.checks,
         )
         # A tenant is never reconciled by two passes at once; passes of different tenants run side by side.
         self.locks = PassLocks()
@@ -279,7 +283,7 @@ class Reconciler:
 
         finished: list[tuple[str, TenantOutcome | None, ReconcileError | str | None]] = []
         statuses: list[TenantStatus] = []
-        builder = StatusBuilder(self.router, self.dns, self.extra_conditions, inputs.canaries)
+        builder = StatusBuilder(self.router, self.dns, self.extra_conditions, inputs.canaries, self.checks)
         # Tenants side by side (at most ``apply_workers``); what each did is taken in tenant order below.
         applying = [t for t in tenants if t not in desired.errors and t not in inputs.held and t not in inputs.failed]
         steps = [partial(self._apply_one, t, inputs, dns.hold(t, desired.tenants.get(t))) for t in applying]
