@@ -33,7 +33,7 @@ def field_problem(error: SpecError) -> FieldProblem:
 
 def spec_response(error: SpecError) -> JSONResponse:
     problem = ValidationProblem(message=str(error), problems=[field_problem(error)])
-    return JSONResponse(problem.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse(problem.model_dump(), status_code=422)
 
 
 def _tenant_document(request: Request, errors: Sequence[Any], body: object) -> object | None:
@@ -80,7 +80,7 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     message = "; ".join(p.error for p in problems[:4]) or "the request is not valid"
     return JSONResponse(
         ValidationProblem(message=message, problems=problems).model_dump(),
-        status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        status_code=422,
     )
 
 

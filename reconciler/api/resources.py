@@ -96,7 +96,7 @@ def get_catalog(request: Request, account: Viewer) -> list[CatalogOut]:
 def put_catalog(request: Request, name: str, entry: CatalogEntry, account: Admin) -> CatalogOut:
     """Create or replace one catalog entry (admin); every tenant using it is nudged."""
     if entry.name != name:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"catalog entry name must be {name!r}")
+        raise HTTPException(422, f"catalog entry name must be {name!r}")
     fields = entry.model_dump(mode="json", exclude_unset=True, exclude={"name"})
     context = context_of(request)
     with context.engine.begin() as connection:
@@ -138,7 +138,7 @@ def ask_operation(request: Request, name: str, asked: RequestIn, account: Operat
     """Ask for a backup, restore or rollback; ``reconciler run`` carries it out and the row gets the outcome."""
     _exists(request, name)
     if asked.kind == "restore" and asked.backup_id is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"tenant {name!r}: a restore needs backup_id")
+        raise HTTPException(422, f"tenant {name!r}: a restore needs backup_id")
     engine = context_of(request).engine
     request_id = create_request(
         engine, name, asked.kind, backup_id=asked.backup_id, restore=asked.restore, priority=asked.priority

@@ -202,7 +202,7 @@ async def tenant_preview(request: Request, name: str, proposal: PreviewRequest, 
 def _check_name(name: str, document: dict[str, Any]) -> None:
     if document.get("name") != name:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             f"tenant {name!r}: name = {str(document.get('name'))[:60]!r}: must be {name!r} "
             "(a tenant is never renamed: a new name is a new tenant)",
         )
