@@ -83,26 +83,45 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _written(request: Request, response: Response, account: Account, action: str, saved: SavedTenant) -> WriteResult:
+def write_tenant(
+    request: Request,
+    account: Account,
+    action: str,
+    document: dict[str, Any],
+    *,
+    exists: bool | None,
+    expected: int | None,
+) -> tuple[SavedTenant, bool]:
+    """The one write path of the API and the console: the transaction, the audit row, then the nudge."""
     context = context_of(request)
+    saved = save_tenant(
+        context.engine,
+        document,
+        exists=exists,
+        expected_generation=expected,
+        base_domain=context.settings.base_domain,
+        limits=context.settings.input_limits(),
+    )
     name = saved.after.document["name"]
     audit(request, account, action, f"tenant:{name}", before=saved.before, after=saved.after.document)
     nudged = saved.changed and context.nudge(name, f"api:{account.name}", action)
+    return saved, nudged
+
+
+def _written(
+    request: Request,
+    response: Response,
+    account: Account,
+    action: str,
+    document: dict[str, Any],
+    exists: bool | None,
+    expected: int | None,
+) -> WriteResult:
+    saved, nudged = write_tenant(request, account, action, document, exists=exists, expected=expected)
     response.headers["ETag"] = f'"{saved.after.generation}"'
-    out = tenant_out(saved.after, read_status(context.engine, name), account)
+    name = saved.after.document["name"]
+    out = tenant_out(saved.after, read_status(context_of(request).engine, name), account)
     return WriteResult(tenant=out, changed=saved.changed, nudged=nudged)
-
-
-def _save(request: Request, document: dict[str, Any], exists: bool | None, if_match: str | None) -> SavedTenant:
-    settings = context_of(request).settings
-    return save_tenant(
-        context_of(request).engine,
-        document,
-        exists=exists,
-        expected_generation=expected_generation(if_match),
-        base_domain=settings.base_domain,
-        limits=settings.input_limits(),
-    )
 
 
 @router.get("", response_model=list[TenantSummary])
@@ -135,7 +154,7 @@ def get_tenant(request: Request, response: Response, name: str, account: Viewer)
 @router.post("", response_model=WriteResult, status_code=status.HTTP_201_CREATED)
 def create_tenant(request: Request, response: Response, document: TenantInput, account: Operator) -> WriteResult:
     raw = document.model_dump(mode="json", exclude_unset=True)
-    return _written(request, response, account, "tenant.create", _save(request, raw, False, None))
+    return _written(request, response, account, "tenant.create", raw, False, None)
 
 
 @router.put("/{name}", response_model=WriteResult)
@@ -144,7 +163,7 @@ def replace_tenant(
 ) -> WriteResult:
     raw = document.model_dump(mode="json", exclude_unset=True)
     _check_name(name, raw)
-    return _written(request, response, account, "tenant.replace", _save(request, raw, True, if_match))
+    return _written(request, response, account, "tenant.replace", raw, True, expected_generation(if_match))
 
 
 @router.patch("/{name}", response_model=WriteResult)
@@ -161,8 +180,8 @@ def patch_tenant(
     _check_name(name, document)
     expected = expected_generation(if_match)
     # Without If-Match the patch applies to the generation it was merged with, never to a later one.
-    generation = f'"{expected if expected is not None else stored.generation}"'
-    return _written(request, response, account, "tenant.patch", _save(request, document, True, generation))
+    generation = expected if expected is not None else stored.generation
+    return _written(request, response, account, "tenant.patch", document, True, generation)
 
 
 @router.delete("/{name}", response_model=TenantOut)
