@@ -7,9 +7,13 @@ for lines newer than the last one sent, for at most ``max_seconds``: a plain HTT
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
+
+import docker.errors
+from fastapi.concurrency import run_in_threadpool
 
 from reconciler.api.context import ApiContext
 from reconciler.api.models import LogLine
@@ -34,7 +38,12 @@ def _lines(context: ApiContext, container: dict[str, Any], tail: int | str, sinc
     kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "timestamps": True, "tail": tail}
     if since is not None:
         kwargs["since"] = since
-    raw = context.runtime.docker.api.logs(container["Id"], **kwargs)
+    try:
+        raw = context.runtime.docker.api.logs(container["Id"], **kwargs)
+    except docker.errors.NotFound:
+        return []  # removed since it was listed (a replica replaced): its lines went with it
+    except docker.errors.APIError:
+        return []  # a helper whose logging driver keeps nothing to read (a backup's, say)
     lines = []
     for line in raw.decode(errors="replace").splitlines():
         stamp, _, text = line.partition(" ")
@@ -51,23 +60,32 @@ def tail_logs(context: ApiContext, tenant: str, tail: int) -> list[LogLine]:
     return [LogLine(container=name, text=f"{stamp} {text}") for stamp, name, text in sorted(found)]
 
 
-def follow_logs(context: ApiContext, tenant: str, tail: int, max_seconds: float) -> Iterator[str]:
-    """The last lines, then new ones as they come, one ``container | timestamp text`` line each."""
+def _new_lines(
+    context: ApiContext, tenant: str, tail: int, first: bool, seen: dict[str, str]
+) -> list[tuple[str, str, str]]:
+    since = None if first else int(time.time()) - 2
+    batch = []
+    for container in tenant_containers(context, tenant):
+        name = _name(container)
+        for stamp, text in _lines(context, container, tail if first else "all", since):
+            if stamp > seen.get(name, ""):
+                batch.append((stamp, name, text))
+    batch.sort()
+    for stamp, name, _text in batch:
+        seen[name] = max(seen.get(name, ""), stamp)
+    return batch
+
+
+async def follow_logs(context: ApiContext, tenant: str, tail: int, max_seconds: float) -> AsyncIterator[str]:
+    """The last lines, then new ones as they come, one ``container | timestamp text`` line each. Asynchronous, so
+    the stream ends (and holds no worker thread) as soon as the client goes away."""
     seen: dict[str, str] = {}
     deadline = time.monotonic() + max_seconds
     first = True
     while True:
-        since = None if first else int(time.time()) - 2
-        batch = []
-        for container in tenant_containers(context, tenant):
-            name = _name(container)
-            for stamp, text in _lines(context, container, tail if first else "all", since):
-                if stamp > seen.get(name, ""):
-                    batch.append((stamp, name, text))
-        for stamp, name, text in sorted(batch):
-            seen[name] = max(seen.get(name, ""), stamp)
+        for stamp, name, text in await run_in_threadpool(_new_lines, context, tenant, tail, first, seen):
             yield f"{name} | {stamp} {text}\n"
         first = False
         if time.monotonic() >= deadline:
             return
-        time.sleep(1.0)
+        await asyncio.sleep(1.0)
