@@ -210,3 +210,35 @@ def test_preview_is_the_plan_the_edit_then_gets_and_writes_nothing(api: Api) -> 
         assert http.get("/api/v1/tenants/acme/plan").json() == preview.json()
         gone = http.post("/api/v1/tenants/acme/preview", json={"delete": True}).json()
         assert gone["changes"] == [] or all(c["action"] == "-" for c in gone["changes"])
+
+
+def test_a_write_that_changes_something_is_nudged_after_commit(
+    postgres_url: str, owner_id: str, docker_client: Any, rabbitmq: Any
+) -> None:
+    import pika
+
+    exchange, queue = f"{owner_id}.x", f"{owner_id}.nudges"
+    with api_server(
+        postgres_url, owner_id, rabbitmq_url=rabbitmq.url, rabbitmq_exchange=exchange, rabbitmq_queue=queue
+    ) as api:
+        import_yaml(api.engine, CATALOG)
+        with api.client("operator") as http:
+            created = http.post("/api/v1/tenants", json=ACME).json()
+            unchanged = http.put("/api/v1/tenants/acme", json=ACME).json()
+        assert created["nudged"] is True and unchanged["nudged"] is False and unchanged["changed"] is False
+        connection = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+        try:
+            channel = connection.channel()
+            bodies = []
+            while True:
+                _method, _properties, body = channel.basic_get(queue, auto_ack=True)
+                if body is None:
+                    break
+                bodies.append(json.loads(body))
+            channel.queue_delete(queue)
+            channel.queue_delete(f"{queue}.dead")
+            channel.exchange_delete(exchange)
+            channel.exchange_delete(f"{exchange}.dead")
+        finally:
+            connection.close()
+    assert bodies == [{"tenant": "acme", "reason": "tenant.create", "requested_by": "api:operator"}]
