@@ -2,7 +2,7 @@
 document at ``/api/v1/openapi.json`` (generated from the same pydantic models the loader validates with).
 
 ``create_app`` wires one ``ApiContext`` (store, settings, nudges, runtime for previews and logs) and the usage
-sampler; ``serve`` runs it with uvicorn on ``RECONCILER_API_LISTEN`` (127.0.0.1:8088 unless told otherwise).
+sampler; ``serve`` runs it with uvicorn on ``RECONCILER_API_LISTEN`` (127.0.0.1:8090 unless told otherwise).
 Called by ``reconciler.cli`` and by the tests (which serve it on a free port).
 """
 

@@ -20,7 +20,7 @@ COMMANDS = ("serve", "tokens")
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="serve the HTTP API and the operator console (RECONCILER_API_LISTEN)")
-    serve.add_argument("--listen", help="address:port (default RECONCILER_API_LISTEN, 127.0.0.1:8088)")
+    serve.add_argument("--listen", help="address:port (default RECONCILER_API_LISTEN, 127.0.0.1:8090)")
     tokens = sub.add_parser("tokens", help="API and console accounts").add_subparsers(
         dest="tokens_command", required=True
     )
