@@ -38,8 +38,10 @@ PASSWORD = "correct horse battery"
 CATALOG = (
     'catalog:\n  a: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 16M, cpus: 0.1, public: true}\n'
 )
-# docs/console.png is taken by this test with SCREENSHOT=docs/console.png set; otherwise it goes to the test's tmp_path.
+# docs/console.png and docs/console-fa.png are taken by this test with SCREENSHOT=docs/console.png and
+# SCREENSHOT_FA=docs/console-fa.png set; otherwise they go to the test's tmp_path.
 SCREENSHOT = os.environ.get("SCREENSHOT")
+SCREENSHOT_FA = os.environ.get("SCREENSHOT_FA")
 
 
 @dataclass
@@ -67,7 +69,7 @@ def stack(
     ) as h:
         h.import_yaml(CATALOG)
         create_token(h.rt.engine, "olga", "operator", password=PASSWORD)
-        create_token(h.rt.engine, "vera", "viewer", password=PASSWORD)
+        create_token(h.rt.engine, "vera", "viewer", password=PASSWORD, locale="fa")
         h.start_run(log_path=tmp_path / "run.log")
         with served(h.settings()) as base:
             yield Stack(harness=h, base=base, traefik=traefik, tmp_path=tmp_path)
@@ -167,10 +169,12 @@ def test_an_operator_runs_a_tenant_from_the_console_and_a_viewer_cannot_change_i
     assert "tenant=shop service=a" in logs
     page.screenshot(path=SCREENSHOT or str(stack.tmp_path / "console.png"), full_page=True)
 
-    # A viewer reads everything and can change nothing.
+    # A viewer (in Persian, right to left) reads everything and can change nothing.
     viewer = _login(browser, stack.base, "vera")
     viewer.goto("/tenants/shop")
     assert viewer.get_attribute("#phase", "data-phase") == "Ready"
+    assert viewer.get_attribute("html", "dir") == "rtl" and viewer.inner_text("#phase") == "آماده"
+    viewer.screenshot(path=SCREENSHOT_FA or str(stack.tmp_path / "console-fa.png"), full_page=True)
     assert viewer.locator("#save-button, #preview-button, #backup-now, button.restore, #create").count() == 0
     assert viewer.locator("input[name=replicas-a]").is_disabled()
     csrf = viewer.get_attribute("input[name=csrf]", "value") or ""

@@ -19,7 +19,8 @@ BUILT = {
     "role.": ("viewer", "operator", "admin"),
     "locale.": ("en", "fa"),
     "notice.": ("saved", "backup", "restore", "rollback", "stop", "start", "nudge"),
-    "actions.": ("backup", "restore", "rollback"),
+    "status.": ("pending", "running", "succeeded", "failed", "pruned", "reverted"),
+    "kind.": ("deploy", "upgrade", "migrate", "backup", "restore", "rollback"),
 }
 
 

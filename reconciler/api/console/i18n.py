@@ -1,8 +1,8 @@
 """The console's words: message catalogs (``messages/<locale>.json``), one per language, none in the templates.
 
 English and Persian; Persian pages are laid out right to left. Each account has its locale (``api_tokens.locale``,
-switched from any page). A key missing from a catalog falls back to English, then to the key itself, so a new
-message never breaks a page. Called by ``console.pages`` when it renders.
+switched from any page). A key missing from a catalog falls back to English, then to the key's last part (a
+status no catalog knows is shown as it is), so a new message never breaks a page. Called by ``console.pages`` when it renders.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def translator(locale: str) -> Callable[..., str]:
     english = catalog("en")
 
     def t(key: str, **values: object) -> str:
-        text = words.get(key) or english.get(key) or key
+        # A value no catalog knows (a status written by something newer) is shown as it is.
+        text = words.get(key) or english.get(key) or key.split(".", 1)[-1]
         return text.format(**values) if values else text
 
     return t
