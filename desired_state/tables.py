@@ -384,4 +384,5 @@ class TenantUsageRow(Base):
 # Sites (docs/sites.md) have their own module to keep this one small; importing it registers their tables here.
 # The HTTP API's tokens and audit log (reconciler.api), registered the same way.
 from desired_state import access_tables as _access_tables  # noqa: E402, F401
+from desired_state import alert_log as _alert_log  # noqa: E402, F401
 from desired_state import site_tables as _site_tables  # noqa: E402, F401

@@ -244,3 +244,10 @@ class TokenIn(BaseModel):
 class TokenCreated(BaseModel):
     account: AccountOut
     token: str = Field(description="shown this once; only its SHA-256 is stored")
+
+
+class AlertOut(BaseModel):
+    id: int
+    at: datetime
+    outcome: str = Field(description="queued (to Telegram), logged (no bot configured) or dropped (rate limit)")
+    text: str

@@ -22,6 +22,7 @@ from desired_state.access import (
     list_audit,
     revoke_token,
 )
+from desired_state.alert_log import recent_alerts
 from desired_state.identity import backups_of
 from desired_state.inputs import CatalogEntry
 from desired_state.load import parse_catalog_row
@@ -36,6 +37,7 @@ from reconciler.api.logs import follow_logs, tail_logs
 from reconciler.api.models import (
     ERROR_RESPONSES,
     AccountOut,
+    AlertOut,
     AuditOut,
     BackupOut,
     CatalogOut,
@@ -195,6 +197,17 @@ async def tenant_logs(
 @router.get("/tenants/{name}/usage", response_model=UsageSeries, tags=["observe"])
 def tenant_usage(request: Request, name: str, account: Viewer) -> UsageSeries:
     return usage_of(context_of(request), request.app.state.usage, name)
+
+
+@router.get("/alerts", response_model=list[AlertOut], tags=["observe"])
+def alerts_sent(
+    request: Request,
+    account: Viewer,
+    tenant: Annotated[str | None, Query(max_length=64, description="only alerts naming this tenant")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AlertOut]:
+    """The alerts the runtime raised, newest first, with what became of each."""
+    return [AlertOut(**vars(a)) for a in recent_alerts(context_of(request).engine, limit, tenant)]
 
 
 # --- audit, accounts --------------------------------------------------------------------------------------

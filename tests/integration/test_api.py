@@ -242,3 +242,19 @@ def test_a_write_that_changes_something_is_nudged_after_commit(
         finally:
             connection.close()
     assert bodies == [{"tenant": "acme", "reason": "tenant.create", "requested_by": "api:operator"}]
+
+
+def test_alerts_the_runtime_raises_are_listed(api: Api) -> None:
+    runtime = build_runtime(api.settings, schedule=False)
+    try:
+        runtime.alerts.notify("⚠️ tenant acme degraded: replica a-0 restarted 3 times")
+        runtime.alerts.notify("⚠️ tenant other: DNS conflict")
+    finally:
+        runtime.engine.dispose()
+    with api.client("viewer") as http:
+        mine = http.get("/api/v1/alerts", params={"tenant": "tenant acme"}).json()
+        every = http.get("/api/v1/alerts").json()
+    assert [(a["outcome"], a["text"]) for a in mine] == [
+        ("logged", "⚠️ tenant acme degraded: replica a-0 restarted 3 times")
+    ]
+    assert [a["text"] for a in every] == ["⚠️ tenant other: DNS conflict", mine[0]["text"]]

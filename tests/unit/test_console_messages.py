@@ -20,6 +20,7 @@ BUILT = {
     "locale.": ("en", "fa"),
     "notice.": ("saved", "backup", "restore", "rollback", "stop", "start", "nudge"),
     "status.": ("pending", "running", "succeeded", "failed", "pruned", "reverted"),
+    "outcome.": ("queued", "logged", "dropped"),
     "kind.": ("deploy", "upgrade", "migrate", "backup", "restore", "rollback"),
 }
 

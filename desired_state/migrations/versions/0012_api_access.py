@@ -1,4 +1,4 @@
-"""API access: tokens (hashed) with roles, and the audit log of every write through the HTTP API.
+"""API access: tokens (hashed) with roles, the audit log of every write through the HTTP API, the alerts sent.
 
 Revision ID: 0012
 Revises: 0009 (the coordinator re-chains it after the other branches' revisions)
@@ -50,9 +50,17 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=True),
     )
     op.create_index("audit_events_target_index", "audit_events", ["target"])
+    op.create_table(
+        "alert_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("outcome", sa.String(16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("alert_events")
     op.drop_index("audit_events_target_index", table_name="audit_events")
     op.drop_table("audit_events")
     op.drop_table("api_tokens")

@@ -2,7 +2,7 @@
 
 English and Persian; Persian pages are laid out right to left. Each account has its locale (``api_tokens.locale``,
 switched from any page). A key missing from a catalog falls back to English, then to the key's last part (a
-status no catalog knows is shown as it is), so a new message never breaks a page. Called by ``console.pages`` when it renders.
+status no catalog knows is shown as it is), so a new message never breaks a page. Called by ``console.pages``.
 """
 
 from __future__ import annotations
