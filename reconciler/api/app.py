@@ -85,8 +85,27 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def serve(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT, then finish the requests in flight and exit 0 (like ``reconciler run``)."""
+    import signal
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+
     import uvicorn
 
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the signal after its graceful shutdown, which would end the process with -15.
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     host, _, port = settings.api_listen.rpartition(":")
-    uvicorn.run(create_app(settings), host=host.strip("[]"), port=int(port), log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(settings), host=host.strip("[]"), port=int(port), log_level="warning", access_log=False
+    )
+    Server(config).run()
     return 0
