@@ -47,8 +47,6 @@ IfMatch = Annotated[
     str | None,
     Header(description='the ETag of your read, e.g. "7": a write to a tenant changed since is refused with 409'),
 ]
-NAME_PATTERN = r"^[A-Za-z0-9._-]{1,255}$"
-Name = Annotated[str, ...]
 
 
 def expected_generation(if_match: str | None) -> int | None:
