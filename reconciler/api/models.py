@@ -251,3 +251,15 @@ class AlertOut(BaseModel):
     at: datetime
     outcome: str = Field(description="queued (to Telegram), logged (no bot configured) or dropped (rate limit)")
     text: str
+
+
+class CapacityOut(BaseModel):
+    """The engine's host: what it has, what the running tenants' limits reserve, what they use now."""
+
+    memory_total_bytes: int
+    cpus_total: int
+    memory_reserved_bytes: int
+    cpus_reserved: float
+    memory_used_bytes: int
+    cpus_used: float
+    tenants_running: int

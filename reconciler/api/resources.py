@@ -32,6 +32,7 @@ from desired_state.row_writes import read_catalog, write_catalog
 from desired_state.specs import SpecError, parse_catalog
 from desired_state.tenant_edits import TenantNotFound, read_tenant
 from reconciler.api.auth import audit, require
+from reconciler.api.capacity import capacity
 from reconciler.api.context import context_of
 from reconciler.api.logs import follow_logs, tail_logs
 from reconciler.api.models import (
@@ -40,6 +41,7 @@ from reconciler.api.models import (
     AlertOut,
     AuditOut,
     BackupOut,
+    CapacityOut,
     CatalogOut,
     LogLine,
     NudgeOut,
@@ -208,6 +210,12 @@ def alerts_sent(
 ) -> list[AlertOut]:
     """The alerts the runtime raised, newest first, with what became of each."""
     return [AlertOut(**vars(a)) for a in recent_alerts(context_of(request).engine, limit, tenant)]
+
+
+@router.get("/capacity", response_model=CapacityOut, tags=["observe"])
+async def host_capacity(request: Request, account: Viewer) -> CapacityOut:
+    """Memory and CPUs of the engine's host: total, reserved by the running tenants' limits, in use."""
+    return await run_in_threadpool(capacity, context_of(request))
 
 
 # --- audit, accounts --------------------------------------------------------------------------------------

@@ -258,3 +258,17 @@ def test_alerts_the_runtime_raises_are_listed(api: Api) -> None:
         ("logged", "⚠️ tenant acme degraded: replica a-0 restarted 3 times")
     ]
     assert [a["text"] for a in every] == ["⚠️ tenant other: DNS conflict", mine[0]["text"]]
+
+
+def test_capacity_is_the_engines_host_and_the_running_tenants_limits(api: Api, docker_client: Any) -> None:
+    _insert_raw(api.engine, "acme", {"a": {"replicas": 2}, "b": {"replicas": 1, "memory": "32M", "cpus": 0.2}})
+    _insert_raw(api.engine, "idle", {"a": {"replicas": 3}})
+    with api.engine.begin() as connection:
+        connection.execute(update(Tenant).where(Tenant.name == "idle").values(state="stopped"))
+    with api.client("viewer") as http:
+        found = http.get("/api/v1/capacity").json()
+    info = docker_client.info()
+    assert (found["memory_total_bytes"], found["cpus_total"]) == (info["MemTotal"], info["NCPU"])
+    # acme: a is 16M x 2 at 0.1 CPUs (catalog), b 32M x 1 at 0.2; the stopped tenant reserves nothing.
+    assert found["memory_reserved_bytes"] == (2 * 16 + 32) * 2**20 and found["cpus_reserved"] == 0.4
+    assert found["tenants_running"] == 1 and found["memory_used_bytes"] == 0

@@ -60,6 +60,7 @@ def test_login_needs_the_right_password_and_a_form_from_this_console(api: Api) -
 def test_create_preview_then_save_with_csrf(api: Api) -> None:
     with _login(api, "olga") as browser:
         listing = browser.get("/tenants")
+        assert 'id="capacity"' in listing.text and "GiB in use" in listing.text
         csrf = _csrf(listing)
         forged = browser.post(
             "/tenants", data={"csrf": "x", "name": "acme", "domain": "acme.erp.test", "services": "a"}

@@ -27,6 +27,7 @@ from desired_state.specs import SpecError
 from desired_state.status import read_status, read_statuses
 from desired_state.tenant_edits import StaleGeneration, TenantExists, read_tenant, tenant_names
 from reconciler.api.auth import audit
+from reconciler.api.capacity import capacity
 from reconciler.api.console import forms
 from reconciler.api.console.charts import line_chart
 from reconciler.api.console.i18n import LOCALES, direction, translator
@@ -143,7 +144,11 @@ def tenant_list(request: Request, q: str = "", phase: str = "") -> Response:
             continue
         rows.append({"name": name, "domain": domain, "state": state, "phase": shown_phase, "status": found})
     phases = sorted({str(r["phase"]) for r in rows} | ({phase} if phase else set()))
-    return _page(request, "tenants.html", account, tenants=rows, q=q, phase=phase, phases=phases)
+    try:
+        host = capacity(context_of(request))
+    except Exception:  # the engine may be unreachable: the list is still worth showing
+        host = None
+    return _page(request, "tenants.html", account, tenants=rows, q=q, phase=phase, phases=phases, host=host)
 
 
 @router.post("/tenants", response_class=HTMLResponse)
