@@ -156,6 +156,10 @@ class BackupOut(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    # The last restore test of the archive into a scratch volume (docs/operations-backups.md), if any.
+    verified_at: datetime | None = None
+    verify_status: str | None = None
+    verify_error: str | None = None
 
 
 class RequestIn(BaseModel):
