@@ -17,6 +17,7 @@ from desired_state.yaml_io import import_yaml
 from reconciler.core.render_plan import render_json
 from reconciler.runtime.wiring import build_runtime
 from tests.integration.api_support import CATALOG, Api, api_server
+from tests.integration.harness import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -272,3 +273,26 @@ def test_capacity_is_the_engines_host_and_the_running_tenants_limits(api: Api, d
     # acme: a is 16M x 2 at 0.1 CPUs (catalog), b 32M x 1 at 0.2; the stopped tenant reserves nothing.
     assert found["memory_reserved_bytes"] == (2 * 16 + 32) * 2**20 and found["cpus_reserved"] == 0.4
     assert found["tenants_running"] == 1 and found["memory_used_bytes"] == 0
+
+
+def test_logs_of_the_tenants_containers_tail_and_follow(api: Api, docker_client: Any, demo_images: Any) -> None:
+    script = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.3; done"
+    labels = {"tenant-reconciler.owner": api.settings.owner_id, "tenant-reconciler.tenant": "acme"}
+    docker_client.containers.run(demo_images.busybox, ["sh", "-c", script], detach=True, labels=labels)
+    # Another tenant's container of the same owner is never shown.
+    other = {**labels, "tenant-reconciler.tenant": "other"}
+    docker_client.containers.run(
+        demo_images.busybox, ["sh", "-c", "echo secret-of-other; sleep 30"], detach=True, labels=other
+    )
+    _insert_raw(api.engine, "acme", {"a": {"replicas": 1}})
+    with api.client("viewer") as http:
+        wait_until(lambda: len(http.get("/api/v1/tenants/acme/logs").json()) >= 3, timeout=30, what="three lines")
+        tail = http.get("/api/v1/tenants/acme/logs", params={"tail": 2}).json()
+        assert len(tail) == 2 and all(line["text"].split(" ", 1)[1].startswith("line ") for line in tail)
+        with http.stream(
+            "GET", "/api/v1/tenants/acme/logs", params={"follow": "true", "tail": 1, "max_seconds": 4}
+        ) as streamed:
+            lines = [line for line in streamed.iter_lines() if line]
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in lines]
+    assert len(numbers) >= 5 and numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert not any("secret-of-other" in line for line in lines)
