@@ -197,7 +197,7 @@ def test_an_api_edit_and_an_sql_edit_are_the_same_to_the_reconciler(api: Api) ->
     assert json.loads(by_api[1])["summary"]["create"] >= 2  # the network or volume and two containers
 
 
-def test_preview_is_the_plan_the_edit_then_gets_and_writes_nothing(api: Api) -> None:
+def test_preview_is_the_plan_the_edit_then_gets_and_writes_nothing(api: Api, demo_images: Any) -> None:
     with api.client("operator") as http:
         http.post("/api/v1/tenants", json=ACME)
         pending = http.get("/api/v1/tenants/acme/plan").json()
@@ -209,8 +209,20 @@ def test_preview_is_the_plan_the_edit_then_gets_and_writes_nothing(api: Api) -> 
         assert rejected.status_code == 422 and "services.a.replicas = 99" in rejected.json()["message"]
         http.patch("/api/v1/tenants/acme", json={"services": {"a": {"replicas": 3}}})
         assert http.get("/api/v1/tenants/acme/plan").json() == preview.json()
+
+        # Once the tenant runs, nothing is pending; deleting it would remove its containers (never its volume), which
+        # here are all this owner has: the preview shows the mass-delete guard refusing them, as the pass would.
+        runtime = build_runtime(api.settings, schedule=False)
+        try:
+            assert runtime.reconciler.run_pass(["acme"]).ok
+        finally:
+            runtime.engine.dispose()
+        assert http.get("/api/v1/tenants/acme/plan").json()["changes"] == []
         gone = http.post("/api/v1/tenants/acme/preview", json={"delete": True}).json()
-        assert gone["changes"] == [] or all(c["action"] == "-" for c in gone["changes"])
+        refused = gone["refused"]
+        assert sum(line.startswith("- container") for line in refused) == 3 and gone["changes"] == []
+        assert all("mass-delete" in line for line in refused) and not any(" volume " in line for line in refused)
+        assert http.get("/api/v1/tenants/acme").status_code == 200  # still there
 
 
 def test_a_write_that_changes_something_is_nudged_after_commit(
