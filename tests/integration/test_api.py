@@ -308,3 +308,38 @@ def test_logs_of_the_tenants_containers_tail_and_follow(api: Api, docker_client:
     numbers = [int(line.rsplit(" ", 1)[1]) for line in lines]
     assert len(numbers) >= 5 and numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
     assert not any("secret-of-other" in line for line in lines)
+
+
+def test_usage_over_time_comes_from_prometheus_when_configured(
+    postgres_url: str, owner_id: str, docker_client: Any, prometheus: Any
+) -> None:
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    from tests.integration.runs import free_port
+
+    registry = CollectorRegistry()
+    memory = Gauge("reconciler_tenant_memory_bytes", "test", ["tenant", "service"], registry=registry)
+    cpu = Gauge("reconciler_tenant_cpu_cores", "test", ["tenant", "service"], registry=registry)
+    memory.labels("acme", "a").set(50 * 2**20)
+    cpu.labels("acme", "a").set(0.25)
+    port = free_port()
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    job = f"api-{owner_id}"
+    prometheus.reload(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+        f'  - job_name: {job}\n    static_configs:\n      - targets: ["127.0.0.1:{port}"]\n'
+    )
+    try:
+        with api_server(postgres_url, owner_id, prometheus_url=prometheus.url) as api:
+            _insert_raw(api.engine, "acme", {"a": {"replicas": 1}})
+            with api.client("viewer") as http:
+                found = wait_until(
+                    lambda: (answer := http.get("/api/v1/tenants/acme/usage").json())["series"] and answer,
+                    timeout=60,
+                    what="a series from Prometheus",
+                )
+        assert found["source"] == "prometheus"
+        assert found["series"][-1]["memory_bytes"] == 50 * 2**20 and found["series"][-1]["cpu_cores"] == 0.25
+    finally:
+        prometheus.reload("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs: []\n")
+        server.shutdown()
