@@ -96,13 +96,26 @@ def test_create_preview_then_save_with_csrf(api: Api) -> None:
         )
         assert bad.status_code == 422 and "services.a.replicas = -1" in bad.text
 
+        # Allow and deny lists: a CIDR with host bits set is refused with the network it probably meant.
+        cidr = {"csrf": csrf, "generation": "2", "allow-a": "10.0.0.1/8", "deny-a": "", "do": "preview"}
+        refused = browser.post("/tenants/acme/edit", data=cidr)
+        assert refused.status_code == 422 and "services.a.route.allow" in refused.text and "10.0.0.0/8" in refused.text
+        cidr.update({"allow-a": "10.0.0.0/8", "deny-a": "10.9.0.0/16", "do": "save"})
+        assert browser.post("/tenants/acme/edit", data=cidr).status_code == 303
+        with api.engine.connect() as connection:
+            routed = read_tenant(connection, "acme")
+        assert routed is not None and routed.document["services"]["a"]["route"] == {
+            "allow": ["10.0.0.0/8"],
+            "deny": ["10.9.0.0/16"],
+        }
+
         asked = browser.post("/tenants/acme/action", data={"csrf": csrf, "do": "backup"})
         assert asked.status_code == 303
         assert 'data-kind="backup" data-status="pending"' in browser.get("/tenants/acme").text
         filtered = browser.get("/tenants", params={"q": "zzz"})
         assert 'data-tenant="acme"' not in filtered.text
     actions = [e.action for e in reversed(list_audit(api.engine, "tenant:acme"))]
-    assert actions == ["tenant.create", "tenant.edit", "request.backup"]
+    assert actions == ["tenant.create", "tenant.edit", "tenant.edit", "request.backup"]
 
 
 def test_a_viewer_reads_in_persian_and_cannot_change_anything(api: Api) -> None:
