@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from desired_state.bounds import (
     MAX_CPUS,
@@ -51,7 +51,15 @@ ROUTE_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$")
 # version never replaces the running ones), the second is track "b".
 VERSION_TRACKS = ("", "b")
 
-MemoryBytes = Annotated[int, BeforeValidator(parse_memory)]
+# Accepted as bytes or as text such as "64M" (what the API's OpenAPI document says too); held as bytes.
+MemoryBytes = Annotated[
+    int,
+    BeforeValidator(parse_memory),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "examples": ["64M", "1G"]}]},
+        mode="validation",
+    ),
+]
 
 
 class FrozenModel(BaseModel):

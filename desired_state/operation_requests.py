@@ -138,3 +138,12 @@ def get_request(engine: Engine, request_id: int) -> RequestRecord | None:
     with engine.connect() as connection:
         row = connection.execute(select(OperationRequest).where(OperationRequest.id == request_id)).first()
     return _request(row) if row is not None else None
+
+
+def requests_of(engine: Engine, tenant: str) -> list[RequestRecord]:
+    """Every request of one tenant (any status), oldest first: the UI's and the API's view of outcomes."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(OperationRequest).where(OperationRequest.tenant == tenant).order_by(OperationRequest.id)
+        )
+        return [_request(row) for row in rows]

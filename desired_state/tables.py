@@ -387,8 +387,11 @@ class TenantUsageRow(Base):
     collected_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-# Sites (docs/sites.md) have their own module to keep this one small; importing it registers their tables here.
-# Canary analysis (docs/operations.md "Canary analysis"), registered the same way.
+# The tables of sites (docs/sites.md), canary analysis and checks (docs/operations.md), and the HTTP API's tokens,
+# audit log and alert log (reconciler.api) have their own modules to keep this one small; importing them registers
+# their tables here.
+from desired_state import access_tables as _access_tables  # noqa: E402, F401
+from desired_state import alert_log as _alert_log  # noqa: E402, F401
 from desired_state import canary_tables as _canary_tables  # noqa: E402, F401
 from desired_state import check_tables as _check_tables  # noqa: E402, F401
 from desired_state import site_tables as _site_tables  # noqa: E402, F401

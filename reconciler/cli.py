@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
+from reconciler.api import commands as api_commands
 from reconciler.runtime.checks import commands as check_commands
 from reconciler.runtime.operations import commands as ops_commands
 from reconciler.runtime.operations import site_commands
@@ -94,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     ops_commands.add_parsers(sub)
     check_commands.add_parser(sub)
     site_commands.add_parsers(sub)
+    api_commands.add_parsers(sub)
     _add_render_parser(sub)
     return parser
 
@@ -172,6 +174,8 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return _status(args, make_engine(settings.database_url))
     if args.command == "nudge":
         return _nudge(args, settings)
+    if args.command in api_commands.COMMANDS:
+        return api_commands.run_command(args, settings)
     if args.command == "render":
         from reconciler.runtime import render_compose
 

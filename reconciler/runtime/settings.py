@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     prometheus_url: str | None = None
     usage_window: float = Field(default=300.0, gt=0)
 
+    # HTTP API and console (``reconciler serve``, docs/api.md): where it listens (loopback unless told otherwise),
+    # and the key that signs console sessions (unset: a random key per process, so sessions end on restart).
+    api_listen: str = Field(default="127.0.0.1:8090", pattern=r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+    api_session_secret: SecretStr | None = None
+
     # Traefik (file provider + API). Unset dynamic dir → no routing stage.
     traefik_dynamic_dir: str | None = None
     traefik_api_url: str | None = None
@@ -108,7 +113,7 @@ class Settings(BaseSettings):
 
     # Nginx sites (docs/sites.md). Unset state dir → no sites stage. Nginx runs with its own prefix there.
     nginx_state_dir: str | None = None
-    nginx_listen: str = Field(default="127.0.0.1:8088", pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|\*):[0-9]{1,5}$")
+    nginx_listen: str = Field(default="127.0.0.1:8090", pattern=r"^(\[[0-9a-fA-F:]+\]|[0-9.]+|\*):[0-9]{1,5}$")
     nginx_binary: str = "nginx"
     # Static sites serve <static root>/<volume>; the workers' user must be able to read it.
     nginx_static_root: str = "/srv/sites"

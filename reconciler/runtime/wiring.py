@@ -9,10 +9,12 @@ import ipaddress
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from desired_state.alert_log import record_alert
 from desired_state.database import make_engine
 from reconciler.core.diff import SubnetPool
 from reconciler.core.policies import MassDeleteLimits
@@ -141,6 +143,8 @@ def build_runtime(
         settings.telegram_base_url,
         per_minute=settings.alert_rate_per_minute,
         metrics=metrics,
+        # Every alert is kept in alert_events for the HTTP API's "alerts sent" (reconciler.api).
+        record=partial(record_alert, engine),
     )
     ops_metrics = OperationsMetrics(metrics.registry)
     parts = build_operation_parts(settings, engine, docker, naming, ops_metrics, notify=alerts.notify)

@@ -26,7 +26,7 @@ from desired_state.bounds import InputLimits
 from desired_state.canaries import CanaryRecord, read_canaries
 from desired_state.identity import assign_uids, read_bindings, record_bindings
 from desired_state.load import load_desired_state
-from desired_state.model import TenantStatus
+from desired_state.model import DesiredState, TenantStatus
 from desired_state.specs import TenantSpec
 from desired_state.status import read_statuses, write_statuses
 from reconciler.core.diff import SubnetPool
@@ -149,13 +149,22 @@ class Reconciler:
         return Observed(snapshot=snapshot, routes=routes, zones=zones), dns_failure
 
     def compute(
-        self, scope: Iterable[str] | None = None, *, allow_mass_delete: bool = False, applying: bool = False
+        self,
+        scope: Iterable[str] | None = None,
+        *,
+        allow_mass_delete: bool = False,
+        applying: bool = False,
+        edit: Callable[[DesiredState], DesiredState] | None = None,
     ) -> PassInputs:
         """The plan of a pass. ``applying`` (apply and run, never ``plan``): tenants get their uids first and the
-        data-volume bindings the plan asks for are recorded (``desired_state.identity``)."""
+        data-volume bindings the plan asks for are recorded (``desired_state.identity``). ``edit`` (never with
+        ``applying``): a proposed change to the loaded desired state, planned without being written (the API's plan
+        preview, ``reconciler.api.preview``)."""
         if applying:
             assign_uids(self.engine)
         desired = load_desired_state(self.engine, self.base_domain, self.input_limits)
+        if edit is not None and not applying:
+            desired = edit(desired)
         requested = frozenset(scope) if scope is not None else None
         # Containers marked for inspection (events, the round-robin) are inspected for the tenants in scope only.
         observed, dns_failure = self.observe(requested)

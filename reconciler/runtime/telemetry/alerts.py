@@ -114,8 +114,11 @@ class Alerter:
         scrub: Callable[[str], str] = lambda text: text,
         close: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record: Callable[[str, str], None] | None = None,
     ) -> None:
         self.sender = sender
+        # Called with (text, outcome) for every alert: the wiring stores them for the API (``alert_events``).
+        self.record = record
         self.per_minute = per_minute
         self.metrics = metrics
         self._scrub = scrub
@@ -144,17 +147,21 @@ class Alerter:
         if not self._take_token():
             log.warning("alert dropped (more than %d per minute): %s", self.per_minute, text.splitlines()[0])
             self._count("dropped")
+            self._record(text, "dropped")
             return
         if self.sender is None:
             log.warning("alert: %s", text)
             self._count("logged")
+            self._record(text, "logged")
             return
         if self._pending.qsize() >= MAX_PENDING:
             log.warning("alert dropped (%d waiting to be sent): %s", MAX_PENDING, text.splitlines()[0])
             self._count("dropped")
+            self._record(text, "dropped")
             return
         log.info("alert: %s", text.splitlines()[0])
         self._pending.put(text)
+        self._record(text, "queued")
 
     def tenant(self, tenant: str, message: str) -> None:
         """An alert about one tenant from elsewhere in the runtime (operations), already a transition there."""
@@ -173,6 +180,14 @@ class Alerter:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.alerts.labels(outcome=outcome).inc()
+
+    def _record(self, text: str, outcome: str) -> None:
+        if self.record is None:
+            return
+        try:
+            self.record(text, outcome)
+        except Exception as exc:  # the database may be away; the alert itself goes on
+            log.warning("alert not recorded: %s", type(exc).__name__)
 
     # --- hooks ---------------------------------------------------------------------------------------------
 
@@ -255,9 +270,17 @@ class Alerter:
 
 
 def build_alerter(
-    token: str | None, chat_id: str | None, base_url: str | None, *, per_minute: int, metrics: Metrics | None
+    token: str | None,
+    chat_id: str | None,
+    base_url: str | None,
+    *,
+    per_minute: int,
+    metrics: Metrics | None,
+    record: Callable[[str, str], None] | None = None,
 ) -> Alerter:
     if not token or not chat_id:
-        return Alerter(None, per_minute=per_minute, metrics=metrics)
+        return Alerter(None, per_minute=per_minute, metrics=metrics, record=record)
     sender = TelegramSender(token, chat_id, base_url)
-    return Alerter(sender, per_minute=per_minute, metrics=metrics, scrub=sender.scrub, close=sender.close)
+    return Alerter(
+        sender, per_minute=per_minute, metrics=metrics, scrub=sender.scrub, close=sender.close, record=record
+    )
