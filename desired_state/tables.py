@@ -382,4 +382,6 @@ class TenantUsageRow(Base):
 
 
 # Sites (docs/sites.md) have their own module to keep this one small; importing it registers their tables here.
+# Swarm data placements (docs/swarm.md), likewise in a module of their own.
+from desired_state import placement_tables as _placement_tables  # noqa: E402, F401
 from desired_state import site_tables as _site_tables  # noqa: E402, F401

@@ -177,6 +177,16 @@ class Settings(BaseSettings):
     container_log_max_file: int = Field(default=3, ge=1)
     container_no_new_privileges: bool = True
 
+    # The engine tenants run on (docs/swarm.md): "docker", one engine and one container per replica; "swarm", a
+    # Docker Swarm manager at docker_host running one replicated service per tenant service, data placed on nodes.
+    engine: str = Field(default="docker", pattern=r"^(docker|swarm)$")
+    # Swarm: the registry every node pulls tenant images from (prefixed to images that name none), e.g.
+    # registry.example:5000; services (by name, comma-separated) that keep no data and may spread over nodes;
+    # each node's own engine ("n1=tcp://10.0.0.11:2376,n2=..."), where data volumes are listed and created.
+    swarm_registry: str | None = None
+    swarm_stateless: str = ""
+    swarm_node_hosts: str = ""
+
     # Logs.
     log_json: bool = False
     log_level: str = "INFO"

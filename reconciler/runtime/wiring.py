@@ -18,6 +18,7 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
 from reconciler.drivers.nginx import NginxDriver
+from reconciler.runtime.engine_choice import build_engine, swarm_settings
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.operations.request_pool import RequestPool
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
@@ -140,7 +141,8 @@ def build_runtime(
     dns = build_dns(settings, naming) if with_stages else None
     reconciler = Reconciler(
         engine=engine,
-        docker=docker,
+        docker=build_engine(settings, docker),
+        swarm=swarm_settings(settings),
         naming=naming,
         pool=SubnetPool(settings.subnet_pool, settings.subnet_prefix),
         limits=MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window),

@@ -35,6 +35,7 @@ from reconciler.core.diff import SubnetPool
 from reconciler.core.errors import SubnetTaken, TransientError
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, Network, Snapshot, Volume
+from reconciler.core.services import Service
 from reconciler.core.subnets import allocate_subnet
 from reconciler.core.upgrades import Upgrade, upgrades_in
 from reconciler.runtime.passes.engine import ContainerEngine
@@ -313,10 +314,50 @@ class Executor:
         self._act(partial(self.docker.create_volume, resource, labels))
         return ""
 
+    def _remove_service(self, change: Change) -> str:
+        assert isinstance(change.before, Service)
+        self._act(partial(self.docker.remove_service, change.before))
+        return ""
+
     def _update(self, change: Change) -> str:
         assert isinstance(change.after, Container)
         self._act(partial(self.docker.update_container, change.after))
         return ""
+
+    def _service(self, change: Change) -> str:
+        service = change.after
+        assert isinstance(service, Service)
+        if change.action is Action.CREATE:
+            self._act(partial(self.docker.create_service, service))
+        else:
+            self._act(partial(self.docker.update_service, service))
+        return f"{service.replicas} replica(s){f' on {service.node}' if service.node else ''}"
+
+    def _services_settled(self, tenant: str, services: Sequence[Service], outcome: TenantOutcome) -> None:
+        """Wait until each new or updated service runs its replicas of the new spec (one tenant listing per round).
+
+        Swarm replaces tasks start-first and rolls back by itself; this wait only decides what the pass reports
+        (and what routing is given). A task with a health check is ``running`` only once healthy."""
+        waiting = {s.name: s for s in services if s.replicas > 0}
+        deadline = time.monotonic() + self.ready_timeout
+        while waiting and not self.stop.is_set():
+            tasks = self.docker.observe(tenant, scope=frozenset()).containers
+            for name, service in list(waiting.items()):
+                up = [t for t in tasks if t.service == service.service and t.track == service.track and t.running]
+                if sum(t.spec_hash == service.spec_hash for t in up) >= service.replicas:
+                    del waiting[name]
+            if not waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self._check_stop()
+        for name in sorted(waiting):
+            log.warning("tenant=%s service %s not settled within %.0fs", tenant, name, self.ready_timeout)
+        if waiting:
+            raise TransientError(
+                f"tenant {tenant!r}: service(s) {', '.join(sorted(waiting))} not running their replicas within "
+                f"{self.ready_timeout:.0f}s (Swarm keeps trying, and rolls back a failing update)",
+                tenant=tenant,
+            )
 
     def _take_down(self, tenant: str, by: Buckets, leaving: Sequence[Container], outcome: TenantOutcome) -> None:
         """Phase 4: stops, old halves of replacements and deletions together, then the network."""
@@ -342,6 +383,7 @@ class Executor:
         error = first_error(results)
         if error is not None:
             raise error
+        self._phase(outcome, by.service_deletes, self._remove_service)
         for change in by.network_deletes:
             self._check_stop()
             assert isinstance(change.before, Network)
@@ -361,11 +403,17 @@ class Executor:
         # 2. New containers together: creates, the new half of replacements, restarts of stopped ones, resumed
         # replacements. Replacements that change a service's image are upgrades: the gate backs up and migrates
         # first, or keeps the old version; an upgrade is all replicas or none.
+        # Swarm services: created or updated together; the engine rolls their tasks start-first.
+        self._phase(outcome, by.service_changes, self._service)
+        settling = [c.after for c in by.service_changes if isinstance(c.after, Service)]
+
         upgrades = upgrades_in(by.replaces) if self.upgrades is not None and spec is not None else {}
         held = self._before_upgrades(spec, upgrades, outcome)
         ready, replaced_ok, resumed = self._bring_up(tenant, by, held, outcome)
         self._after_upgrades(spec, upgrades, held, outcome, ready, replaced_ok)
         discarded = self._resume(tenant, resumed, outcome, ready, replaced_ok)
+        if settling:
+            self._services_settled(tenant, settling, outcome)
 
         leaving = [
             c.before
@@ -382,7 +430,7 @@ class Executor:
                 self._done(outcome, by.route)
 
         # 4. Removal: stops, deletions, old halves of replacements (together), then the network.
-        if hold_removal and (by.deletes or by.network_deletes):
+        if hold_removal and (by.deletes or by.network_deletes or by.service_deletes):
             outcome.waiting = hold_removal
             return outcome
         self._take_down(tenant, by, leaving, outcome)

@@ -1,0 +1,5 @@
+"""The Docker Swarm mode engine driver (``RECONCILER_ENGINE=swarm``): see ``driver.SwarmDriver`` and docs/swarm.md."""
+
+from reconciler.drivers.swarm.driver import SwarmDriver, SwarmTimeouts
+
+__all__ = ["SwarmDriver", "SwarmTimeouts"]
