@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.harness import Harness
-from tests.integration.swarm import SwarmLab
+from tests.integration.swarm import SwarmLab, wait_until
 from tests.integration.swarm_rig import (
     node_names,
     placements,
@@ -69,3 +69,66 @@ def test_tenants_converge_across_nodes_with_their_data_on_one_node(swarm_lab: Sw
 
     # Converged: the next plan is empty.
     assert rig.rt.reconciler.compute().plan.empty
+
+
+def _running_count(lab: SwarmLab, service: str) -> int:
+    return len(running_tasks(lab, service))
+
+
+def test_a_killed_task_is_replaced_and_hand_edits_are_put_back(swarm_lab: SwarmLab, rig: Harness) -> None:
+    owner = rig.owner
+    a, b = f"{owner}-acme-a", f"{owner}-acme-b"
+    rig.import_yaml(tenants_yaml("acme", replicas=2))
+    assert not rig.apply().errors
+
+    # A task killed on its node: Swarm's restart policy replaces it (the reconciler has nothing to do).
+    victim = running_tasks(swarm_lab, a)[0]
+    node = node_names(swarm_lab)[victim["NodeID"]]
+    swarm_lab.docker("kill", victim["Status"]["ContainerStatus"]["ContainerID"], node=node)
+    wait_until(
+        lambda: _running_count(swarm_lab, a) == 2 and victim["ID"] not in {t["ID"] for t in running_tasks(swarm_lab, a)},
+        90,
+        "the killed task to be replaced",
+    )
+    assert rig.rt.reconciler.compute().plan.empty
+
+    # Edits by hand: scaled, image changed, limits changed, and one service removed.
+    swarm_lab.docker("service", "update", "--detach", "--replicas", "4", "--limit-memory", "48M", a)
+    swarm_lab.docker("service", "rm", b)
+    planned = rig.rt.reconciler.compute().plan
+    found = {(c.action.value, c.kind, c.name): c.reason for c in planned.changes}
+    assert ("+", "service", b) in found, found
+    reason = found[("~", "service", a)]
+    assert "replicas 4 -> 2" in reason and "limits changed outside the reconciler" in reason
+    plan_text = rig.cli("plan")
+    assert f"+ service {b}" in plan_text.stdout and f"~ service {a}" in plan_text.stdout, plan_text.stderr
+
+    assert not rig.apply().errors
+    spec = service_specs(swarm_lab, owner)
+    assert spec[a]["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
+    assert spec[a]["Spec"]["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"] == 32 * 1024**2
+    assert _running_count(swarm_lab, b) == 1
+    wait_until(lambda: _running_count(swarm_lab, a) == 2, 60, "the scale-down to 2 tasks")
+    assert rig.rt.reconciler.compute().plan.empty
+    assert "No changes" in rig.cli("plan").stdout or "0 to create, 0 to update" in rig.cli("plan").stdout
+
+
+def test_a_no_op_pass_makes_the_same_few_calls_whatever_the_number_of_tenants(
+    swarm_lab: SwarmLab, rig: Harness
+) -> None:
+    def no_op_calls() -> dict[str, int]:
+        driver = rig.rt.reconciler.docker
+        before = dict(driver.calls)
+        result = rig.apply()
+        assert not result.errors and result.plan.empty
+        return {k: v - before.get(k, 0) for k, v in driver.calls.items() if v - before.get(k, 0)}
+
+    rig.import_yaml(tenants_yaml("t1", replicas=1))
+    assert not rig.apply().errors
+    few = no_op_calls()
+    rig.import_yaml(tenants_yaml("t1", "t2", "t3", "t4", "t5", replicas=1))
+    assert not rig.apply().errors
+    wait_until(lambda: rig.rt.reconciler.compute().plan.empty, 60, "the five tenants to converge")
+    many = no_op_calls()
+    # services, tasks, networks, nodes, and one volume listing per node; no mutation.
+    assert few == many == {"list": 4 + 3}, (few, many)
