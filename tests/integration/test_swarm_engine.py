@@ -86,7 +86,9 @@ def test_a_killed_task_is_replaced_and_hand_edits_are_put_back(swarm_lab: SwarmL
     node = node_names(swarm_lab)[victim["NodeID"]]
     swarm_lab.docker("kill", victim["Status"]["ContainerStatus"]["ContainerID"], node=node)
     wait_until(
-        lambda: _running_count(swarm_lab, a) == 2 and victim["ID"] not in {t["ID"] for t in running_tasks(swarm_lab, a)},
+        lambda: (
+            _running_count(swarm_lab, a) == 2 and victim["ID"] not in {t["ID"] for t in running_tasks(swarm_lab, a)}
+        ),
         90,
         "the killed task to be replaced",
     )
@@ -132,3 +134,70 @@ def test_a_no_op_pass_makes_the_same_few_calls_whatever_the_number_of_tenants(
     many = no_op_calls()
     # services, tasks, networks, nodes, and one volume listing per node; no mutation.
     assert few == many == {"list": 4 + 3}, (few, many)
+
+
+def _conditions(h: Harness, tenant: str) -> dict[str, tuple[str, str]]:
+    from desired_state.status import read_statuses
+
+    status = next(s for s in read_statuses(h.rt.engine) if s.tenant == tenant)
+    return {c.type: (c.status, c.reason) for c in status.conditions}
+
+
+def test_the_data_volume_is_found_again_after_the_reconciler_restarts(swarm_lab: SwarmLab, rig: Harness) -> None:
+    owner = rig.owner
+    b = f"{owner}-acme-b"
+    rig.import_yaml(tenants_yaml("acme", replicas=1))
+    assert not rig.apply().errors
+    home = placements(rig)["acme"]
+    (task,) = running_tasks(swarm_lab, b)
+    container = task["Status"]["ContainerStatus"]["ContainerID"]
+    swarm_lab.docker("exec", container, "sh", "-c", "echo kept > /data/marker", node=home)
+
+    # Every service of the tenant gone, and another node made the only one labelled for data: a fresh choice
+    # would now pick it. The restarted reconciler must go back to the stored node, where the volume is.
+    for service in (f"{owner}-acme-a", b):
+        swarm_lab.docker("service", "rm", service)
+    other = next(n for n in ("n1", "n2", "n3") if n != home)
+    swarm_lab.docker("node", "update", "--label-add", "tenant-reconciler.data=true", other)
+    try:
+        rig.rebuild()
+        assert not rig.apply().errors
+        assert placements(rig)["acme"] == home
+        wait_until(lambda: len(running_tasks(swarm_lab, b)) == 1, 90, "the stateful task back")
+        (task,) = running_tasks(swarm_lab, b)
+        assert node_names(swarm_lab)[task["NodeID"]] == home
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        assert swarm_lab.docker("exec", container, "cat", "/data/marker", node=home).strip() == "kept"
+    finally:
+        swarm_lab.docker("node", "update", "--label-rm", "tenant-reconciler.data", other)
+
+
+def test_a_drained_node_moves_stateless_tasks_and_reports_stateful_tenants(swarm_lab: SwarmLab, rig: Harness) -> None:
+    owner = rig.owner
+    rig.import_yaml(tenants_yaml("acme", replicas=3))
+    assert not rig.apply().errors
+    home = placements(rig)["acme"]
+    assert _conditions(rig, "acme").get("Placement") is None
+    swarm_lab.docker("node", "update", "--availability", "drain", home)
+    try:
+        names = node_names(swarm_lab)
+        a = f"{owner}-acme-a"
+        wait_until(
+            lambda: (
+                len(running_tasks(swarm_lab, a)) == 3
+                and all(names[t["NodeID"]] != home for t in running_tasks(swarm_lab, a))
+            ),
+            120,
+            f"the stateless tasks to leave {home}",
+        )
+        result = rig.apply()
+        assert not result.plan.changes  # nothing moves the data by itself
+        assert _conditions(rig, "acme")["Placement"] == ("False", "NodeDrained")
+        assert placements(rig)["acme"] == home
+        # The stateful task waits for its node (pending, never started elsewhere).
+        assert running_tasks(swarm_lab, f"{owner}-acme-b") == []
+    finally:
+        swarm_lab.docker("node", "update", "--availability", "active", home)
+    wait_until(lambda: len(running_tasks(swarm_lab, f"{owner}-acme-b")) == 1, 120, "the stateful task back on its node")
+    rig.apply()
+    assert "Placement" not in _conditions(rig, "acme")
