@@ -201,3 +201,32 @@ def test_a_drained_node_moves_stateless_tasks_and_reports_stateful_tenants(swarm
     wait_until(lambda: len(running_tasks(swarm_lab, f"{owner}-acme-b")) == 1, 120, "the stateful task back on its node")
     rig.apply()
     assert "Placement" not in _conditions(rig, "acme")
+
+
+def test_tenant_overlays_are_isolated_across_nodes(swarm_lab: SwarmLab, rig: Harness) -> None:
+    owner = rig.owner
+    rig.import_yaml(tenants_yaml("acme", "beta", replicas=3))
+    assert not rig.apply().errors
+    names = node_names(swarm_lab)
+
+    def address(task: dict[str, object], network: str) -> str:
+        attachments = task["NetworksAttachments"]  # type: ignore[index]
+        found = next(a for a in attachments if a["Network"]["Spec"]["Name"] == network)  # type: ignore[attr-defined]
+        return str(found["Addresses"][0]).split("/")[0]
+
+    acme = running_tasks(swarm_lab, f"{owner}-acme-a")
+    beta = running_tasks(swarm_lab, f"{owner}-beta-a")
+    # A probe on acme's overlay, on a node other than the task it asks: the overlay carries it across nodes.
+    target = acme[0]
+    probe_node = next(n for n in ("n1", "n2", "n3") if n != names[target["NodeID"]])
+    image = f"{swarm_lab.registry}/erp/demo-svc:1"
+
+    def fetch(network: str, ip: str) -> str:
+        return swarm_lab.docker(
+            "run", "--rm", "--network", network, image, "sh", "-c",
+            f"timeout 4 wget -q -O- http://{ip}:8080/ || echo UNREACHABLE", node=probe_node,
+        )  # fmt: skip
+
+    assert "tenant=acme" in fetch(f"{owner}-acme", address(target, f"{owner}-acme"))
+    for task in beta:
+        assert "UNREACHABLE" in fetch(f"{owner}-acme", address(task, f"{owner}-beta"))
