@@ -6,7 +6,7 @@ reads) stays in one small place; the pass itself never learns which engine it wa
 
 from __future__ import annotations
 
-from reconciler.drivers.swarm import SwarmDriver, SwarmTimeouts
+from reconciler.drivers.swarm import StopPolicy, SwarmDriver, SwarmTimeouts
 from reconciler.planning.placement import SwarmSettings
 from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.settings import Settings
@@ -41,4 +41,5 @@ def build_engine(settings: Settings, docker: ContainerEngine) -> ContainerEngine
         settings.docker_host,
         node_hosts=node_hosts(settings.swarm_node_hosts),
         timeouts=SwarmTimeouts(api=settings.docker_api_timeout, mutation=settings.docker_mutation_timeout),
+        stop=StopPolicy(settings.swarm_stop_signal, settings.swarm_stop_grace),
     )

@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     swarm_registry: str | None = None
     swarm_stateless: str = ""
     swarm_node_hosts: str = ""
+    # Swarm: how a replaced task is stopped (signal, then SIGKILL after the grace); routing drops it meanwhile.
+    swarm_stop_signal: str = Field(default="SIGTERM", pattern=r"^SIG[A-Z0-9]{2,8}$")
+    swarm_stop_grace: float = Field(default=10.0, ge=0, le=600)
 
     # Logs.
     log_json: bool = False

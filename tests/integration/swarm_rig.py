@@ -19,7 +19,7 @@ NODES = ("n1", "n2", "n3")
 HEALTH = "timeout 3 wget -q -O /dev/null http://127.0.0.1:{port}{health}"
 
 
-def tenants_yaml(*names: str, image: str = "erp/demo-svc:1", replicas: int = 2) -> str:
+def tenants_yaml(*names: str, image: str = "erp/demo-svc:1", replicas: int = 2, state: str = "running") -> str:
     """Tenants with a stateless service ``a`` (spread over nodes) and a stateful service ``b`` (on the data node)."""
     lines = [
         "catalog:",
@@ -31,7 +31,7 @@ def tenants_yaml(*names: str, image: str = "erp/demo-svc:1", replicas: int = 2) 
         lines += [
             f"  - name: {name}",
             f"    domain: {name}.erp.test",
-            "    state: running",
+            f"    state: {state}",
             "    services:",
             f"      a: {{replicas: {replicas}, image: {image}}}",
             f"      b: {{image: {image}}}",
@@ -69,9 +69,14 @@ def placements(h: Harness) -> dict[str, str]:
         return {str(t): str(n) for t, n in connection.execute(text("select tenant, node from tenant_placements"))}
 
 
-def clean_owner(lab: SwarmLab, owner: str) -> None:
+def clean_owner(lab: SwarmLab, owner: str, *, plain: bool = True) -> None:
+    """``plain``: also the test's own containers (a Traefik it attached to the overlays), which hold networks."""
     for service in owned(lab, owner, "service"):
         lab.docker("service", "rm", service, check=False)
+    for node in NODES if plain else ():
+        label = f"label=tenant-reconciler.owner={owner}"
+        for container in lab.docker("ps", "-aq", "--filter", label, node=node).split():
+            lab.docker("rm", "-f", container, node=node, check=False)
 
     def networks_gone() -> bool:
         for network in owned(lab, owner, "network"):
@@ -92,7 +97,7 @@ def clean_owner(lab: SwarmLab, owner: str) -> None:
 @contextmanager
 def swarm_harness(lab: SwarmLab, owner: str, database_url: str, **settings: str) -> Iterator[Harness]:
     hosts = ",".join(f"{n}={lab.socket(n)}" for n in NODES)
-    clean_owner(lab, owner)
+    clean_owner(lab, owner, plain=False)
     h = Harness.create(
         owner,
         database_url,

@@ -35,7 +35,7 @@ from reconciler.drivers.swarm.observe import (
     task_as_container,
     volume_from_list,
 )
-from reconciler.drivers.swarm.spec import service_spec
+from reconciler.drivers.swarm.spec import StopPolicy, service_spec
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,10 @@ class SwarmDriver:
         *,
         node_hosts: Mapping[str, str] | None = None,
         timeouts: SwarmTimeouts | None = None,
+        stop: StopPolicy | None = None,
     ) -> None:
         self.owner = owner
+        self.stop = stop or StopPolicy()
         self.timeouts = timeouts or SwarmTimeouts()
         base_url = manager or "unix:///var/run/docker.sock"
         self.api = docker.APIClient(base_url=base_url, version="auto", timeout=self.timeouts.api)
@@ -178,13 +180,15 @@ class SwarmDriver:
 
     def create_service(self, service: Service) -> None:
         with self._mutating("create service", service.name, service.tenant):
-            self.manager.create_service(**service_spec(service))
+            self.manager.create_service(**service_spec(service, self.stop))
 
     def update_service(self, service: Service) -> None:
         if service.id is None or service.version is None:
             raise translate(RuntimeError("no observed id"), "update service", service.name, service.tenant)
         with self._mutating("update service", service.name, service.tenant):
-            self.manager.update_service(service.id, service.version, fetch_current_spec=False, **service_spec(service))
+            self.manager.update_service(
+                service.id, service.version, fetch_current_spec=False, **service_spec(service, self.stop)
+            )
 
     def remove_service(self, service: Service) -> None:
         with (

@@ -10,11 +10,11 @@ service is stateful, and a placement constraint on the tenant's data node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from docker.types import (
     ContainerSpec,
-    DriverConfig,
     EndpointSpec,
     Healthcheck,
     Mount,
@@ -35,8 +35,6 @@ NS = 1_000_000_000
 # Swarm's own monitor after each task update: a new task failing within it rolls the service back.
 UPDATE_MONITOR = 10 * NS
 RESTART_DELAY = 5 * NS
-# busybox httpd ignores SIGTERM as PID 1: a short grace keeps rolling updates quick (docs/swarm.md "Limits").
-STOP_GRACE = 2 * NS
 NODE_CONSTRAINT = "node.hostname=={}"
 
 
@@ -70,8 +68,19 @@ def _resources(service: Service) -> Resources:
     return resources
 
 
-def service_spec(service: Service, log_options: dict[str, str] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StopPolicy:
+    """How Swarm stops a task it replaces: ``signal`` first, SIGKILL after ``grace`` seconds. Routing takes the task
+    out within about a second of the engine deciding to stop it (``runtime.passes.service_step``), so a service that
+    keeps serving a moment after the signal (drains, or ignores it) loses no request (docs/swarm.md "Routing")."""
+
+    signal: str = "SIGTERM"
+    grace: float = 10.0
+
+
+def service_spec(service: Service, stop: StopPolicy | None = None) -> dict[str, Any]:
     """Keyword arguments for the SDK's ``create_service`` / ``update_service``."""
+    stop = stop or StopPolicy()
     labels = dict(service.labels)
     mounts = []
     if service.volume is not None:
@@ -82,7 +91,8 @@ def service_spec(service: Service, log_options: dict[str, str] | None = None) ->
         labels=labels,
         mounts=mounts,
         healthcheck=_healthcheck(service),
-        stop_grace_period=STOP_GRACE,
+        stop_signal=stop.signal,
+        stop_grace_period=int(stop.grace * NS),
     )
     template = TaskTemplate(
         container_spec=container,
@@ -90,7 +100,6 @@ def service_spec(service: Service, log_options: dict[str, str] | None = None) ->
         restart_policy=RestartPolicy(condition="any", delay=RESTART_DELAY),
         placement=Placement(constraints=[NODE_CONSTRAINT.format(service.node)]) if service.node else None,
         networks=[NetworkAttachmentConfig(target=service.network)],
-        log_driver=DriverConfig("json-file", log_options) if log_options else None,
     )
     return {
         "task_template": template,

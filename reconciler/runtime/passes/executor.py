@@ -43,6 +43,7 @@ from reconciler.runtime.passes.outcome import Buckets, Interrupted, TenantOutcom
 from reconciler.runtime.passes.parallel import ActionSlots, Result, first_error, run_all
 from reconciler.runtime.passes.readiness import Probe, probe_once, wait_all_ready
 from reconciler.runtime.passes.route_step import Backends, route_tenant
+from reconciler.runtime.passes.service_step import settle_services
 from reconciler.runtime.passes.stages import Router, UpgradeGate
 from reconciler.runtime.passes.upgrade_steps import ask_gate, judge_upgrades
 from renderers.containers import Naming
@@ -333,31 +334,12 @@ class Executor:
             self._act(partial(self.docker.update_service, service))
         return f"{service.replicas} replica(s){f' on {service.node}' if service.node else ''}"
 
-    def _services_settled(self, tenant: str, services: Sequence[Service], outcome: TenantOutcome) -> None:
-        """Wait until each new or updated service runs its replicas of the new spec (one tenant listing per round).
-
-        Swarm replaces tasks start-first and rolls back by itself; this wait only decides what the pass reports
-        (and what routing is given). A task with a health check is ``running`` only once healthy."""
-        waiting = {s.name: s for s in services if s.replicas > 0}
-        deadline = time.monotonic() + self.ready_timeout
-        while waiting and not self.stop.is_set():
-            tasks = self.docker.observe(tenant, scope=frozenset()).containers
-            for name, service in list(waiting.items()):
-                up = [t for t in tasks if t.service == service.service and t.track == service.track and t.running]
-                if sum(t.spec_hash == service.spec_hash for t in up) >= service.replicas:
-                    del waiting[name]
-            if not waiting or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        self._check_stop()
-        for name in sorted(waiting):
-            log.warning("tenant=%s service %s not settled within %.0fs", tenant, name, self.ready_timeout)
-        if waiting:
-            raise TransientError(
-                f"tenant {tenant!r}: service(s) {', '.join(sorted(waiting))} not running their replicas within "
-                f"{self.ready_timeout:.0f}s (Swarm keeps trying, and rolls back a failing update)",
-                tenant=tenant,
-            )
+    def _follow(self, spec: TenantSpec | None) -> Callable[[list[Container]], None] | None:
+        """Routing that follows a rolling service: its running tasks, published as they change."""
+        router = self.router
+        if router is None or spec is None or spec.state != "running":
+            return None
+        return lambda tasks: router.publish(spec, tasks)
 
     def _take_down(self, tenant: str, by: Buckets, leaving: Sequence[Container], outcome: TenantOutcome) -> None:
         """Phase 4: stops, old halves of replacements and deletions together, then the network."""
@@ -413,7 +395,13 @@ class Executor:
         self._after_upgrades(spec, upgrades, held, outcome, ready, replaced_ok)
         discarded = self._resume(tenant, resumed, outcome, ready, replaced_ok)
         if settling:
-            self._services_settled(tenant, settling, outcome)
+            self._check_stop()
+            tasks = settle_services(
+                self.docker, tenant, settling, timeout=self.ready_timeout, stop=self.stop, follow=self._follow(spec)
+            )
+            self._check_stop()
+            # The tasks that run now, not those the pass began with (the engine replaced them meanwhile).
+            observed = replace(observed, containers=tuple(tasks))
 
         leaving = [
             c.before
