@@ -4,7 +4,7 @@ deploy`` of per-tenant Compose files (``reconciler render compose``), in the sam
     scripts/swarm.sh up && python bench/swarm_converge.py [--tenants 20] [--reps 1] [--json FILE]
 
 The fleet is bench/fleet.py's: tenants t0..tN-1, services a..f on erp/demo-svc:1, a with 2 replicas (7 tasks per
-tenant, 140 for fleet-20), 32M and 0.25 CPU each, no health check (140 checks a second would be the benchmark).
+tenant, 140 for fleet-20), 32M and 0.01 CPU each (the lab's 6 CPUs cannot reserve 0.25 for 140), no health check (140 checks a second would be the benchmark).
 Both peers start from an empty swarm and run under an owner id of their own; each timing ends when every task of
 the fleet runs (one task listing every 0.5 s), and the stack peer's command time is shown too.
 
@@ -44,11 +44,14 @@ NODES = {n: f"unix:///run/trsw/{n}.sock" for n in ("n1", "n2", "n3")}
 REGISTRY = "10.232.7.11:5000"
 SERVICES = ("a", "b", "c", "d", "e", "f")
 OWNER = "tenant-reconciler.owner"
+# Reservations equal limits (both peers), and each lab node offers the host's 2 CPUs: 140 tasks at bench/fleet.py's
+# 0.25 CPU would reserve 35 CPUs, which the lab's 6 cannot give ("no suitable node"). 0.01 CPU each fits.
+CPUS = 0.01
 
 
 def fleet_yaml(count: int) -> str:
     catalog = "".join(
-        f"  {s}: {{image: erp/demo-svc:1, port: 8080, health: /health, memory: 32M, cpus: 0.25}}\n" for s in SERVICES
+        f"  {s}: {{image: erp/demo-svc:1, port: 8080, health: /health, memory: 32M, cpus: {CPUS}}}\n" for s in SERVICES
     )
     services = "".join(f"      {s}: {{replicas: 2}}\n" if s == "a" else f"      {s}: {{}}\n" for s in SERVICES)
     tenants = "".join(f"  - name: t{i}\n    domain: t{i}.erp.test\n    services:\n{services}" for i in range(count))

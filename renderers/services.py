@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from reconciler.core.placement import Need
 from reconciler.core.resources import LABEL_REPLICA, LABEL_SPEC_HASH, Container, DesiredTenant
 from reconciler.core.services import Service
 from renderers.containers import spec_hash
@@ -82,6 +83,7 @@ def render_services(
     return replace(tenant, services=services, volume=volume)
 
 
-def stateful_memory(tenant: DesiredTenant, stateless: frozenset[str]) -> int:
-    """Memory the tenant's stateful replicas reserve on its data node (what placement must fit)."""
-    return sum(c.memory or 0 for c in tenant.containers if c.service not in stateless)
+def stateful_need(tenant: DesiredTenant, stateless: frozenset[str]) -> Need:
+    """What the tenant's stateful replicas reserve on its data node (what placement must fit)."""
+    stateful = [c for c in tenant.containers if c.service not in stateless]
+    return Need(sum(c.memory or 0 for c in stateful), sum(c.cpus or 0.0 for c in stateful))

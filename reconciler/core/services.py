@@ -71,6 +71,7 @@ class Node:
     state: str = "ready"  # ready | down | unknown | disconnected
     labels: tuple[tuple[str, str], ...] = ()
     memory: int = 0
+    cpus: float = 0.0  # 0: not known (not checked)
 
     @property
     def usable(self) -> bool:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.core.placement import choose_node, node_problem, reserved_by_node
+from reconciler.core.placement import Need, choose_node, node_problem, reserved_by_node
 from reconciler.core.plan import Blocked
 from reconciler.core.resources import DesiredTenant, Snapshot
-from renderers.services import render_services, stateful_memory
+from renderers.services import render_services, stateful_need
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,18 @@ def place_tenants(
         if tenant.state == "absent":
             out[name] = tenant
             continue
-        need = stateful_memory(tenant, settings.stateless)
+        need = stateful_need(tenant, settings.stateless)
         node = placements.get(name) or current.get(name)
         if node is None:
             node = choose_node(need, snapshot.nodes, reserved)
             if node is None:
                 unplaced[name] = (
-                    f"tenant {name!r}: no usable node has {need // 1024**2} MiB of memory unreserved for its "
-                    "stateful services"
+                    f"tenant {name!r}: no usable node has {need.memory // 1024**2} MiB of memory and {need.cpus:g} "
+                    "CPUs unreserved for its stateful services"
                 )
                 continue
             # Counted at once, so the next tenant of this pass sees the node fuller.
-            reserved[node] = reserved.get(node, 0) + need
+            reserved[node] = reserved.get(node, Need()) + need
         if name not in placements:
             chosen.append((name, node))
         problem = node_problem(node, snapshot.nodes) if snapshot.nodes else None

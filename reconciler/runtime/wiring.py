@@ -9,6 +9,7 @@ import ipaddress
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -18,7 +19,8 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
 from reconciler.drivers.nginx import NginxDriver
-from reconciler.runtime.engine_choice import build_engine, swarm_settings
+from reconciler.runtime.data_node import DataNodeDocker
+from reconciler.runtime.engine_choice import build_engine, node_hosts, swarm_settings
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.operations.request_pool import RequestPool
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
@@ -126,7 +128,7 @@ def build_runtime(
     no periodic job and no request pool, so APScheduler is never imported."""
     engine = make_engine(settings.database_url)
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
-    docker = build_docker(settings)
+    docker = build_docker(settings, engine)
     metrics = Metrics()
     token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
     alerts = build_alerter(
@@ -209,20 +211,26 @@ def build_healthcheck(settings: Settings) -> HealthCheck | None:
     )
 
 
-def build_docker(settings: Settings) -> DockerDriver:
+def build_docker(settings: Settings, database: Engine | None = None) -> DockerDriver:
+    """The Docker driver of operations, events and helpers; on a swarm with node engines given (and ``database``),
+    one that runs a tenant's helpers on its data node (``runtime.data_node``)."""
     timeouts = DockerTimeouts(
         api=settings.docker_api_timeout,
         mutation=settings.docker_mutation_timeout,
         pull=settings.docker_pull_timeout,
         events_read=settings.docker_events_read_timeout,
     )
-    return DockerDriver(
-        owner=settings.owner_id,
-        docker_host=settings.docker_host,
-        timeouts=timeouts,
-        pull=settings.image_pull,
-        inspections=InspectionMarks(settings.inspect_per_resync),
-    )
+    options: dict[str, Any] = {
+        "owner": settings.owner_id,
+        "timeouts": timeouts,
+        "pull": settings.image_pull,
+        "inspections": InspectionMarks(settings.inspect_per_resync),
+    }
+    hosts = node_hosts(settings.swarm_node_hosts) if settings.engine == "swarm" else {}
+    if hosts and database is not None:
+        nodes = {name: DockerDriver(docker_host=url, **options) for name, url in hosts.items()}
+        return DataNodeDocker(database, nodes, docker_host=settings.docker_host, **options)
+    return DockerDriver(docker_host=settings.docker_host, **options)
 
 
 def build_container_defaults(settings: Settings) -> ContainerDefaults:

@@ -20,7 +20,12 @@ CATALOG = parse_catalog({"a": {"image": "erp/demo-svc:1", "memory": "64M"}, "b":
 SWARM = SwarmSettings(registry="reg:5000", stateless=frozenset({"a"}))
 SETTINGS = PlanSettings(naming=NAMING, swarm=SWARM)
 GIB = 1024**3
-NODES = (Node("n1", "i1", memory=1 * GIB), Node("n2", "i2", memory=4 * GIB), Node("n3", "i3", memory=2 * GIB))
+CPUS = 2.0
+NODES = (
+    Node("n1", "i1", memory=1 * GIB, cpus=CPUS),
+    Node("n2", "i2", memory=4 * GIB, cpus=CPUS),
+    Node("n3", "i3", memory=2 * GIB),
+)
 
 
 def desired(*names: str, replicas: int = 2) -> DesiredState:
@@ -110,3 +115,10 @@ def test_registry_prefix_leaves_images_that_name_a_registry() -> None:
     assert registry_image("erp/demo-svc:1", "reg:5000") == "reg:5000/erp/demo-svc:1"
     assert registry_image("other.example/x:1", "reg:5000") == "other.example/x:1"
     assert registry_image("erp/demo-svc:1", None) == "erp/demo-svc:1"
+
+
+def test_cpu_reservations_count_too() -> None:
+    # b reserves 0.5 CPU per tenant (the catalog default); a node with 0.4 CPUs left cannot hold another tenant.
+    nodes = (Node("n1", "i1", memory=8 * GIB, cpus=0.9), Node("n2", "i2", memory=1 * GIB, cpus=2.0))
+    result = plan(desired("acme", "beta"), Snapshot(nodes=nodes))
+    assert dict(result.placements) == {"acme": "n1", "beta": "n2"}

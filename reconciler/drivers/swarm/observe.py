@@ -132,6 +132,7 @@ def node_from_list(raw: Mapping[str, Any]) -> Node:
         state=(raw.get("Status") or {}).get("State", "unknown"),
         labels=tuple(sorted((spec.get("Labels") or {}).items())),
         memory=int((description.get("Resources") or {}).get("MemoryBytes") or 0),
+        cpus=int((description.get("Resources") or {}).get("NanoCPUs") or 0) / NS,
     )
 
 
