@@ -4,7 +4,8 @@ deploy`` of per-tenant Compose files (``reconciler render compose``), in the sam
     scripts/swarm.sh up && python bench/swarm_converge.py [--tenants 20] [--reps 1] [--json FILE]
 
 The fleet is bench/fleet.py's: tenants t0..tN-1, services a..f on erp/demo-svc:1, a with 2 replicas (7 tasks per
-tenant, 140 for fleet-20), 32M and 0.01 CPU each (the lab's 6 CPUs cannot reserve 0.25 for 140), no health check (140 checks a second would be the benchmark).
+tenant, 140 for fleet-20), 32M each but 0.01 CPU (the lab's 6 CPUs cannot reserve 0.25 for 140 tasks), and no health
+check (140 checks a second would be the benchmark).
 Both peers start from an empty swarm and run under an owner id of their own; each timing ends when every task of
 the fleet runs (one task listing every 0.5 s), and the stack peer's command time is shown too.
 

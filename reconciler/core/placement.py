@@ -18,6 +18,7 @@ from reconciler.core.resources import LABEL_PREFIX
 from reconciler.core.services import Node, Service
 
 DATA_NODE_LABEL = f"{LABEL_PREFIX}.data"
+_PAST = {"drain": "drained", "pause": "paused"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def node_problem(node: str, nodes: Iterable[Node]) -> tuple[str, str] | None:
     if found.availability != "active":
         return (
             "NodeDrained",
-            f"data node {node} is {found.availability}ed; stateful services stay pending until it is active again "
-            "or the data is moved (`reconciler swarm move-data`)",
+            f"data node {node} is {_PAST.get(found.availability, found.availability)}; stateful services stay pending until it is active again "
+            'or an operator moves the data (docs/swarm.md, "What a node failure does")',
         )
     return None

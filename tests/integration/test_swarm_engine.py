@@ -7,7 +7,9 @@ lab's registry, and checks the swarm with the docker CLI, not through the driver
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +232,24 @@ def test_tenant_overlays_are_isolated_across_nodes(swarm_lab: SwarmLab, rig: Har
     assert "tenant=acme" in fetch(f"{owner}-acme", address(target, f"{owner}-acme"))
     for task in beta:
         assert "UNREACHABLE" in fetch(f"{owner}-acme", address(task, f"{owner}-beta"))
+
+
+def test_a_backup_runs_its_helper_on_the_data_node(
+    swarm_lab: SwarmLab, owner_id: str, postgres_url: str, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    helper = f"{swarm_lab.registry}/erp/demo-svc:1"  # busybox tar, pulled by the node from the lab registry
+    with swarm_harness(swarm_lab, owner_id, postgres_url, backup_dir=str(backups), backup_helper_image=helper) as h:
+        h.import_yaml(tenants_yaml("acme", replicas=1))
+        assert not h.apply().errors
+        home = placements(h)["acme"]
+        (task,) = running_tasks(swarm_lab, f"{owner_id}-acme-b")
+        container = task["Status"]["ContainerStatus"]["ContainerID"]
+        swarm_lab.docker("exec", container, "sh", "-c", "echo on-the-data-node > /data/marker", node=home)
+        assert h.rt.operations is not None
+        record = h.rt.operations.backup("acme")
+        assert record.status == "succeeded" and record.file_name, record
+        archive = next(backups.rglob(record.file_name))
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("./marker")
+            assert member is not None and member.read() == b"on-the-data-node\n"
