@@ -76,7 +76,8 @@ def node_problem(node: str, nodes: Iterable[Node]) -> tuple[str, str] | None:
     if found.availability != "active":
         return (
             "NodeDrained",
-            f"data node {node} is {_PAST.get(found.availability, found.availability)}; stateful services stay pending until it is active again "
+            f"data node {node} is {_PAST.get(found.availability, found.availability)}; stateful services stay "
+            "pending until it is active again "
             'or an operator moves the data (docs/swarm.md, "What a node failure does")',
         )
     return None
