@@ -253,3 +253,23 @@ def test_a_backup_runs_its_helper_on_the_data_node(
         with tarfile.open(archive) as tar:
             member = tar.extractfile("./marker")
             assert member is not None and member.read() == b"on-the-data-node\n"
+
+
+def test_reconciler_run_puts_a_hand_scaled_service_back(swarm_lab: SwarmLab, rig: Harness, tmp_path: Path) -> None:
+    owner = rig.owner
+    a = f"{owner}-acme-a"
+    rig.import_yaml(tenants_yaml("acme", replicas=2))
+    rig.start_run(log_path=tmp_path / "run.log")
+    wait_until(
+        lambda: a in service_specs(swarm_lab, owner) and len(running_tasks(swarm_lab, a)) == 2,
+        120,
+        "reconciler run to converge the tenant",
+    )
+    swarm_lab.docker("service", "scale", "--detach", f"{a}=5")
+
+    def replicas() -> int:
+        return int(service_specs(swarm_lab, owner)[a]["Spec"]["Mode"]["Replicated"]["Replicas"])
+
+    wait_until(lambda: replicas() == 2, 60, "the resync to scale the service back to 2")
+    assert rig.stop_run() == 0
+    assert "replicas 5 -> 2" in (tmp_path / "run.log").read_text()
