@@ -42,4 +42,5 @@ def build_engine(settings: Settings, docker: ContainerEngine) -> ContainerEngine
         node_hosts=node_hosts(settings.swarm_node_hosts),
         timeouts=SwarmTimeouts(api=settings.docker_api_timeout, mutation=settings.docker_mutation_timeout),
         stop=StopPolicy(settings.swarm_stop_signal, settings.swarm_stop_grace),
+        router_container=settings.swarm_router_container or None,
     )

@@ -189,6 +189,8 @@ class Settings(BaseSettings):
     # Swarm: how a replaced task is stopped (signal, then SIGKILL after the grace); routing drops it meanwhile.
     swarm_stop_signal: str = Field(default="SIGTERM", pattern=r"^SIG[A-Z0-9]{2,8}$")
     swarm_stop_grace: float = Field(default=10.0, ge=0, le=600)
+    # Swarm: the router's (Traefik's) container on the manager, joined to each tenant overlay when it is created.
+    swarm_router_container: str | None = None
 
     # Logs.
     log_json: bool = False

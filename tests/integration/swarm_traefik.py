@@ -2,7 +2,8 @@
 
 Nothing in the root namespace reaches a task's overlay address (and this kernel has no IPVS for VIPs), so Traefik
 runs where it can: a container on node n1 (the project's Traefik binary bind-mounted into the lab's demo image)
-with the reconciler's route directory bind-mounted as its file provider, attached to each tenant overlay. Its web
+with the reconciler's route directory bind-mounted as its file provider; the reconciler joins it to each tenant
+overlay it creates (``RECONCILER_SWARM_ROUTER_CONTAINER``). Its web
 and API entrypoints are published on n1's address, and two ``socat`` forwards (one in n1's namespace listening on a
 unix socket, one on 127.0.0.1 in the root namespace) bring them to the test and the reconciler, which talk only to
 127.0.0.1. Started and stopped by the test (container by name, forwards by pid).
@@ -34,12 +35,6 @@ class LabTraefik:
     web_url: str
     api_url: str
     forwards: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def attach(self, network: str) -> None:
-        """Join a tenant overlay (attachable), so the tasks on it are reachable from Traefik."""
-        attached = json.loads(self.lab.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", self.name))
-        if network not in attached:
-            self.lab.docker("network", "connect", network, self.name)
 
 
 def _forward(sock: Path, port: int, target: int) -> list[subprocess.Popen[bytes]]:

@@ -3,6 +3,7 @@ upgraded under a request loop loses no request while Swarm rolls its tasks start
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ def routed(
             # has dropped it (docs/swarm.md "Routing").
             swarm_stop_signal="SIGUSR1",
             swarm_stop_grace="6",
+            swarm_router_container=traefik.name,
         ) as h,
     ):
         yield h, traefik
@@ -72,12 +74,11 @@ class Loop:
 def test_an_upgrade_through_traefik_loses_no_request(swarm_lab: SwarmLab, routed: tuple[Harness, LabTraefik]) -> None:
     h, traefik = routed
     owner = h.owner
-    # The overlay first (a stopped tenant has its network and no task), so Traefik can join it.
-    h.import_yaml(tenants_yaml("acme", replicas=2, state="stopped"))
-    assert not h.apply().errors
-    traefik.attach(f"{owner}-acme")
+    # One pass: the overlay is created and Traefik joined to it, the services run, the route is published.
     h.import_yaml(tenants_yaml("acme", replicas=2))
     assert not h.apply().errors, "first rollout"
+    networks = swarm_lab.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", traefik.name)
+    assert f'"{owner}-acme"' in networks
 
     def answers() -> bool:
         got = httpx.get(traefik.web_url, headers={"Host": "acme.erp.test"}, timeout=5)
@@ -96,3 +97,21 @@ def test_an_upgrade_through_traefik_loses_no_request(swarm_lab: SwarmLab, routed
     assert len(tasks) == 2 and all(":2" in t["Spec"]["ContainerSpec"]["Image"] for t in tasks)
     assert set(loop.statuses) == {200}, loop.statuses
     assert loop.statuses[200] > 100 and loop.bodies["1"] > 0 and loop.bodies["2"] > 0, (loop.statuses, loop.bodies)
+
+
+def test_a_removed_tenant_takes_traefik_off_its_overlay(
+    swarm_lab: SwarmLab, routed: tuple[Harness, LabTraefik]
+) -> None:
+    h, traefik = routed
+    network = f"{h.owner}-acme"
+    h.import_yaml(tenants_yaml("acme", replicas=1))
+    assert not h.apply().errors
+    h.execute_sql("delete from tenants where name = 'acme'")
+
+    def gone() -> bool:
+        h.apply(allow_mass_delete=True)  # the overlay goes once its tasks left it (a later pass if still stopping)
+        return network not in swarm_lab.docker("network", "ls", "--format", "{{.Name}}")
+
+    wait_until(gone, 90, f"the overlay {network} removed with Traefik still attached to it before")
+    assert network not in swarm_lab.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", traefik.name)
+    assert json.loads(swarm_lab.docker("inspect", "--format", "{{json .State.Running}}", traefik.name)) is True

@@ -53,8 +53,12 @@ class SwarmDriver:
         node_hosts: Mapping[str, str] | None = None,
         timeouts: SwarmTimeouts | None = None,
         stop: StopPolicy | None = None,
+        router_container: str | None = None,
     ) -> None:
         self.owner = owner
+        # The router's container on the manager (Traefik), joined to every tenant overlay the driver creates so it
+        # reaches the tasks by address, and taken off before the overlay is removed.
+        self.router_container = router_container
         self.stop = stop or StopPolicy()
         self.timeouts = timeouts or SwarmTimeouts()
         base_url = manager or "unix:///var/run/docker.sock"
@@ -162,8 +166,17 @@ class SwarmDriver:
             self.manager.create_network(
                 network.name, driver="overlay", attachable=True, ipam=ipam, labels=labels, check_duplicate=True
             )
+        if self.router_container:
+            with self._mutating("attach router", network.name, network.tenant):
+                self.manager.connect_container_to_network(self.router_container, network.name)
 
     def remove_network(self, network: Network) -> None:
+        if self.router_container:
+            with (
+                self._mutating("detach router", network.name, network.tenant),
+                contextlib.suppress(docker.errors.NotFound, docker.errors.APIError),
+            ):
+                self.manager.disconnect_container_from_network(self.router_container, network.id or network.name)
         with (
             self._mutating("remove network", network.name, network.tenant),
             contextlib.suppress(docker.errors.NotFound),
