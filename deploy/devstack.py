@@ -554,7 +554,7 @@ def traefik_binary() -> str:
 
 
 def traefik_static_config(web_address: str, api_address: str, dynamic_dir: str, log_file: str | None) -> dict[str, Any]:
-    """Traefik v3 static configuration: file provider only, API and ping on their own entrypoint."""
+    """Traefik v3 static configuration: file provider only, API, ping and Prometheus metrics on their own entrypoint."""
     log: dict[str, Any] = {"level": "WARN"}
     if log_file:
         log["filePath"] = log_file
@@ -568,6 +568,16 @@ def traefik_static_config(web_address: str, api_address: str, dynamic_dir: str, 
         "api": {"insecure": True, "dashboard": False},
         "ping": {"entryPoint": "traefik"},
         "providers": {"providersThrottleDuration": "200ms", "file": {"directory": dynamic_dir, "watch": True}},
+        # Per-service request counters and durations at /metrics on the API entrypoint: what the canary
+        # analysis reads (runtime.operations.canary); entrypoint and router labels are not needed.
+        "metrics": {
+            "prometheus": {
+                "entryPoint": "traefik",
+                "addServicesLabels": True,
+                "addEntryPointsLabels": False,
+                "addRoutersLabels": False,
+            }
+        },
         "log": log,
     }
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from desired_state.bounds import (
     MAX_CPUS,
@@ -30,6 +30,7 @@ from desired_state.bounds import (
     MAX_WEIGHT,
     MIN_CPUS,
 )
+from desired_state.check_inputs import CheckInput, check_list, unique_names
 from desired_state.networks import check_cidrs
 from desired_state.sizes import parse_memory
 
@@ -119,6 +120,8 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Cpus = Annotated[float, Field(ge=MIN_CPUS, le=MAX_CPUS, allow_inf_nan=False)]
 Replicas = Annotated[int, Field(ge=0, le=MAX_REPLICAS)]
 Cidrs = Annotated[tuple[str, ...], BeforeValidator(check_cidrs)]
+# NULL (None): no list of the service's own; a tenant service then inherits the catalog's checks.
+CheckList = Annotated[tuple[CheckInput, ...] | None, BeforeValidator(check_list), AfterValidator(unique_names)]
 
 
 class CatalogEntry(FrozenModel):
@@ -134,6 +137,10 @@ class CatalogEntry(FrozenModel):
     migrate: Annotated[tuple[str, ...] | None, BeforeValidator(_check_migrate)] = None
     # The public service is the one exposed at the tenant's domain when no route is configured.
     public: bool = False
+    # Smoke tests every tenant of the service inherits (docs/operations.md "Checks"), and whether a failing one
+    # after an upgrade rolls the upgrade back (None: ``RECONCILER_CHECK_ROLLBACK``).
+    checks: CheckList = None
+    checks_rollback: bool | None = None
 
     @field_validator("name")
     @classmethod
@@ -214,6 +221,8 @@ class ServiceOverride(FrozenModel):
     env: Annotated[dict[str, str], BeforeValidator(check_env)] = Field(default_factory=dict)
     route: RouteInput | None = None
     versions: tuple[VersionInput, ...] = ()
+    # The tenant's own checks replace the catalog's; an empty list means none (NULL: the catalog's).
+    checks: CheckList = None
 
     @field_validator("versions", mode="before")
     @classmethod

@@ -44,6 +44,8 @@ CATALOG_COLUMNS = (
     cast(CatalogService.migrate_command, Text).label("migrate_command"),
     # Raw, so that SQLite text such as 'yes' is validated instead of turned into True by the driver layer.
     type_coerce(CatalogService.public, NullType()).label("public"),
+    cast(CatalogService.checks, Text).label("checks"),
+    type_coerce(CatalogService.checks_rollback, NullType()).label("checks_rollback"),
 )
 TENANT_SERVICE_COLUMNS = (
     TenantService.id,
@@ -54,6 +56,7 @@ TENANT_SERVICE_COLUMNS = (
     TenantService.memory,
     TenantService.cpus,
     cast(TenantService.env, Text).label("env"),
+    cast(TenantService.checks, Text).label("checks"),
 )
 
 
@@ -191,7 +194,9 @@ def _service_rows(connection: Connection) -> dict[int, dict[str, Any]]:
     services: dict[int, dict[str, Any]] = defaultdict(dict)
     for row in rows:
         override = {
-            field: row[field] for field in ("image", "replicas", "memory", "cpus", "env") if row[field] is not None
+            field: row[field]
+            for field in ("image", "replicas", "memory", "cpus", "env", "checks")
+            if row[field] is not None
         }
         override["_id"] = row["id"]
         services[row["tenant_id"]][row["service"]] = override
@@ -275,6 +280,8 @@ def catalog_input(row: Mapping[str, Any]) -> dict[str, Any]:
         "cpus": row["cpus"],
         "migrate": row["migrate_command"],
         "public": row["public"],
+        "checks": row.get("checks"),
+        "checks_rollback": row.get("checks_rollback"),
     }
     return {key: value for key, value in fields.items() if value is not None}
 
@@ -287,7 +294,11 @@ def parse_catalog_row(row: Mapping[str, Any]) -> CatalogEntry:
     except ValueError as exc:
         raise SpecError("(catalog)", "migrate", row["migrate_command"], f"is not valid JSON ({exc})") from exc
     try:
-        return parse_catalog({name: catalog_input({**row, "migrate_command": migrate})})[name]
+        checks = decode_json_column(row.get("checks"))
+    except ValueError as exc:
+        raise SpecError("(catalog)", "checks", row.get("checks"), f"is not valid JSON ({exc})") from exc
+    try:
+        return parse_catalog({name: catalog_input({**row, "migrate_command": migrate, "checks": checks})})[name]
     except SpecError:
         raise
     except Exception as exc:  # a value no check foresaw: this entry is broken, the others are not
@@ -311,6 +322,16 @@ def _decode_env(tenant: str, services: dict[str, dict[str, Any]]) -> dict[str, d
     decoded: dict[str, dict[str, Any]] = {}
     for service, override in services.items():
         decoded[service] = dict(override)
+        if "checks" in override:
+            try:
+                decoded[service]["checks"] = decode_json_column(override["checks"])
+            except ValueError as exc:
+                raise SpecError(
+                    tenant,
+                    f"services.{service}.checks",
+                    override["checks"],
+                    f"is not valid JSON ({exc}); expected a list of checks",
+                ) from exc
         if "env" not in override:
             continue
         try:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from desired_state.check_inputs import CheckInput
 from desired_state.inputs import CatalogEntry, TenantInput
 from desired_state.load import CATALOG_COLUMNS, TENANT_SERVICE_COLUMNS
 from desired_state.sizes import format_memory
@@ -19,7 +20,14 @@ from desired_state.stored_values import canonical_memory, decoded_or_text, store
 from desired_state.tables import CatalogService, Tenant, TenantService, TenantServiceRoute, TenantServiceVersion
 
 # Columns of tenant_services; route and versions live in their own tables.
-_SERVICE_COLUMNS = ("image", "replicas", "memory", "cpus", "env")
+_SERVICE_COLUMNS = ("image", "replicas", "memory", "cpus", "env", "checks")
+
+
+def stored_checks(checks: tuple[CheckInput, ...] | None) -> list[dict[str, Any]] | None:
+    """A validated list of checks as stored: the fields the file gave (defaults left out), NULL for none."""
+    if checks is None:
+        return None
+    return [check.model_dump(exclude_unset=True) for check in checks]
 
 
 def read_catalog(connection: Connection) -> dict[str, tuple[int, dict[str, Any]]]:
@@ -38,6 +46,8 @@ def _catalog_values(fields: Mapping[str, Any], entry: CatalogEntry) -> dict[str,
         "cpus": entry.cpus if "cpus" in fields else None,
         "migrate_command": list(entry.migrate) if entry.migrate is not None else None,
         "public": entry.public,
+        "checks": stored_checks(entry.checks),
+        "checks_rollback": entry.checks_rollback,
     }
 
 
@@ -51,6 +61,8 @@ def _stored_catalog_values(row: Mapping[str, Any]) -> dict[str, Any]:
         "cpus": row["cpus"],
         "migrate_command": decoded_or_text(row["migrate_command"]),
         "public": bool(row["public"]),
+        "checks": decoded_or_text(row["checks"]),
+        "checks_rollback": None if row["checks_rollback"] is None else bool(row["checks_rollback"]),
     }
 
 
@@ -86,6 +98,7 @@ def _service_values(tenant: TenantInput) -> dict[str, dict[str, Any]]:
             "memory": format_memory(override.memory) if override.memory is not None else None,
             "cpus": override.cpus,
             "env": dict(override.env),
+            "checks": stored_checks(override.checks),
             "route": None
             if override.route is None
             else {
@@ -126,6 +139,7 @@ def write_tenants(
             "memory": canonical_memory(row["memory"]),
             "cpus": row["cpus"],
             "env": {} if env is None else env,
+            "checks": decoded_or_text(row["checks"]),
         }
         service_ids[(row["tenant_id"], row["service"])] = row["id"]
     routing = stored_routing(connection, service_ids)

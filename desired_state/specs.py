@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from desired_state.bounds import MAX_SHOWN_VALUE, InputLimits
 from desired_state.inputs import (
@@ -26,6 +26,7 @@ from desired_state.inputs import (
 )
 from desired_state.networks import count_allowed_networks
 from desired_state.sizes import format_memory
+from reconciler.core.checks import Check
 
 # Other errors of one tenant appended to the first one's message; the rest are counted.
 _MAX_OTHER_ERRORS = 3
@@ -118,6 +119,10 @@ class ServiceSpec(FrozenModel):
     public: bool
     route: RouteSpec | None = None
     versions: tuple[VersionSpec, ...] = ()
+    # Smoke tests through the route (the tenant's, else the catalog's) and whether a failing one after an upgrade
+    # rolls it back (None: the setting). Not part of the spec's digest: changing a check rolls nothing out.
+    checks: tuple[Check, ...] = Field(default=(), exclude=True)
+    checks_rollback: bool | None = Field(default=None, exclude=True)
 
     def tracks(self) -> tuple[VersionSpec, ...]:
         """The versions to run; a single-version service is one version on the plain track."""
@@ -306,10 +311,39 @@ def build_tenant(
             route=_resolve_route(tenant, service_name, entry, override, base_domain, limits),
             versions=versions,
         )
+        service = _resolve_checks(tenant.name, service, entry, override)
         _check_limits(tenant.name, service, override, limits)
         services.append(service)
     _check_own_routes(tenant.name, services)
     return TenantSpec(name=tenant.name, domain=tenant.domain, state=tenant.state, services=tuple(services))
+
+
+def _resolve_checks(tenant: str, service: ServiceSpec, entry: CatalogEntry, override: ServiceOverride) -> ServiceSpec:
+    """The tenant's checks, else the catalog's; they go through the service's route, so it needs one and each
+    check's path must lie under the route's path prefix (Traefik would send it elsewhere)."""
+    own = override.checks is not None
+    given = override.checks if override.checks is not None else entry.checks or ()
+    if not given:
+        return service
+    field = f"services.{service.name}.checks" if own else f"catalog.{service.name}.checks"
+    route = service.route
+    if route is None:
+        raise SpecError(
+            tenant,
+            field,
+            [c.name for c in given],
+            "go through the service's route, and this service has none; give it a route (or public: true in the "
+            "catalog) or an empty list of checks",
+        )
+    for index, check in enumerate(given):
+        prefix = route.path
+        if prefix and not (check.path == prefix or check.path.startswith((f"{prefix}/", f"{prefix}?"))):
+            raise SpecError(
+                tenant, f"{field}.{index}.path", check.path, f"is not under the route's path {prefix}; start it with it"
+            )
+    return service.model_copy(
+        update={"checks": tuple(c.to_check() for c in given), "checks_rollback": entry.checks_rollback}
+    )
 
 
 def _check_own_routes(tenant: str, services: list[ServiceSpec]) -> None:

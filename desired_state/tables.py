@@ -94,6 +94,10 @@ class CatalogService(TimestampsMixin, Base):
     # JSON list of argv strings, e.g. ["/bin/erp-migrate"]; NULL when the service has no migration step.
     migrate_command: Mapped[Any | None] = mapped_column(JSON)
     public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # JSON list of checks (smoke tests) every tenant of the service inherits; NULL: none (docs/schema.md "Checks").
+    checks: Mapped[Any | None] = mapped_column(JSON)
+    # Whether a failing check after an upgrade rolls it back; NULL: the setting RECONCILER_CHECK_ROLLBACK.
+    checks_rollback: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Tenant(TimestampsMixin, Base):
@@ -133,6 +137,8 @@ class TenantService(TimestampsMixin, Base):
     cpus: Mapped[float | None] = mapped_column(Float)
     # JSON object of environment variables (name -> string); NULL means none.
     env: Mapped[Any | None] = mapped_column(JSON)
+    # JSON list of checks replacing the catalog's; NULL: the catalog's, [] : none.
+    checks: Mapped[Any | None] = mapped_column(JSON)
 
 
 class TenantServiceRoute(TimestampsMixin, Base):
@@ -382,6 +388,10 @@ class TenantUsageRow(Base):
 
 
 # Sites (docs/sites.md) have their own module to keep this one small; importing it registers their tables here.
+# Canary analysis (docs/operations.md "Canary analysis"), registered the same way.
+from desired_state import canary_tables as _canary_tables  # noqa: E402, F401
+from desired_state import check_tables as _check_tables  # noqa: E402, F401
+
 # Swarm data placements (docs/swarm.md), likewise in a module of their own.
 from desired_state import placement_tables as _placement_tables  # noqa: E402, F401
 from desired_state import site_tables as _site_tables  # noqa: E402, F401

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 TOP_LEVEL_KEYS = ("catalog", "tenants", "sites")  # sites: desired_state.yaml_sites
-CATALOG_FIELDS = ("image", "port", "health", "memory", "cpus", "migrate", "public")
+CATALOG_FIELDS = ("image", "port", "health", "memory", "cpus", "migrate", "public", "checks", "checks_rollback")
 
 # Position in the YAML document as string parts (list indices as "0", "1", ...), the key of the mark index.
 DocumentPath = tuple[str, ...]

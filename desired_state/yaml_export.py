@@ -57,6 +57,10 @@ def _export_catalog_entry(row: Mapping[Any, Any]) -> dict[str, Any]:
         "memory": canonical_memory(row["memory"]),
         "cpus": row["cpus"],
         "migrate": decoded_or_text(row["migrate_command"]),
+        "checks": decoded_or_text(row["checks"]),
+        "checks_rollback": bool(row["checks_rollback"])
+        if isinstance(row["checks_rollback"], int)
+        else row["checks_rollback"],
     }
     entry = {key: value for key, value in entry.items() if value is not None}
     # Only the exception is written: services are private unless marked public.
@@ -75,6 +79,8 @@ def _export_service(
         "memory": canonical_memory(row["memory"]),
         "cpus": row["cpus"],
         "env": dict(sorted(env.items())) if isinstance(env, dict) else env,
+        # An empty list is kept: it says "none of the catalog's checks" (NULL inherits them).
+        "checks": decoded_or_text(row["checks"]),
         # A route row without any field still exposes the service: exported as an empty mapping.
         "route": None if route is None else {k: v for k, v in route.items() if v is not None},
         "versions": [{k: v for k, v in version.items() if v is not None} for version in versions] or None,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
+from reconciler.runtime.checks import commands as check_commands
 from reconciler.runtime.operations import commands as ops_commands
 from reconciler.runtime.operations import site_commands
 
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="each tenant's phase, conditions and last error")
     status.add_argument("--json", action="store_true")
     ops_commands.add_parsers(sub)
+    check_commands.add_parser(sub)
     site_commands.add_parsers(sub)
     _add_render_parser(sub)
     return parser
@@ -185,6 +187,8 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return ops_commands.run_command(args, runtime)
     if args.command in site_commands.COMMANDS:
         return site_commands.run_command(args, runtime)
+    if args.command == check_commands.COMMAND:
+        return check_commands.run_command(args, runtime)
     if args.command == "plan":
         inputs = runtime.reconciler.compute(args.tenant, allow_mass_delete=args.allow_mass_delete)
         sites = runtime.reconciler.sites
@@ -271,9 +275,13 @@ def _status(args: argparse.Namespace, engine: Engine) -> int:
     import json
     from dataclasses import asdict
 
+    from desired_state.check_results import StoredCheck, latest_results
     from desired_state.status import read_statuses
 
     statuses = read_statuses(engine)
+    checks: dict[str, list[StoredCheck]] = {}
+    for stored in latest_results(engine):
+        checks.setdefault(stored.result.tenant, []).append(stored)
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], default=str, indent=2))
         return EXIT_OK
@@ -287,6 +295,10 @@ def _status(args: argparse.Namespace, engine: Engine) -> int:
             print(f"    {condition.type}={condition.status} ({condition.reason}){detail}")
         if status.last_error:
             print(f"    last error: {status.last_error}")
+        for stored in checks.get(status.tenant, []):
+            r = stored.result
+            figures = f"{r.outcome} on {r.image} ({r.trigger}, {r.latency * 1000:.0f} ms)"
+            print(f"    check {r.service}/{r.check}: {figures}: {r.detail}")
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from desired_state.model import VolumeBinding
+from reconciler.core.canary_steps import Canary
 from reconciler.core.diff import SubnetPool
 from reconciler.core.dns import Policy, RRset
 from reconciler.core.plan import Plan
@@ -99,6 +100,7 @@ class PassContext:
     this process removed within the mass-delete window, by layer, so many small passes share one budget.
     ``bindings``: the live data-volume bindings (``data_volumes``), by volume name (``planning.identity``).
     ``sites``: the Nginx sites' hosts, so their DNS records are planned with the tenants' (``planning.site_dns``).
+    ``canaries``: the canary analysis's state per tenant (``tenant_canaries``): the weights it imposes on routes.
     ``cache``: a ``RenderCache`` the caller keeps between passes; it changes how fast a plan is made, never what.
     """
 
@@ -111,6 +113,7 @@ class PassContext:
     bindings: Mapping[str, VolumeBinding] = field(default_factory=dict)
     # The sites' hosts for the DNS layer (None: no sites stage; site records are then left alone).
     sites: SiteHosts | None = None
+    canaries: Mapping[str, Sequence[Canary]] = field(default_factory=dict)
     # Renderings of earlier passes, reused for tenants whose inputs are all equal (``planning.render_cache``);
     # None renders every tenant. Owned by the caller (the run loop keeps one for its life).
     cache: RenderCache | None = field(default=None, compare=False)

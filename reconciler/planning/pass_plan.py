@@ -7,19 +7,25 @@ volumes, containers, routes, DNS), after holding the tenants whose data volume i
 (crash-loop holds), upsert-only DNS (inside the DNS layer) and last the mass-delete guard, which judges what the
 desired state does to the whole fleet before the plan is narrowed to the pass's scope.
 
+The canary analysis's weights (``PassContext.canaries``) shape the route layer only: a tenant's route is planned
+from its spec with those weights (``planning.canary``), its route change says why, and ``PassPlan.routed`` hands
+that spec to apply.
+
 A tenant whose rendering or planning raises gets no change and a ``Blocked`` entry saying why; the others are
 planned as usual.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from desired_state.model import DesiredState, VolumeBinding
+from desired_state.specs import TenantSpec
 from reconciler.core.diff import diff
 from reconciler.core.plan import Blocked, Change, Plan, Refusal
 from reconciler.core.policies import mass_delete_guard, ownership, pinned
 from reconciler.core.resources import DesiredTenant
+from reconciler.planning.canary import with_canary_weights
 from reconciler.planning.dns import plan_dns
 from reconciler.planning.identity import check_identities
 from reconciler.planning.inputs import Observed, PassContext, PlanSettings
@@ -42,6 +48,8 @@ class PassPlan:
     bindings: tuple[VolumeBinding, ...] = ()
     # Swarm only: data nodes chosen by this plan, (tenant, node), for apply to record (``planning.placement``).
     placements: tuple[tuple[str, str], ...] = ()
+    # Specs whose routes carry the canary analysis's weights (``planning.canary``): apply routes these.
+    routed: dict[str, TenantSpec] = field(default_factory=dict)
 
 
 def _failure(tenant: str, stage: str, exc: Exception) -> str:
@@ -119,6 +127,7 @@ def plan_pass(
     changes: list[Change] = [c for c in container_plan.changes if c.tenant not in failed]
     refused: list[Refusal] = []
     blocked: list[Blocked] = list(identity.held.values()) + node_problems
+    routed: dict[str, TenantSpec] = {}
 
     if settings.routing is not None and observed.routes is not None:
         route_naming = RouteNaming(naming.prefix)
@@ -129,6 +138,11 @@ def plan_pass(
         known = desired.known  # a set built on every access: once per plan, not once per tenant
         for tenant in sorted(candidates - protected - set(desired.errors)):
             tenant_spec = desired.tenants.get(tenant)
+            canary_reasons: tuple[str, ...] = ()
+            if tenant_spec is not None and context.canaries.get(tenant):
+                tenant_spec, canary_reasons = with_canary_weights(tenant_spec, context.canaries[tenant])
+                if canary_reasons:
+                    routed[tenant] = tenant_spec
             absent = "tenant absent" if tenant in known else "tenant no longer in the database"
             try:
                 route_change = plan_route(
@@ -148,6 +162,8 @@ def plan_pass(
                 changes = [c for c in changes if c.tenant != tenant]
                 continue
             if route_change is not None:
+                if canary_reasons:
+                    route_change = replace(route_change, reason=f"{route_change.reason}; {'; '.join(canary_reasons)}")
                 changes.append(route_change)
 
     if settings.dns is not None and observed.zones is not None:
@@ -187,4 +203,6 @@ def plan_pass(
     )
     bindings = tuple(b for b in identity.bind if context.scope is None or b.tenant in context.scope)
     placements = tuple((t, n) for t, n in chosen if t not in failed and (context.scope is None or t in context.scope))
-    return PassPlan(plan=plan, rendered=rendered, failed=failed, bindings=bindings, placements=placements)
+    return PassPlan(
+        plan=plan, rendered=rendered, failed=failed, bindings=bindings, routed=routed, placements=placements
+    )

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from desired_state.bounds import MAX_ALLOWED_RANGES, MAX_CPUS, InputLimits
 from desired_state.sizes import parse_memory
+from reconciler.core.canary_steps import check_steps
 
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "xxx", "todo", "placeholder"}
 
@@ -74,6 +75,18 @@ class Settings(BaseSettings):
     traefik_api_url: str | None = None
     traefik_entrypoint: str = "web"
     base_domain: str | None = None  # hosts must sit under it when set
+
+    # Canary analysis of two-version services (docs/operations.md "Canary analysis"): seconds per window (0: off),
+    # and the defaults of the thresholds and promotion steps that ``canary_policies`` rows override.
+    canary_window: float = Field(default=30.0, ge=0)
+    canary_max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    canary_max_latency: float = Field(default=1.0, gt=0, le=600)  # seconds, mean request duration
+    canary_min_requests: int = Field(default=20, ge=1, le=1_000_000)
+    canary_steps: str = ""  # comma-separated canary percentages ending at 100, e.g. "10,25,50,100"; empty: none
+    # Where the counters come from: Traefik's own endpoint (traefik_metrics_url, unset: <traefik_api_url>/metrics),
+    # or a Prometheus that scrapes Traefik (prometheus_url).
+    canary_metrics: str = Field(default="traefik", pattern=r"^(traefik|prometheus)$")
+    traefik_metrics_url: str | None = None
 
     # Bounds on what one tenant service may ask for (docs/schema.md "Bounds"). Unset memory / CPUs: the host's.
     max_service_memory: str | None = None  # a size such as 16G
@@ -177,6 +190,15 @@ class Settings(BaseSettings):
     container_log_max_file: int = Field(default=3, ge=1)
     container_no_new_privileges: bool = True
 
+    # Checks (smoke tests, docs/operations.md "Checks"): the plain-HTTP address of the Traefik entrypoint the routers
+    # are on (RECONCILER_TRAEFIK_ENTRYPOINT), as clients reach it (unset: no checks run); seconds between scheduled
+    # runs (0: only after rollouts); whether a failing check after an upgrade rolls it back where the catalog entry
+    # does not say; the rows kept per check and their longest age in days.
+    check_url: str | None = Field(default=None, pattern=r"^http://[^/?#\s]+/?$")
+    check_interval: float = Field(default=300.0, ge=0)
+    check_rollback: bool = True
+    check_keep: int = Field(default=200, ge=1, le=100_000)
+    check_max_age_days: float = Field(default=14.0, gt=0, le=3650)
     # The engine tenants run on (docs/swarm.md): "docker", one engine and one container per replica; "swarm", a
     # Docker Swarm manager at docker_host running one replicated service per tenant service, data placed on nodes.
     engine: str = Field(default="docker", pattern=r"^(docker|swarm)$")
@@ -201,6 +223,12 @@ class Settings(BaseSettings):
     def _memory_size(cls, value: str | None) -> str | None:
         if value is not None:
             parse_memory(value)
+        return value
+
+    @field_validator("canary_steps")
+    @classmethod
+    def _canary_steps(cls, value: str) -> str:
+        canary_step_list(value)
         return value
 
     def input_limits(self) -> InputLimits:
@@ -232,3 +260,14 @@ class Settings(BaseSettings):
         if value:
             _reject_placeholder(SecretStr(urlsplit(value).password or ""), "the password in this URL")
         return value
+
+
+def canary_step_list(text: str) -> tuple[int, ...]:
+    """``RECONCILER_CANARY_STEPS`` as percentages: ``10,25,50,100`` (rising, ending at 100); empty: none."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        return check_steps([int(p) for p in parts])
+    except ValueError:
+        raise ValueError(
+            f"canary_steps = {text[:60]!r}: comma-separated rising percentages ending at 100, such as 10,25,50,100"
+        ) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.drivers.docker import DockerDriver, DockerTimeouts, InspectionMarks
 from reconciler.drivers.nginx import NginxDriver
+from reconciler.runtime.checks.runner import CheckMetrics, CheckRunner
+from reconciler.runtime.checks.schedule import JOB_ID as CHECKS_JOB
+from reconciler.runtime.checks.schedule import ScheduledChecks
 from reconciler.runtime.data_node import DataNodeDocker
 from reconciler.runtime.engine_choice import build_engine, node_hosts, swarm_settings
-from reconciler.runtime.operations.common import OperationsMetrics
+from reconciler.runtime.operations.common import Alert, OperationsMetrics
 from reconciler.runtime.operations.request_pool import RequestPool
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
 from reconciler.runtime.passes.deadline import PassDeadline
@@ -52,6 +56,8 @@ class Runtime:
     operations: TenantOps | None = None
     # Operation requests from the UI, polled by ``scheduler`` while this instance leads (``operations.request_pool``).
     requests: RequestPool | None = None
+    # Checks after rollouts and on a schedule (``runtime.checks``); None without ``RECONCILER_CHECK_URL``.
+    checks: ScheduledChecks | None = None
 
 
 def build_router(settings: Settings, naming: Naming) -> Router | None:
@@ -130,6 +136,7 @@ def build_runtime(
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
     docker = build_docker(settings, engine)
     metrics = Metrics()
+    scheduler = Scheduler()
     token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
     alerts = build_alerter(
         token,
@@ -141,6 +148,7 @@ def build_runtime(
     ops_metrics = OperationsMetrics(metrics.registry)
     parts = build_operation_parts(settings, engine, docker, naming, ops_metrics, notify=alerts.notify)
     dns = build_dns(settings, naming) if with_stages else None
+    runner = build_check_runner(settings, engine, metrics, parts.relay) if with_stages else None
     reconciler = Reconciler(
         engine=engine,
         docker=build_engine(settings, docker),
@@ -162,10 +170,15 @@ def build_runtime(
         apply_workers=settings.apply_workers,
         apply_concurrency=settings.apply_concurrency,
         sites=(build_sites(settings, engine, naming, metrics, dns, docker) if with_stages else None) or NoSites(),
+        checks=runner,
     )
+    checks = ScheduledChecks(runner, reconciler) if runner is not None else None
+    if checks is not None and schedule and settings.check_interval > 0:
+        scheduler.add_interval(CHECKS_JOB, settings.check_interval, checks.tick, jitter=settings.check_interval / 10)
     operations = parts.tenant_ops(engine, docker, naming, ops_metrics, reconciler)
-    scheduler = Scheduler()
     requests = _register_jobs(settings, engine, docker, naming, operations, scheduler) if schedule else None
+    if schedule:
+        _register_canary_analysis(settings, engine, reconciler, alerts, scheduler)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -176,6 +189,7 @@ def build_runtime(
         alerts=alerts,
         operations=operations,
         requests=requests,
+        checks=checks,
     )
 
 
@@ -197,6 +211,52 @@ def _register_jobs(
         site_backups = SiteBackups(docker, Path(settings.backup_dir), naming.prefix, naming.owner)
         register_site_backups(scheduler, engine, site_backups, settings.site_backup_schedule, settings.site_backup_keep)
     return register_request_pool(operations, scheduler)
+
+
+def _register_canary_analysis(
+    settings: Settings, engine: Engine, reconciler: Reconciler, alerts: Alerter, scheduler: Scheduler
+) -> None:
+    """The canary analysis job (docs/operations.md "Canary analysis"): with routing and a window only."""
+    if not settings.canary_window or not settings.traefik_dynamic_dir or not settings.traefik_api_url:
+        return
+    from desired_state.canaries import CanaryPolicyResolved
+    from reconciler.core.canary import Thresholds
+    from reconciler.drivers.traefik_metrics import PrometheusCountersReader, TraefikMetricsReader
+    from reconciler.runtime.operations.canary import CanaryAnalysis, CanaryMetrics
+    from reconciler.runtime.settings import canary_step_list
+
+    defaults = CanaryPolicyResolved(
+        Thresholds(settings.canary_max_error_rate, settings.canary_max_latency, settings.canary_min_requests),
+        canary_step_list(settings.canary_steps),
+        enabled=True,
+    )
+    reader: PrometheusCountersReader | TraefikMetricsReader
+    if settings.canary_metrics == "prometheus":
+        if not settings.prometheus_url:
+            raise ValueError(
+                "canary_metrics = 'prometheus' needs RECONCILER_PROMETHEUS_URL (a Prometheus scraping Traefik)"
+            )
+        reader = PrometheusCountersReader(settings.prometheus_url)
+    else:
+        reader = TraefikMetricsReader(settings.traefik_metrics_url or f"{settings.traefik_api_url.rstrip('/')}/metrics")
+    metrics = CanaryMetrics(reconciler.metrics.registry) if reconciler.metrics is not None else None
+    analysis = CanaryAnalysis(engine, reader, reconciler, defaults, alerts.tenant, metrics=metrics)
+    scheduler.add_interval("canary-analysis", settings.canary_window, analysis.run_once)
+
+
+def build_check_runner(settings: Settings, engine: Engine, metrics: Metrics, alert: Alert) -> CheckRunner | None:
+    """The check runner when ``RECONCILER_CHECK_URL`` names Traefik's web entrypoint (checks need the routing stage)."""
+    if not settings.check_url or not settings.traefik_dynamic_dir:
+        return None
+    return CheckRunner(
+        engine,
+        settings.check_url,
+        rollback=settings.check_rollback,
+        alert=alert,
+        metrics=CheckMetrics(metrics.registry),
+        keep=settings.check_keep,
+        max_age=timedelta(days=settings.check_max_age_days),
+    )
 
 
 def build_healthcheck(settings: Settings) -> HealthCheck | None:

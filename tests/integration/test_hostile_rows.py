@@ -120,9 +120,17 @@ def hostile_tenant(draw: st.DrawFn, postgres: bool) -> dict[str, Any]:
             "cpus": col("float"),
             "migrate_command": col("json"),
             "public": col("bool"),
+            "checks": col("json"),
+            "checks_rollback": col("bool"),
         },
         "tenant": {"domain": col("text") or "x", "state": col("text") or "x", "generation": col("bigint")},
-        "service": {"image": col("text"), "replicas": col("int"), "memory": col("text64"), "cpus": col("float")},
+        "service": {
+            "image": col("text"),
+            "replicas": col("int"),
+            "memory": col("text64"),
+            "cpus": col("float"),
+            "checks": col("json"),
+        },
         "env": draw(st.one_of(st.just(json.dumps(env)), hostile_json_text.map(lambda t: t))),
         "env_with_secret": json.dumps(env),
         "route": {"host": col("text"), "path": col("text"), "allow": col("json"), "deny": col("json")},
@@ -135,14 +143,14 @@ def _write(engine: Engine, rows: dict[str, Any]) -> str:
     n = next(_names)
     name, entry = f"hostile-{n}", f"h{n}"
     with engine.begin() as connection:
-        _insert(connection, "catalog_services", {"name": entry, **rows["catalog"]}, ("migrate_command",))
+        _insert(connection, "catalog_services", {"name": entry, **rows["catalog"]}, ("migrate_command", "checks"))
         tenant_id = _insert(connection, "tenants", {"name": name, **rows["tenant"]})
         for service, env in ((entry, rows["env"]), ("a", rows["env_with_secret"])):
             service_id = _insert(
                 connection,
                 "tenant_services",
                 {"tenant_id": tenant_id, "service": service, **rows["service"], "env": env},
-                ("env",),
+                ("env", "checks"),
             )
             _insert(
                 connection,
@@ -215,7 +223,9 @@ def _service_row(engine: Engine, tenant: str, service: str, **columns: Any) -> N
     with engine.begin() as connection:
         tenant_id = connection.execute(text("SELECT id FROM tenants WHERE name = :n"), {"n": tenant}).scalar_one()
         connection.execute(text("DELETE FROM tenant_services WHERE tenant_id = :t"), {"t": tenant_id})
-        _insert(connection, "tenant_services", {"tenant_id": tenant_id, "service": service, **columns}, ("env",))
+        _insert(
+            connection, "tenant_services", {"tenant_id": tenant_id, "service": service, **columns}, ("env", "checks")
+        )
 
 
 @pytest.mark.parametrize(
@@ -228,6 +238,9 @@ def _service_row(engine: Engine, tenant: str, service: str, **columns: Any) -> N
         ({"env": json.dumps("s3cr3t-string")}, "services.a.env"),
         ({"replicas": 2**31 - 1}, "services.a.replicas"),
         ({"cpus": float("inf")}, "services.a.cpus"),
+        ({"checks": json.dumps({"name": "home"})}, "services.a.checks"),
+        ({"checks": json.dumps([{"name": "home", "path": "/", "timeout": 1e308}])}, "services.a.checks.0.timeout"),
+        ({"checks": json.dumps([{"name": "home", "path": "/" + "x" * 10_000}])}, "services.a.checks.0.path"),
     ],
 )
 def test_one_bad_service_row_is_that_tenants_error(

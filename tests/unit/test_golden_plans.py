@@ -7,11 +7,13 @@ A case may turn on the route layer (``routing: true``) and the DNS layer (``dns:
 observed route files and zones are then what the ``applied`` state would have produced, changed by ``world``:
 ``removed_routes`` / ``edited_routes`` (tenant → file text), ``records`` (extra rrsets, foreign or ours),
 ``removed_records``. ``pins`` (tenant → [{service, image, reason}]) and ``crash_loops`` ([slot names]) exercise
-the runtime's other policies. Identity: ``uids`` (tenant → uid of the desired rows), ``bindings`` ([{volume, tenant,
-uid, state}], the ``data_volumes`` rows) and, in ``world``, ``removed_volumes`` and ``extra_volumes`` ([{name,
-tenant, uid}], e.g. a former tenant's volume). An extra container with ``like_desired: true`` is the container the
-desired spec renders for its slot (name, image, spec hash: the new half of an interrupted replacement), ``ip``
-gives it an address, and ``world.unrouted`` lists containers the observed route files leave out.
+the runtime's other policies; ``canaries`` (tenant → [{service, stable, canary, state, weight, step, reason}],
+the ``tenant_canaries`` rows) the canary analysis's weights. Identity: ``uids`` (tenant → uid of the desired
+rows), ``bindings`` ([{volume, tenant, uid, state}], the ``data_volumes`` rows) and, in ``world``,
+``removed_volumes`` and ``extra_volumes`` ([{name, tenant, uid}], e.g. a former tenant's volume). An extra
+container with ``like_desired: true`` is the container the desired spec renders for its slot (name, image, spec
+hash: the new half of an interrupted replacement), ``ip`` gives it an address, and ``world.unrouted`` lists
+containers the observed route files leave out.
 
 Regenerate after an intended change with ``UPDATE_GOLDEN=1 pytest tests/unit/test_golden_plans.py`` and review
 the diff of the golden files like code.
@@ -29,6 +31,7 @@ import yaml
 
 from desired_state.model import DesiredState, VolumeBinding
 from desired_state.specs import SpecError, TenantSpec, build_tenant, parse_catalog
+from reconciler.core.canary_steps import Canary
 from reconciler.core.crashloop import CrashLoop, SlotKey, slot_key, withhold_crash_looping
 from reconciler.core.dns import OwnerMark, RRset
 from reconciler.core.plan import Plan
@@ -192,8 +195,25 @@ def _context(case: dict[str, Any], desired: DesiredState) -> PassContext:
     def crash_loop_hold(plan: Plan) -> Plan:
         return withhold_crash_looping(plan, held, now=0.0)
 
+    canaries = {
+        tenant: [
+            Canary(
+                tenant,
+                c["service"],
+                c["stable"],
+                c["canary"],
+                c["state"],
+                c.get("weight"),
+                c.get("step", 0),
+                c["reason"],
+            )
+            for c in raw
+        ]
+        for tenant, raw in case.get("canaries", {}).items()
+    }
     scope = case.get("scope")
     return PassContext(
+        canaries=canaries,
         scope=frozenset(scope) & desired.known if scope is not None else None,
         pins=pins,
         policies=(crash_loop_hold,) if held else (),

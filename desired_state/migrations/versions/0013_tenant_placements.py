@@ -1,7 +1,7 @@
 """Tenant placements: the Swarm node that holds each tenant's data volume (issue 13).
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0011 (re-chained after merging main: 0010 and 0011 came first)
 Created: issue 13 (Swarm engine driver)
 
 Written by hand so the DDL is exactly the contract in docs/schema.md ("tenant_placements").
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,9 +10,10 @@ whose image changes in a pass, before any new container starts:
    (tenant, service, target image): a retried pass finds it and skips the migration (and the backup).
 
 The executor then starts the new containers, waits until they are healthy, routes them and retires the old ones.
-If the migration or the health check fails, the old version keeps serving (the executor removed the new
-containers), the service is pinned to its old image (``tenant_pins``, applied by ``core.policies.pinned`` until
-the desired image changes again) and exactly one alert goes out: later passes see the pin and do not try again.
+If the migration, the health check or (with checks configured, ``runtime.checks``) a check through the route
+fails, the old version keeps serving (the executor removed the new containers), the service is pinned to its old
+image (``tenant_pins``, applied by ``core.policies.pinned`` until the desired image changes again) and exactly
+one alert goes out: later passes see the pin and do not try again.
 Every upgrade and migration is an ``operations`` row; so is each rollout of a new spec (``deploy``).
 """
 
@@ -40,6 +41,7 @@ from desired_state.operations import (
 )
 from desired_state.pins import delete_pins, read_pins, write_pin
 from desired_state.specs import ServiceSpec, TenantSpec
+from reconciler.core.checks import CHECKS_FAILED_AFTER_UPGRADE
 from reconciler.core.errors import PermanentError, ReconcileError, TransientError
 from reconciler.core.plan import Change
 from reconciler.core.upgrades import Pin, Upgrade, split_pins
@@ -200,6 +202,8 @@ class UpgradeGuard:
                 self._rolled_back(spec.name, upgrade, why)
             elif why is None:
                 self._succeed(spec.name, upgrade)
+            elif why.startswith(CHECKS_FAILED_AFTER_UPGRADE):
+                self._fail(spec, upgrade, why)
             else:
                 self._fail(spec, upgrade, f"new version did not become healthy: {why}")
 

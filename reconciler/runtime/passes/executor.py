@@ -10,7 +10,9 @@ every action so SIGTERM ends a pass cleanly: actions in flight finish, no new on
 Within a phase the actions are independent and run together (``passes.parallel``): networks and volumes; then
 every new container (creates, new halves of replacements, starts, resumes), followed by one readiness wait for
 all of them (``readiness.wait_all_ready``: one re-read of the tenant's containers per round, probes in
-parallel); then routing once, with every ready backend; then stops, old halves and deletions; then the network.
+parallel); then routing once, with every ready backend; then, when checks are configured, the checks of what was
+rolled out, through the route (``passes.check_step``: a failing one after an upgrade routes the old containers
+back and removes the new ones); then stops, old halves and deletions; then the network.
 Engine actions of every tenant the process applies at once share ``slots`` (``RECONCILER_APPLY_CONCURRENCY``).
 Outcomes and log lines follow the plan's order, whatever order the actions finished in.
 
@@ -38,6 +40,7 @@ from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.services import Service
 from reconciler.core.subnets import allocate_subnet
 from reconciler.core.upgrades import Upgrade, upgrades_in
+from reconciler.runtime.passes.check_step import RolloutChecks, rollout_targets, take_back, to_revert, triggers
 from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.passes.outcome import Buckets, Interrupted, TenantOutcome
 from reconciler.runtime.passes.parallel import ActionSlots, Result, first_error, run_all
@@ -82,6 +85,8 @@ class Executor:
     slots: ActionSlots = field(default_factory=lambda: ActionSlots(DEFAULT_APPLY_CONCURRENCY))
     # How readiness asks a container's health path (an HTTP GET; unit tests of ordering give their own).
     probe: Probe = probe_once
+    # Checks through the route after a rollout, before replaced containers go (``passes.check_step``); None: none.
+    checks: RolloutChecks | None = None
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
@@ -229,14 +234,62 @@ class Executor:
         outcome: TenantOutcome,
         ready: dict[str, Container],
         replaced_ok: list[Change],
-    ) -> None:
-        """An upgrade is all replicas or none: if one new replica failed, the ready ones go too, before routing."""
+    ) -> dict[Upgrade, tuple[Change, ...]]:
+        """An upgrade is all replicas or none: if one new replica failed, the ready ones go too, before routing.
+
+        Without checks every upgrade is reported to the gate now. With checks the failed ones are, and the ones
+        that went ahead are returned, to be reported once their checks ran (``_check_rollout``)."""
         if self.upgrades is None or spec is None or not upgrades:
-            return
+            return {}
         results, doomed = judge_upgrades(upgrades, held, outcome, ready, replaced_ok)
         self._remove(doomed, spec.name)
-        if results:
-            self.upgrades.after_upgrades(spec, results)
+        if self.checks is None:
+            if results:
+                self.upgrades.after_upgrades(spec, results)
+            return {}
+        failed = {upgrade: why for upgrade, why in results.items() if why is not None}
+        if failed:
+            self.upgrades.after_upgrades(spec, failed)
+        return {upgrade: upgrades[upgrade] for upgrade, why in results.items() if why is None}
+
+    def _check_rollout(
+        self,
+        spec: TenantSpec | None,
+        by: Buckets,
+        backends: Backends,
+        passed: dict[Upgrade, tuple[Change, ...]],
+        outcome: TenantOutcome,
+        replaced_ok: list[Change],
+        hold_removal: str | None,
+    ) -> None:
+        """3b. Checks of what the pass rolled out; a failing one after an upgrade takes it back (``check_step``).
+
+        A reverted upgrade leaves ``passed``, its changes leave ``replaced_ok`` and are recorded as failed."""
+        if self.checks is None or self.router is None or by.route is None or spec is None or spec.state != "running":
+            return
+        self._check_stop()
+        ready = dict(backends.ready)
+        targets = rollout_targets(spec, ready, backends.final())
+        if not targets:
+            return
+        results = self.checks.run(spec, targets, triggers(targets, passed))
+        reverts = to_revert(spec, passed, results, self.checks)
+        if reverts:
+            doomed = take_back(reverts, passed, ready, replaced_ok, outcome)
+            # The gate hears it first (operation failed, pin, the one alert), whatever the way back meets.
+            if self.upgrades is not None:
+                self.upgrades.after_upgrades(spec, reverts)
+            for upgrade in reverts:
+                self.checks.rolled_back(upgrade)
+            # The old containers are still running: the route goes back to them, then the new ones go.
+            _, removing = _leaving(by, replaced_ok)
+            back = Backends(backends.observed, ready, removing, backends.discarded)
+            route_tenant(self.router, spec.name, spec, by.route, back, hold_removal)
+            self._remove(doomed, spec.name)
+            again = rollout_targets(spec, {c.name: c for c in back.final()}, back.final())
+            again = {name: image for name, image in again.items() if name in {u.service for u in reverts}}
+            results.update(self.checks.run(spec, again, dict.fromkeys(again, "rollback")))
+        self.checks.settle(spec.name, results, handed={u.service for u in reverts})
 
     def _bring_up(
         self, tenant: str, by: Buckets, held: set[Change], outcome: TenantOutcome
@@ -392,30 +445,31 @@ class Executor:
         upgrades = upgrades_in(by.replaces) if self.upgrades is not None and spec is not None else {}
         held = self._before_upgrades(spec, upgrades, outcome)
         ready, replaced_ok, resumed = self._bring_up(tenant, by, held, outcome)
-        self._after_upgrades(spec, upgrades, held, outcome, ready, replaced_ok)
-        discarded = self._resume(tenant, resumed, outcome, ready, replaced_ok)
-        if settling:
-            self._check_stop()
-            tasks = settle_services(
-                self.docker, tenant, settling, timeout=self.ready_timeout, stop=self.stop, follow=self._follow(spec)
-            )
-            self._check_stop()
-            # The tasks that run now, not those the pass began with (the engine replaced them meanwhile).
-            observed = replace(observed, containers=tuple(tasks))
+        passed = self._after_upgrades(spec, upgrades, held, outcome, ready, replaced_ok)
+        try:
+            discarded = self._resume(tenant, resumed, outcome, ready, replaced_ok)
+            leaving, removing = _leaving(by, replaced_ok)
+            if settling:
+                self._check_stop()
+                tasks = settle_services(
+                    self.docker, tenant, settling, timeout=self.ready_timeout, stop=self.stop, follow=self._follow(spec)
+                )
+                self._check_stop()
+                # The tasks that run now, not those the pass began with (the engine replaced them meanwhile).
+                observed = replace(observed, containers=tuple(tasks))
 
-        leaving = [
-            c.before
-            for c in replaced_ok
-            if isinstance(c.before, Container) and isinstance(c.after, Container) and c.before.name != c.after.name
-        ]
-        removing = {c.name for c in by.deletes} | {c.name for c in leaving} | {c.name for c in by.stops}
-
-        # 3. Routing, once, with every ready backend.
-        if self.router is not None and by.route is not None:
-            self._check_stop()
-            backends = Backends(observed, ready, removing, discarded)
-            if route_tenant(self.router, tenant, spec, by.route, backends, hold_removal):
-                self._done(outcome, by.route)
+            # 3. Routing, once, with every ready backend; then the checks of what was rolled out (3b).
+            if self.router is not None and by.route is not None:
+                self._check_stop()
+                backends = Backends(observed, ready, removing, discarded)
+                if route_tenant(self.router, tenant, spec, by.route, backends, hold_removal):
+                    self._done(outcome, by.route)
+                    self._check_rollout(spec, by, backends, passed, outcome, replaced_ok, hold_removal)
+                    leaving, removing = _leaving(by, replaced_ok)
+        finally:
+            # Whatever happened since, the upgrades that went ahead and were not taken back are done.
+            if passed and self.upgrades is not None and spec is not None:
+                self.upgrades.after_upgrades(spec, dict.fromkeys(passed))
 
         # 4. Removal: stops, deletions, old halves of replacements (together), then the network.
         if hold_removal and (by.deletes or by.network_deletes or by.service_deletes):
@@ -426,6 +480,17 @@ class Executor:
             reasons = "; ".join(f"{c.name}: {why}" for c, why in outcome.failed)
             raise TransientError(f"tenant {tenant!r}: {reasons}", tenant=tenant)
         return outcome
+
+
+def _leaving(by: Buckets, replaced_ok: Sequence[Change]) -> tuple[list[Container], set[str]]:
+    """The old halves of successful replacements (stopped after routing), and every container that goes."""
+    leaving = [
+        c.before
+        for c in replaced_ok
+        if isinstance(c.before, Container) and isinstance(c.after, Container) and c.before.name != c.after.name
+    ]
+    removing = {c.name for c in by.deletes} | {c.name for c in leaving} | {c.name for c in by.stops}
+    return leaving, removing
 
 
 def _before(change: Change) -> Container:

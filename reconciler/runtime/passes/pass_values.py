@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from desired_state.canaries import CanaryRecord
 from desired_state.model import DesiredState
+from desired_state.specs import TenantSpec
 from reconciler.core.errors import ReconcileError
 from reconciler.core.plan import Change, Plan
 from reconciler.core.resources import DesiredTenant, Snapshot
@@ -33,6 +35,9 @@ class PassInputs:
     failed: dict[str, str] = field(default_factory=dict)
     # The Nginx sites' hosts the DNS plan covers (full passes with sites and DNS; None: site records left alone).
     sites: SiteHosts | None = None
+    # The canary analysis's state rows by tenant, and the specs whose routes carry its weights (apply routes these).
+    canaries: dict[str, tuple[CanaryRecord, ...]] = field(default_factory=dict)
+    routed: dict[str, TenantSpec] = field(default_factory=dict)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from functools import partial
 from sqlalchemy.engine import Engine
 
 from desired_state.bounds import InputLimits
+from desired_state.canaries import CanaryRecord, read_canaries
 from desired_state.identity import assign_uids, read_bindings, record_bindings
 from desired_state.load import load_desired_state
 from desired_state.model import TenantStatus
@@ -37,6 +38,7 @@ from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.core.sites import SITE_KEY
 from reconciler.planning import Observed, PassContext, PlanSettings, RenderCache, RoutingSettings, plan_pass
 from reconciler.planning.placement import SwarmSettings
+from reconciler.runtime.checks.runner import CheckRunner
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.dns_step import DnsStep
 from reconciler.runtime.passes.engine import ContainerEngine
@@ -97,6 +99,8 @@ class Reconciler:
     render_cache: RenderCache = field(default_factory=RenderCache, compare=False, repr=False)
     # The Swarm engine's planning settings (``RECONCILER_ENGINE=swarm``): tenants run as placed services.
     swarm: SwarmSettings | None = None
+    # Checks after every rollout and the ChecksPassing condition (``runtime.checks``); None: no checks.
+    checks: CheckRunner | None = None
 
     def __post_init__(self) -> None:
         self.executor = Executor(
@@ -109,6 +113,7 @@ class Reconciler:
             on_applied=self._count_action,
             upgrades=self.operations,
             slots=ActionSlots(self.apply_concurrency),
+            checks=self.checks,
         )
         # A tenant is never reconciled by two passes at once; passes of different tenants run side by side.
         self.locks = PassLocks()
@@ -166,6 +171,7 @@ class Reconciler:
         sites = None
         if requested is None and isinstance(self.sites, SitesStep):
             sites = self.sites.dns_hosts(allow_mass_delete=allow_mass_delete)
+        canaries = self._canaries()
         context = PassContext(
             scope=effective,
             held=held,
@@ -175,6 +181,7 @@ class Reconciler:
             allow_mass_delete=allow_mass_delete,
             bindings=read_bindings(self.engine),
             sites=sites,
+            canaries={t: tuple(r.canary for r in found) for t, found in canaries.items()},
             cache=self.render_cache,
             placements=read_placements(self.engine) if self.swarm is not None else {},
         )
@@ -196,7 +203,16 @@ class Reconciler:
             dns_failure,
             planned.failed,
             sites,
+            canaries,
+            planned.routed,
         )
+
+    def _canaries(self) -> dict[str, tuple[CanaryRecord, ...]]:
+        """The canary analysis's state rows by tenant: the weights they impose are an input of the plan."""
+        found: dict[str, list[CanaryRecord]] = {}
+        for record in read_canaries(self.engine):
+            found.setdefault(record.canary.tenant, []).append(record)
+        return {tenant: tuple(records) for tenant, records in found.items()}
 
     # --- one pass ----------------------------------------------------------------------------------------
 
@@ -277,7 +293,7 @@ class Reconciler:
 
         finished: list[tuple[str, TenantOutcome | None, ReconcileError | str | None]] = []
         statuses: list[TenantStatus] = []
-        builder = StatusBuilder(self.router, self.dns, self.extra_conditions)
+        builder = StatusBuilder(self.router, self.dns, self.extra_conditions, inputs.canaries, self.checks)
         # Tenants side by side (at most ``apply_workers``); what each did is taken in tenant order below.
         applying = [t for t in tenants if t not in desired.errors and t not in inputs.held and t not in inputs.failed]
         steps = [partial(self._apply_one, t, inputs, dns.hold(t, desired.tenants.get(t))) for t in applying]
@@ -358,7 +374,8 @@ class Reconciler:
         """One tenant's share of the plan, on a worker of the pass; None: the pass stopped before it began."""
         if self.stop.is_set():
             return None
-        spec = inputs.desired.tenants.get(tenant)
+        # The canary analysis's weights, when it imposes some, are what the route is published with.
+        spec = inputs.routed.get(tenant) or inputs.desired.tenants.get(tenant)
         snapshot = inputs.snapshot.for_tenant(tenant)
         return self.executor.apply_tenant(tenant, inputs.plan, spec, snapshot, hold_removal=hold_removal)
 

@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
+from desired_state.canaries import CanaryRecord
 from desired_state.model import Condition, DesiredState, Phase, TenantStatus
 from desired_state.specs import TenantSpec
 from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.core.plan import Plan
 from reconciler.core.resources import DesiredTenant
+from reconciler.runtime.passes.canary_status import canary_conditions
 from reconciler.runtime.passes.executor import TenantOutcome
 from reconciler.runtime.passes.stages import DnsPublisher, Router
 
 ExtraConditions = Callable[[str, DesiredTenant | None, TenantStatus | None], list[Condition]]
+
+
+class ChecksVerdict(Protocol):
+    def condition(self, tenant: str, spec: TenantSpec) -> Condition | None:
+        """``ChecksPassing`` from the latest result of each check (``runtime.checks.runner``); None: none ran."""
 
 
 def spec_digest(spec: TenantSpec) -> str:
@@ -36,6 +44,9 @@ class StatusBuilder:
     router: Router | None = None
     dns: DnsPublisher | None = None
     extra_conditions: ExtraConditions | None = None
+    # The canary analysis's state rows by tenant (``tenant_canaries``): the ``Canary`` condition.
+    canaries: Mapping[str, Sequence[CanaryRecord]] = field(default_factory=dict)
+    checks: ChecksVerdict | None = None
 
     def invalid(self, tenant: str, desired: DesiredState, previous: TenantStatus | None) -> TenantStatus:
         error = desired.errors[tenant]
@@ -106,6 +117,17 @@ class StatusBuilder:
             # Not a "Degraded" condition: the failed upgrade already sent its one alert.
             conditions.append(Condition("Pinned", "True", "UpgradeFailed", pins[0]))
             if phase in ("Ready", "Progressing"):
+                phase = "Degraded"
+        if spec is not None and spec.state == "running" and self.canaries.get(tenant):
+            canary = canary_conditions(spec, self.canaries[tenant])
+            conditions.extend(canary)
+            if phase in ("Ready", "Progressing") and any(c.reason == "BackedOut" for c in canary):
+                phase = "Degraded"
+        checked = self.checks.condition(tenant, spec) if self.checks is not None and spec is not None else None
+        if checked is not None and spec is not None and spec.state == "running":
+            # Not an alert here: the runner alerted once when the check started failing.
+            conditions.append(checked)
+            if phase in ("Ready", "Progressing") and checked.status == "False":
                 phase = "Degraded"
         if self.extra_conditions is not None and spec is not None:
             extra = self.extra_conditions(tenant, rendered, previous)
