@@ -76,3 +76,40 @@ demo-down:
 	fi
 	@if [[ -f $(STATE)/nginx/nginx.pid ]] && kill "$$(cat $(STATE)/nginx/nginx.pid)" 2>/dev/null; then \
 	  echo "stopped the demo's Nginx"; fi
+
+# `make demo-swarm`: the example tenants on the three-node Swarm lab instead of one engine (RECONCILER_ENGINE=swarm,
+# docs/swarm.md); no routing or DNS. `make demo-swarm-down` removes them and takes the lab down.
+define SWARM_DEMO_ENV
+export PATH="$(BIN):$$PATH"
+export RECONCILER_DATABASE_URL="sqlite:///$(CURDIR)/$(STATE)/swarm-demo.sqlite3"
+export RECONCILER_OWNER_ID=demoswarm
+export RECONCILER_ENGINE=swarm
+export RECONCILER_DOCKER_HOST=unix:///run/trsw/n1.sock
+export RECONCILER_SWARM_REGISTRY=10.232.7.11:5000
+export RECONCILER_SWARM_STATELESS=a
+export RECONCILER_SWARM_NODE_HOSTS=n1=unix:///run/trsw/n1.sock,n2=unix:///run/trsw/n2.sock,n3=unix:///run/trsw/n3.sock
+export RECONCILER_HEALTHCHECK_COMMAND='timeout 3 wget -q -O /dev/null http://127.0.0.1:{port}{health}'
+endef
+export SWARM_DEMO_ENV
+
+.PHONY: demo-swarm demo-swarm-down
+
+demo-swarm: setup
+	scripts/swarm.sh up
+	@mkdir -p $(STATE) && echo "$$SWARM_DEMO_ENV" > $(STATE)/swarm-demo.env
+	@set -euo pipefail; . $(STATE)/swarm-demo.env; set -x; \
+	reconciler db upgrade; \
+	reconciler tenants import $(DEMO_TENANTS); \
+	reconciler apply; \
+	reconciler plan; \
+	docker -H $$RECONCILER_DOCKER_HOST service ls --filter label=tenant-reconciler.owner=demoswarm
+	@echo "Look around with:  . $(STATE)/swarm-demo.env; reconciler status; docker -H \$$RECONCILER_DOCKER_HOST service ps ..."
+	@echo "Stop it with: make demo-swarm-down"
+
+demo-swarm-down:
+	@if [[ -S /run/trsw/n1.sock ]]; then \
+	  ids=$$(docker -H unix:///run/trsw/n1.sock service ls -q --filter label=tenant-reconciler.owner=demoswarm); \
+	  if [[ -n "$$ids" ]]; then docker -H unix:///run/trsw/n1.sock service rm $$ids >/dev/null; echo "removed the demo's services"; fi; \
+	fi
+	scripts/swarm.sh down
+	rm -f $(STATE)/swarm-demo.sqlite3 $(STATE)/swarm-demo.env

@@ -15,8 +15,9 @@ missing=()
 # nginx: the sites stage (docs/sites.md) starts its own Nginx process; the packaged service is not used.
 # docker-registry, iproute2: the Swarm lab (scripts/swarm.sh, docs/swarm.md); the lab starts its registry itself.
 # chromium: the console's end-to-end test drives Debian's browser through Playwright (never `playwright install`).
+# socat: Swarm routing tests reach the Traefik inside the lab through a forward (tests/integration/swarm_traefik.py).
 for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap nginx \
-  docker-registry iproute2 chromium; do
+  docker-registry iproute2 chromium socat; do
   installed "$pkg" || missing+=("$pkg")
 done
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)

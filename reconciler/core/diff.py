@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 from reconciler.core.plan import Action, Blocked, Change, Plan
 from reconciler.core.resources import Container, DesiredTenant, Network, Snapshot
+from reconciler.core.service_diff import diff_services
 from reconciler.core.subnets import SubnetPoolExhausted, UsedSubnets, allocate_subnet
 
 # Docker states in which a container comes back by itself: leave it alone.
@@ -271,6 +272,7 @@ def _diff_tenant(
     pool: SubnetPool,
     used: UsedSubnets,
     serving: frozenset[str],
+    services: bool = False,
 ) -> list[Change]:
     observed = snapshot.for_tenant(name)
     wanted = desired.get(name) or DesiredTenant(tenant=name, network=None, volume=None, containers=(), state="absent")
@@ -281,7 +283,11 @@ def _diff_tenant(
         changes.append(
             Change(Action.CREATE, "volume", name, wanted.volume.name, "data volume missing", after=wanted.volume)
         )
-    changes.extend(_diff_containers(wanted, list(observed.containers), network_missing, absent_reason, serving))
+    if services:
+        # The engine schedules the replicas: its tasks (observed containers) are its business, not the diff's.
+        changes.extend(diff_services(name, wanted.services, observed.services, absent_reason))
+    else:
+        changes.extend(_diff_containers(wanted, list(observed.containers), network_missing, absent_reason, serving))
     return changes
 
 
@@ -291,7 +297,15 @@ def _converged_key(
     observed = snapshot.for_tenant(name)
     wanted = desired.get(name)
     in_service = frozenset(c.name for c in observed.containers if c.name in serving)
-    return (wanted, observed.networks, observed.volumes, observed.containers, name in desired, in_service)
+    return (
+        wanted,
+        observed.networks,
+        observed.volumes,
+        observed.containers,
+        observed.services,
+        name in desired,
+        in_service,
+    )
 
 
 def diff(
@@ -303,6 +317,7 @@ def diff(
     pool: SubnetPool | None = None,
     serving: frozenset[str] = frozenset(),
     converged: MutableMapping[str, tuple[object, ...]] | None = None,
+    services: bool = False,
 ) -> Plan:
     """``serving``: names of the containers the observed route files route to (see ``_interrupted``).
 
@@ -310,7 +325,10 @@ def diff(
     desired tenant, its observed networks, volumes and containers by value, whether the database has it, which of
     its containers serve). A tenant whose inputs are all equal to the memo's gets no change without being diffed
     again: the same inputs give the same (empty) result, and an empty result used neither the subnet pool nor the
-    subnets in use (they are read and changed only for a network to create, which is a change)."""
+    subnets in use (they are read and changed only for a network to create, which is a change).
+
+    ``services``: the engine schedules replicas itself (Swarm): desired and observed services are diffed
+    (``core.service_diff``) instead of containers."""
     pool = pool or SubnetPool()
     protected_set = frozenset(protected)
     candidates = set(desired) | set(snapshot.tenants())
@@ -327,7 +345,7 @@ def diff(
             if converged.get(name) == key:
                 continue
         try:
-            found = _diff_tenant(name, desired, snapshot, pool, used, serving)
+            found = _diff_tenant(name, desired, snapshot, pool, used, serving, services)
             changes.extend(found)
             if converged is not None:
                 if found:

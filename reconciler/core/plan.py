@@ -18,11 +18,13 @@ from typing import Literal
 from reconciler.core.dns import RRset
 from reconciler.core.resources import Container, Network, Volume
 from reconciler.core.routes import RouteFile
+from reconciler.core.services import Service
 from reconciler.core.sites import SiteFile
 
-Resource = Container | Network | Volume | RouteFile | RRset | SiteFile
+Resource = Container | Network | Volume | RouteFile | RRset | SiteFile | Service
 # "site": one Nginx site file (``core.sites``); its changes carry the key ``site:<name>`` as ``tenant``.
-Kind = Literal["network", "volume", "container", "route", "dns", "site"]
+# "service": one Swarm service (``core.services``), where the engine schedules the replicas itself.
+Kind = Literal["network", "volume", "container", "route", "dns", "site", "service"]
 # What a part of a route change is about.
 PartKind = Literal["router", "service", "server", "middleware", "file"]
 
@@ -39,7 +41,7 @@ class Action(Enum):
 Operation = Literal["create", "start", "stop", "replace", "resume", "delete", "update"]
 
 # Creation phases run in ascending order; deletions in descending order after them.
-_KIND_RANK: dict[str, int] = {"network": 0, "volume": 1, "container": 2, "route": 3, "dns": 4, "site": 5}
+_KIND_RANK: dict[str, int] = {"network": 0, "volume": 1, "container": 2, "service": 2, "route": 3, "dns": 4, "site": 5}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class Change:
         if self.action is Action.DELETE:
             if self.kind == "container":
                 return {"containers": 1}
+            if self.kind == "service" and isinstance(self.before, Service):
+                # Its tasks are what the snapshot counts as containers.
+                return {"containers": max(self.before.running, 1)}
             if self.kind == "route":
                 routers = sum(1 for p in self.parts if p.kind == "router" and p.action is Action.DELETE)
                 return {"route files": 1, "routers": routers}
@@ -94,7 +99,9 @@ class Change:
         rank = _KIND_RANK[self.kind]
         resource = self.before or self.after
         service, track, replica = (
-            (resource.service, resource.track, resource.replica) if isinstance(resource, Container) else ("", "", 0)
+            (resource.service, resource.track, resource.replica)
+            if isinstance(resource, Container | Service)
+            else ("", "", 0)
         )
         if self.action is Action.DELETE:
             # Removal in reverse kind order, highest replica index first.

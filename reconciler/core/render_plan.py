@@ -15,6 +15,7 @@ from reconciler.core.dns import RRset
 from reconciler.core.plan import Change, Plan, Resource
 from reconciler.core.resources import Container, Network
 from reconciler.core.routes import RouteFile
+from reconciler.core.services import Service
 from reconciler.core.sites import SITE_KEY, SiteFile
 
 _MIB = 1024 * 1024
@@ -25,6 +26,14 @@ def env_digest(env: tuple[tuple[str, str], ...]) -> str:
 
 
 def _summary(resource: Resource | None) -> str:
+    if isinstance(resource, Service):
+        where = f"on {resource.node}" if resource.node else "spread"
+        parts = [resource.image, f"x{resource.replicas}", where]
+        if resource.memory is not None:
+            parts.append(f"mem={resource.memory // _MIB}M")
+        if resource.env:
+            parts.append(f"env={len(resource.env)} keys@{env_digest(resource.env)}")
+        return " ".join(parts)
     if isinstance(resource, Container):
         parts = [resource.image]
         if resource.memory is not None:
@@ -96,7 +105,7 @@ def _resource_json(resource: Resource | None, show_values: bool) -> dict[str, An
         data["middlewares"] = [asdict(m) for m in resource.table.middlewares]
         return data
     data = asdict(resource)
-    if isinstance(resource, Container) and resource.env is not None:
+    if isinstance(resource, Container | Service) and resource.env is not None:
         data["env"] = (
             dict(resource.env)
             if show_values

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    # Swarm values (``core.services``) sit in the snapshot beside containers; that module imports this one.
+    from reconciler.core.services import Node, Service
 
 LABEL_PREFIX = "tenant-reconciler"
 LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
@@ -49,6 +53,8 @@ class Volume:
     tenant: str
     # The tenant uid label, set when the volume is created and never changed (observed: None on older volumes).
     uid: str | None = field(default=None, compare=False)
+    # Swarm only: the node that holds (desired: should hold) the volume; None on the single engine.
+    node: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -115,6 +121,8 @@ class Container:
     ip: str | None = None
     networks: tuple[str, ...] = ()
     health_status: str | None = None  # healthy | unhealthy | starting | None (no health check)
+    # Swarm only: the node a task runs on (a task is reported as a container: routing reads its address).
+    node: str | None = None
 
     @property
     def slot(self) -> tuple[str, str, str, int]:
@@ -139,6 +147,8 @@ class DesiredTenant:
     volume: Volume | None
     containers: tuple[Container, ...]
     state: Literal["running", "stopped", "absent"] = "running"
+    # On an engine that schedules replicas itself: the containers grouped into services (``renderers.services``).
+    services: tuple[Service, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,9 @@ class Snapshot:
     networks: tuple[Network, ...] = ()
     volumes: tuple[Volume, ...] = ()
     used_subnets: tuple[str, ...] = field(default_factory=tuple)
+    # Swarm only (``core.services``): owned services, and every node of the swarm (not per tenant).
+    services: tuple[Service, ...] = ()
+    nodes: tuple[Node, ...] = ()
 
     def tenants(self) -> frozenset[str]:
         return frozenset(self._by_tenant)
@@ -158,7 +171,7 @@ class Snapshot:
         so planning every tenant costs one scan of the snapshot instead of one per tenant."""
         part = self._by_tenant.get(tenant)
         if part is None:
-            return Snapshot(used_subnets=self.used_subnets)
+            return Snapshot(used_subnets=self.used_subnets, nodes=self.nodes)
         return part
 
     @cached_property
@@ -168,6 +181,9 @@ class Snapshot:
         containers: dict[str, list[Container]] = {}
         networks: dict[str, list[Network]] = {}
         volumes: dict[str, list[Volume]] = {}
+        services: dict[str, list[Service]] = {}
+        for s in self.services:
+            services.setdefault(s.tenant, []).append(s)
         for c in self.containers:
             containers.setdefault(c.tenant, []).append(c)
         for n in self.networks:
@@ -180,6 +196,8 @@ class Snapshot:
                 networks=tuple(networks.get(tenant, ())),
                 volumes=tuple(volumes.get(tenant, ())),
                 used_subnets=self.used_subnets,
+                services=tuple(services.get(tenant, ())),
+                nodes=self.nodes,
             )
-            for tenant in {*containers, *networks, *volumes}
+            for tenant in {*containers, *networks, *volumes, *services}
         }

@@ -18,6 +18,7 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck, Snapshot
 from reconciler.core.routes import RouteFile
 from reconciler.core.upgrades import Pin
+from reconciler.planning.placement import SwarmSettings
 from reconciler.planning.render_cache import RenderCache
 from renderers.containers import Naming
 from renderers.dns import DnsTarget
@@ -84,6 +85,9 @@ class PlanSettings:
     container_defaults: ContainerDefaults | None = None
     routing: RoutingSettings | None = None
     dns: DnsSettings | None = None
+    # The Swarm engine (``RECONCILER_ENGINE=swarm``): tenants run as services placed on nodes
+    # (``planning.placement``); None: the single engine, one container per replica.
+    swarm: SwarmSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -113,3 +117,5 @@ class PassContext:
     # Renderings of earlier passes, reused for tenants whose inputs are all equal (``planning.render_cache``);
     # None renders every tenant. Owned by the caller (the run loop keeps one for its life).
     cache: RenderCache | None = field(default=None, compare=False)
+    # Swarm only: each tenant's data node as stored (``desired_state.placements``).
+    placements: Mapping[str, str] = field(default_factory=dict)

@@ -29,6 +29,7 @@ from reconciler.planning.canary import with_canary_weights
 from reconciler.planning.dns import plan_dns
 from reconciler.planning.identity import check_identities
 from reconciler.planning.inputs import Observed, PassContext, PlanSettings
+from reconciler.planning.placement import place_tenants
 from reconciler.planning.routes import plan_route, serving_containers
 from renderers.containers import render_tenant
 from renderers.traefik import RouteNaming
@@ -45,6 +46,8 @@ class PassPlan:
     failed: dict[str, str] = field(default_factory=dict)
     # Data-volume bindings for apply to record (``planning.identity``), of the tenants in scope.
     bindings: tuple[VolumeBinding, ...] = ()
+    # Swarm only: data nodes chosen by this plan, (tenant, node), for apply to record (``planning.placement``).
+    placements: tuple[tuple[str, str], ...] = ()
     # Specs whose routes carry the canary analysis's weights (``planning.canary``): apply routes these.
     routed: dict[str, TenantSpec] = field(default_factory=dict)
 
@@ -94,6 +97,13 @@ def plan_pass(
         except Exception as exc:  # one tenant's surprise is its own error, never the pass's
             failed[name] = _failure(name, "rendering", exc)
     snapshot = observed.snapshot
+    chosen: tuple[tuple[str, str], ...] = ()
+    node_problems: list[Blocked] = []
+    if settings.swarm is not None:
+        placed = place_tenants(rendered, snapshot, context.placements, settings.swarm)
+        rendered, chosen = placed.rendered, placed.chosen
+        failed.update(placed.unplaced)
+        node_problems = list(placed.problems)
     # A tenant whose data volume is another uid's, or lost, is held on every layer (its status says why).
     identity = check_identities(desired, snapshot, context.bindings, naming, frozenset(context.held) | set(failed))
     protected = frozenset(desired.errors) | frozenset(context.held) | frozenset(failed) | frozenset(identity.held)
@@ -101,7 +111,13 @@ def plan_pass(
     serving = serving_containers(snapshot, observed.routes, desired.tenants)  # interrupted replacements
     converged = cache.converged if cache is not None else None
     container_plan = diff(
-        rendered, snapshot, protected=protected, pool=settings.pool, serving=serving, converged=converged
+        rendered,
+        snapshot,
+        protected=protected,
+        pool=settings.pool,
+        serving=serving,
+        converged=converged,
+        services=settings.swarm is not None,
     )
     if cache is not None:
         cache.trim()
@@ -110,7 +126,7 @@ def plan_pass(
     protected = protected | frozenset(failed)
     changes: list[Change] = [c for c in container_plan.changes if c.tenant not in failed]
     refused: list[Refusal] = []
-    blocked: list[Blocked] = list(identity.held.values())
+    blocked: list[Blocked] = list(identity.held.values()) + node_problems
     routed: dict[str, TenantSpec] = {}
 
     if settings.routing is not None and observed.routes is not None:
@@ -186,4 +202,7 @@ def plan_pass(
         scope=context.scope,
     )
     bindings = tuple(b for b in identity.bind if context.scope is None or b.tenant in context.scope)
-    return PassPlan(plan=plan, rendered=rendered, failed=failed, bindings=bindings, routed=routed)
+    placements = tuple((t, n) for t, n in chosen if t not in failed and (context.scope is None or t in context.scope))
+    return PassPlan(
+        plan=plan, rendered=rendered, failed=failed, bindings=bindings, routed=routed, placements=placements
+    )

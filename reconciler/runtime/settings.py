@@ -204,6 +204,20 @@ class Settings(BaseSettings):
     check_rollback: bool = True
     check_keep: int = Field(default=200, ge=1, le=100_000)
     check_max_age_days: float = Field(default=14.0, gt=0, le=3650)
+    # The engine tenants run on (docs/swarm.md): "docker", one engine and one container per replica; "swarm", a
+    # Docker Swarm manager at docker_host running one replicated service per tenant service, data placed on nodes.
+    engine: str = Field(default="docker", pattern=r"^(docker|swarm)$")
+    # Swarm: the registry every node pulls tenant images from (prefixed to images that name none), e.g.
+    # registry.example:5000; services (by name, comma-separated) that keep no data and may spread over nodes;
+    # each node's own engine ("n1=tcp://10.0.0.11:2376,n2=..."), where data volumes are listed and created.
+    swarm_registry: str | None = None
+    swarm_stateless: str = ""
+    swarm_node_hosts: str = ""
+    # Swarm: how a replaced task is stopped (signal, then SIGKILL after the grace); routing drops it meanwhile.
+    swarm_stop_signal: str = Field(default="SIGTERM", pattern=r"^SIG[A-Z0-9]{2,8}$")
+    swarm_stop_grace: float = Field(default=10.0, ge=0, le=600)
+    # Swarm: the router's (Traefik's) container on the manager, joined to each tenant overlay when it is created.
+    swarm_router_container: str | None = None
 
     # Logs.
     log_json: bool = False

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -24,6 +25,8 @@ from reconciler.drivers.nginx import NginxDriver
 from reconciler.runtime.checks.runner import CheckMetrics, CheckRunner
 from reconciler.runtime.checks.schedule import JOB_ID as CHECKS_JOB
 from reconciler.runtime.checks.schedule import ScheduledChecks
+from reconciler.runtime.data_node import DataNodeDocker
+from reconciler.runtime.engine_choice import build_engine, node_hosts, swarm_settings
 from reconciler.runtime.operations.common import Alert, OperationsMetrics
 from reconciler.runtime.operations.request_pool import RequestPool
 from reconciler.runtime.operations.tenant_ops import TenantOps, build_operation_parts
@@ -133,7 +136,7 @@ def build_runtime(
     no periodic job and no request pool, so APScheduler is never imported."""
     engine = make_engine(settings.database_url)
     naming = Naming(prefix=settings.name_prefix, owner=settings.owner_id)
-    docker = build_docker(settings)
+    docker = build_docker(settings, engine)
     metrics = Metrics()
     scheduler = Scheduler()
     token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
@@ -152,7 +155,8 @@ def build_runtime(
     runner = build_check_runner(settings, engine, metrics, parts.relay) if with_stages else None
     reconciler = Reconciler(
         engine=engine,
-        docker=docker,
+        docker=build_engine(settings, docker),
+        swarm=swarm_settings(settings),
         naming=naming,
         pool=SubnetPool(settings.subnet_pool, settings.subnet_prefix),
         limits=MassDeleteLimits(settings.mass_delete_share, settings.mass_delete_min, settings.mass_delete_window),
@@ -271,20 +275,26 @@ def build_healthcheck(settings: Settings) -> HealthCheck | None:
     )
 
 
-def build_docker(settings: Settings) -> DockerDriver:
+def build_docker(settings: Settings, database: Engine | None = None) -> DockerDriver:
+    """The Docker driver of operations, events and helpers; on a swarm with node engines given (and ``database``),
+    one that runs a tenant's helpers on its data node (``runtime.data_node``)."""
     timeouts = DockerTimeouts(
         api=settings.docker_api_timeout,
         mutation=settings.docker_mutation_timeout,
         pull=settings.docker_pull_timeout,
         events_read=settings.docker_events_read_timeout,
     )
-    return DockerDriver(
-        owner=settings.owner_id,
-        docker_host=settings.docker_host,
-        timeouts=timeouts,
-        pull=settings.image_pull,
-        inspections=InspectionMarks(settings.inspect_per_resync),
-    )
+    options: dict[str, Any] = {
+        "owner": settings.owner_id,
+        "timeouts": timeouts,
+        "pull": settings.image_pull,
+        "inspections": InspectionMarks(settings.inspect_per_resync),
+    }
+    hosts = node_hosts(settings.swarm_node_hosts) if settings.engine == "swarm" else {}
+    if hosts and database is not None:
+        nodes = {name: DockerDriver(docker_host=url, **options) for name, url in hosts.items()}
+        return DataNodeDocker(database, nodes, docker_host=settings.docker_host, **options)
+    return DockerDriver(docker_host=settings.docker_host, **options)
 
 
 def build_container_defaults(settings: Settings) -> ContainerDefaults:

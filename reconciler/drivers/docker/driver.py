@@ -28,7 +28,7 @@ import docker.errors
 import requests.exceptions
 from docker.errors import ImageNotFound, NotFound
 
-from reconciler.core.errors import SubnetTaken, TransientError
+from reconciler.core.errors import PermanentError, SubnetTaken, TransientError
 from reconciler.core.resources import (
     LABEL_MANAGED,
     LABEL_OWNER,
@@ -39,6 +39,7 @@ from reconciler.core.resources import (
     Snapshot,
     Volume,
 )
+from reconciler.core.services import Service
 from reconciler.drivers.docker.addresses import AddressRotation
 from reconciler.drivers.docker.create import container_create, container_limits, network_create
 from reconciler.drivers.docker.errors import SYSTEM, ApiMutation, Mutation, docker_error
@@ -331,6 +332,15 @@ class DockerDriver:
             # The SDK's update_container knows neither NanoCpus nor PidsLimit; the endpoint does.
             self.engine._raise_for_status(self.engine._post_json(url, data=container_limits(container)))
 
+    def create_service(self, service: Service) -> None:
+        raise _no_services(service)
+
+    def update_service(self, service: Service) -> None:
+        raise _no_services(service)
+
+    def remove_service(self, service: Service) -> None:
+        raise _no_services(service)
+
     def start_container(self, container: Container) -> None:
         with self._request("start container", container.name, container.tenant):
             self.engine.start(container.name)
@@ -413,3 +423,14 @@ class DockerDriver:
 def _volume(raw: dict[str, Any]) -> Volume:
     labels = raw.get("Labels") or {}
     return Volume(name=raw["Name"], tenant=labels.get(LABEL_TENANT, ""), uid=labels.get(LABEL_TENANT_UID))
+
+
+def _no_services(service: Service) -> PermanentError:
+    # The single engine's plans never hold services (``PlanSettings.swarm`` is unset); a plan that does is a bug.
+    return PermanentError(
+        f"service {service.name}: the single Docker engine runs containers, not services (RECONCILER_ENGINE=swarm)",
+        tenant=service.tenant,
+        system="docker",
+        operation="service",
+        key=service.name,
+    )

@@ -1,7 +1,9 @@
 """The container engine a pass drives: the small protocol ``passes.reconcile`` and ``passes.executor`` need.
 
-The single Docker engine (``reconciler.drivers.docker.DockerDriver``) implements it today; another engine (Docker
-Swarm mode is planned) implements the same methods over its own objects, and the pass does not change. Operations
+The single Docker engine (``reconciler.drivers.docker.DockerDriver``) and Docker Swarm mode
+(``reconciler.drivers.swarm.SwarmDriver``) implement it; the pass does not know which one runs. An engine that
+schedules replicas itself reports services in its snapshot and is given service changes (``core.services``); the
+single engine never is (its ``*_service`` methods refuse). Operations
 (backups, migrations), the event watcher and the crash tracker use engine-specific drivers of their own.
 """
 
@@ -11,6 +13,7 @@ from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from reconciler.core.resources import Container, Network, Snapshot, Volume
+from reconciler.core.services import Service
 
 
 class ContainerEngine(Protocol):
@@ -42,3 +45,11 @@ class ContainerEngine(Protocol):
         """Put the container's limits back in place (no restart)."""
 
     def remove_container(self, container: Container) -> None: ...
+
+    def create_service(self, service: Service) -> None:
+        """Create a replicated service (engines that schedule replicas themselves)."""
+
+    def update_service(self, service: Service) -> None:
+        """Re-assert the whole spec of the observed service ``service.id`` at ``service.version``."""
+
+    def remove_service(self, service: Service) -> None: ...

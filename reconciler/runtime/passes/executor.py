@@ -37,6 +37,7 @@ from reconciler.core.diff import SubnetPool
 from reconciler.core.errors import SubnetTaken, TransientError
 from reconciler.core.plan import Action, Change, Plan
 from reconciler.core.resources import Container, Network, Snapshot, Volume
+from reconciler.core.services import Service
 from reconciler.core.subnets import allocate_subnet
 from reconciler.core.upgrades import Upgrade, upgrades_in
 from reconciler.runtime.passes.check_step import RolloutChecks, rollout_targets, take_back, to_revert, triggers
@@ -45,6 +46,7 @@ from reconciler.runtime.passes.outcome import Buckets, Interrupted, TenantOutcom
 from reconciler.runtime.passes.parallel import ActionSlots, Result, first_error, run_all
 from reconciler.runtime.passes.readiness import Probe, probe_once, wait_all_ready
 from reconciler.runtime.passes.route_step import Backends, route_tenant
+from reconciler.runtime.passes.service_step import settle_services
 from reconciler.runtime.passes.stages import Router, UpgradeGate
 from reconciler.runtime.passes.upgrade_steps import ask_gate, judge_upgrades
 from renderers.containers import Naming
@@ -366,10 +368,31 @@ class Executor:
         self._act(partial(self.docker.create_volume, resource, labels))
         return ""
 
+    def _remove_service(self, change: Change) -> str:
+        assert isinstance(change.before, Service)
+        self._act(partial(self.docker.remove_service, change.before))
+        return ""
+
     def _update(self, change: Change) -> str:
         assert isinstance(change.after, Container)
         self._act(partial(self.docker.update_container, change.after))
         return ""
+
+    def _service(self, change: Change) -> str:
+        service = change.after
+        assert isinstance(service, Service)
+        if change.action is Action.CREATE:
+            self._act(partial(self.docker.create_service, service))
+        else:
+            self._act(partial(self.docker.update_service, service))
+        return f"{service.replicas} replica(s){f' on {service.node}' if service.node else ''}"
+
+    def _follow(self, spec: TenantSpec | None) -> Callable[[list[Container]], None] | None:
+        """Routing that follows a rolling service: its running tasks, published as they change."""
+        router = self.router
+        if router is None or spec is None or spec.state != "running":
+            return None
+        return lambda tasks: router.publish(spec, tasks)
 
     def _take_down(self, tenant: str, by: Buckets, leaving: Sequence[Container], outcome: TenantOutcome) -> None:
         """Phase 4: stops, old halves of replacements and deletions together, then the network."""
@@ -395,6 +418,7 @@ class Executor:
         error = first_error(results)
         if error is not None:
             raise error
+        self._phase(outcome, by.service_deletes, self._remove_service)
         for change in by.network_deletes:
             self._check_stop()
             assert isinstance(change.before, Network)
@@ -414,6 +438,10 @@ class Executor:
         # 2. New containers together: creates, the new half of replacements, restarts of stopped ones, resumed
         # replacements. Replacements that change a service's image are upgrades: the gate backs up and migrates
         # first, or keeps the old version; an upgrade is all replicas or none.
+        # Swarm services: created or updated together; the engine rolls their tasks start-first.
+        self._phase(outcome, by.service_changes, self._service)
+        settling = [c.after for c in by.service_changes if isinstance(c.after, Service)]
+
         upgrades = upgrades_in(by.replaces) if self.upgrades is not None and spec is not None else {}
         held = self._before_upgrades(spec, upgrades, outcome)
         ready, replaced_ok, resumed = self._bring_up(tenant, by, held, outcome)
@@ -421,6 +449,14 @@ class Executor:
         try:
             discarded = self._resume(tenant, resumed, outcome, ready, replaced_ok)
             leaving, removing = _leaving(by, replaced_ok)
+            if settling:
+                self._check_stop()
+                tasks = settle_services(
+                    self.docker, tenant, settling, timeout=self.ready_timeout, stop=self.stop, follow=self._follow(spec)
+                )
+                self._check_stop()
+                # The tasks that run now, not those the pass began with (the engine replaced them meanwhile).
+                observed = replace(observed, containers=tuple(tasks))
 
             # 3. Routing, once, with every ready backend; then the checks of what was rolled out (3b).
             if self.router is not None and by.route is not None:
@@ -436,7 +472,7 @@ class Executor:
                 self.upgrades.after_upgrades(spec, dict.fromkeys(passed))
 
         # 4. Removal: stops, deletions, old halves of replacements (together), then the network.
-        if hold_removal and (by.deletes or by.network_deletes):
+        if hold_removal and (by.deletes or by.network_deletes or by.service_deletes):
             outcome.waiting = hold_removal
             return outcome
         self._take_down(tenant, by, leaving, outcome)

@@ -50,5 +50,8 @@ class Buckets:
         self.updates = pick("container", Action.UPDATE, "update")
         self.deletes = pick("container", Action.DELETE)
         self.network_deletes = pick("network", Action.DELETE)
+        # Swarm services (``core.services``): the engine rolls their tasks itself.
+        self.service_changes = pick("service", Action.CREATE) + pick("service", Action.UPDATE)
+        self.service_deletes = pick("service", Action.DELETE)
         routes = [c for c in changes if c.kind == "route"]
         self.route = routes[0] if routes else None

@@ -27,6 +27,7 @@ from desired_state.canaries import CanaryRecord, read_canaries
 from desired_state.identity import assign_uids, read_bindings, record_bindings
 from desired_state.load import load_desired_state
 from desired_state.model import DesiredState, TenantStatus
+from desired_state.placements import read_placements, record_placements
 from desired_state.specs import TenantSpec
 from desired_state.status import read_statuses, write_statuses
 from reconciler.core.diff import SubnetPool
@@ -36,6 +37,7 @@ from reconciler.core.policies import MassDeleteLimits
 from reconciler.core.resources import ContainerDefaults, HealthCheck
 from reconciler.core.sites import SITE_KEY
 from reconciler.planning import Observed, PassContext, PlanSettings, RenderCache, RoutingSettings, plan_pass
+from reconciler.planning.placement import SwarmSettings
 from reconciler.runtime.checks.runner import CheckRunner
 from reconciler.runtime.passes.deadline import PassDeadline
 from reconciler.runtime.passes.dns_step import DnsStep
@@ -95,6 +97,8 @@ class Reconciler:
     sites: SitesStep | NoSites = field(default_factory=NoSites)  # Nginx sites: full passes and sweeps only
     # Renderings reused by later passes for tenants whose inputs are all equal (``planning.render_cache``).
     render_cache: RenderCache = field(default_factory=RenderCache, compare=False, repr=False)
+    # The Swarm engine's planning settings (``RECONCILER_ENGINE=swarm``): tenants run as placed services.
+    swarm: SwarmSettings | None = None
     # Checks after every rollout and the ChecksPassing condition (``runtime.checks``); None: no checks.
     checks: CheckRunner | None = None
 
@@ -125,6 +129,7 @@ class Reconciler:
             container_defaults=self.container_defaults,
             routing=RoutingSettings(self.entrypoint) if self.router is not None else None,
             dns=self.dns.settings if self.dns is not None else None,
+            swarm=self.swarm,
         )
 
     # --- planning (no effects) -------------------------------------------------------------------------
@@ -187,10 +192,15 @@ class Reconciler:
             sites=sites,
             canaries={t: tuple(r.canary for r in found) for t, found in canaries.items()},
             cache=self.render_cache,
+            placements=read_placements(self.engine) if self.swarm is not None else {},
         )
         planned = plan_pass(desired, observed, self.plan_settings, context)
         if applying:
             record_bindings(self.engine, planned.bindings)
+            if planned.placements:
+                record_placements(
+                    self.engine, planned.placements, {t: self.naming.volume(t) for t, _ in planned.placements}
+                )
         return PassInputs(
             desired,
             observed.snapshot,

@@ -101,6 +101,12 @@ class StatusBuilder:
             conditions.append(Condition("ContainersReady", "False", "Held", "held until the Data condition clears"))
             conditions.append(Condition("Data", "False", data.reason, data.message))
             phase = "Failed"
+        node = next((b for b in plan.blocked if b.tenant == tenant and b.kind == "service"), None)
+        if node is not None and spec is not None and spec.state == "running":
+            # Swarm: the tenant's data node is drained, down or gone; moving the data is the operator's decision.
+            conditions.append(Condition("Placement", "False", node.reason, node.message))
+            if phase in ("Ready", "Progressing"):
+                phase = "Degraded"
         guarded = [r.reason for r in plan.refused if r.policy == "mass-delete" and r.change.tenant == tenant]
         if guarded:
             # Nothing of it was removed: the plan was refused, so the tenant is neither Absent nor converged.
