@@ -170,13 +170,10 @@ def test_containers_networks_volumes_read_in_inspect_as_the_cli_made_them(driver
     assert _without(made["Config"], "Hostname", "Env") == _without(wanted["Config"], "Hostname", "Env")
     assert sorted(made["Config"]["Env"]) == sorted(wanted["Config"]["Env"])
     assert made["Mounts"] == wanted["Mounts"]
-    endpoint = {"Links", "DriverOpts", "NetworkID"}
-    made_endpoint = made["NetworkSettings"]["Networks"][new.network.name]
-    assert {k: v for k, v in made_endpoint.items() if k in endpoint} == {
+    endpoint = {"IPAMConfig", "Links", "DriverOpts", "NetworkID"}
+    assert {k: v for k, v in made["NetworkSettings"]["Networks"][new.network.name].items() if k in endpoint} == {
         k: v for k, v in wanted["NetworkSettings"]["Networks"][new.network.name].items() if k in endpoint
     }
-    # The one intended difference: the driver chooses the address (drivers/docker/addresses.py), as `--ip` would.
-    assert made_endpoint["IPAMConfig"]["IPv4Address"] == made_endpoint["IPAddress"]
     # The values we set, spelled out (so a change on both sides cannot pass unnoticed).
     host = made["HostConfig"]
     assert (host["Memory"], host["MemorySwap"], host["NanoCpus"], host["PidsLimit"]) == (32 * MIB, 64 * MIB, 25e7, 200)
@@ -351,41 +348,3 @@ def test_an_engine_gone_is_a_transient_error(owner_id: str, tenant: Tenant, link
     with pytest.raises(TransientError, match=r"create volume .*: engine not reachable") as failed:
         driver.create_volume(Volume(name=f"{owner_id}-gone-data", tenant="gone"), tenant.labels)
     assert failed.value.tenant == "gone"
-
-
-def test_a_replacement_never_gets_the_address_its_predecessor_just_freed(driver: DockerDriver, tenant: Tenant) -> None:
-    """The engine alone gives a re-created container its predecessor's address (the lowest free one); the host
-    then cannot reach it until its next ARP retransmission, and Traefik holds that URL DOWN (issue 12)."""
-    container = tenant.container("0", healthcheck=None)
-    addresses = []
-    for _ in range(4):
-        driver.observe()  # as a pass does before it acts: the driver learns the addresses in use
-        driver.run_container(container)
-        made = driver.container(container.name)
-        assert made is not None and made.running and made.ip
-        addresses.append(made.ip)
-        driver.observe()
-        driver.remove_container(made)
-    assert len(set(addresses)) == 4, addresses
-    subnet = ipaddress.ip_network(tenant.network.subnet or "")
-    assert all(ipaddress.ip_address(a) in subnet for a in addresses)
-
-
-def test_an_address_taken_before_the_start_is_transient_and_leaves_no_container(
-    driver: DockerDriver, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another container (a backup helper, say) takes the chosen address between the read of the network's
-    endpoints and the start: the start fails, the created container goes, and the next try chooses again."""
-    squatter = tenant.container("squatter", healthcheck=None)
-    driver.run_container(squatter)
-    held = driver.container(squatter.name)
-    assert held is not None and held.ip
-    container = tenant.container("0", healthcheck=None)
-    with monkeypatch.context() as patch:
-        patch.setattr(driver.addresses, "pick", lambda network, in_use: held.ip)
-        with pytest.raises(TransientError, match=r"run container .*-a-0: Address already in use"):
-            driver.run_container(container)
-    assert driver.container(container.name) is None
-    driver.run_container(container)
-    made = driver.container(container.name)
-    assert made is not None and made.running and made.ip not in {None, held.ip}

@@ -35,9 +35,8 @@ CLI_EMPTY_HOST_OPTIONS: dict[str, Any] = {
 }
 
 
-def container_create(api: docker.APIClient, container: Container, address: str | None = None) -> dict[str, Any]:
-    """``APIClient.create_container`` arguments for a tenant container (detached, the image's own command), on
-    ``address`` when given (``--ip``; ``drivers.docker.addresses`` says why), else on the engine's choice."""
+def container_create(api: docker.APIClient, container: Container) -> dict[str, Any]:
+    """``APIClient.create_container`` arguments for a tenant container (detached, the image's own command)."""
     options: dict[str, Any] = {
         "image": container.image,
         "name": container.name,
@@ -45,9 +44,7 @@ def container_create(api: docker.APIClient, container: Container, address: str |
         "labels": dict(container.labels),
         "environment": [f"{key}={value}" for key, value in container.env or ()],
         "host_config": CLI_EMPTY_HOST_OPTIONS | api.create_host_config(**_host_options(container)),
-        "networking_config": api.create_networking_config(
-            {container.network: api.create_endpoint_config(ipv4_address=address)}
-        ),
+        "networking_config": api.create_networking_config({container.network: api.create_endpoint_config()}),
     }
     if container.healthcheck is not None:
         options["healthcheck"] = _healthcheck(container.healthcheck)

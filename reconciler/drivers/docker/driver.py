@@ -1,15 +1,14 @@
 """Docker driver: observe and act through the Engine API (docker SDK ``APIClient``); helpers and pulls via the CLI.
 
-Observation is one snapshot per pass with a constant number of list calls (containers, networks, volumes), whatever
-the number of tenants; the results are converted at once into the core's frozen values. Containers marked in
-``inspections`` (``drivers.docker.inspect``) are inspected on top, one API call each, counted apart as
+Observation is one snapshot per pass with a constant number of list calls (containers, networks, volumes),
+whatever the number of tenants; the results are converted at once into the core's frozen values. Containers
+marked in ``inspections`` (``drivers.docker.inspect``) are inspected on top, one API call each, counted apart as
 ``calls["inspect"]``. The pass's mutations (create and start, stop, remove, update, networks, volumes) are HTTP
 requests on the engine's socket, a few milliseconds each, bounded by ``DockerTimeouts.mutation`` (the client's
-timeout); what they send is built in ``drivers.docker.create``, on an address the driver chooses
-(``drivers.docker.addresses``: never one its predecessor held a moment ago). Image pulls, helper containers
-(backups, restores, migrations, with their own long timeouts) stay on the CLI through python-on-whales. Library
-errors become the project's errors (``drivers.docker.errors``). Thread-safe: the executor calls one driver from
-several workers at once. Called by the runtime's executor, loop and operations.
+timeout); what they send is built in ``drivers.docker.create``. Image pulls, helper containers (backups, restores,
+migrations, with their own long timeouts) stay on the CLI through python-on-whales. Library errors become the
+project's errors (``drivers.docker.errors``). Thread-safe: the executor calls one driver from several workers at
+once. Called by the runtime's executor, loop and operations.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from reconciler.core.resources import (
     Volume,
 )
 from reconciler.core.services import Service
-from reconciler.drivers.docker.addresses import AddressRotation
 from reconciler.drivers.docker.create import container_create, container_limits, network_create
 from reconciler.drivers.docker.errors import SYSTEM, ApiMutation, Mutation, docker_error
 from reconciler.drivers.docker.events import DockerEvent, EventStream
@@ -112,7 +110,6 @@ class DockerDriver:
         # Counted by kind so tests and bench/ can show a no-op pass makes only reads.
         self.calls: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.addresses = AddressRotation()
 
     # Helpers bring their own timeout (a backup may take an hour); every other CLI call gets a bound.
     @cached_property
@@ -209,7 +206,6 @@ class DockerDriver:
             )
         owned_volumes = [_volume(raw) for raw in (volumes or {}).get("Volumes") or []]
         listed = sorted((container_from_list(c) for c in containers), key=lambda c: c.name)
-        self.addresses.observed(((n.name, n.subnet) for n in owned_networks), ((c.network, c.ip) for c in listed))
         if tenant is None:
             self.inspections.listed(listed)
         if tenant is not None:
@@ -263,7 +259,6 @@ class DockerDriver:
         try:
             with self._request("create network", network.name, network.tenant):
                 self.engine.create_network(**network_create(network, labels))
-            self.addresses.observed([(network.name, network.subnet)], ())
         except TransientError as exc:
             # The engine's text for a pool overlap: "Pool overlaps with other one on this address space".
             if "overlaps" in str(exc):
@@ -293,8 +288,7 @@ class DockerDriver:
         (``pull="missing"``). A name still held by a container being removed fails with the engine's conflict
         ("... is already in use"), a transient error. Two requests, one ``mutate`` count."""
         with self._request("run container", container.name, container.tenant):
-            address = self._address(container.network)
-            options = container_create(self.engine, container, address)
+            options = container_create(self.engine, container)
             try:
                 created = self.engine.create_container(**options)
             except ImageNotFound:
@@ -302,28 +296,8 @@ class DockerDriver:
                     raise
                 self.pull_image(container.image, container.tenant)
                 created = self.engine.create_container(**options)
-            try:
-                self.engine.start(created["Id"])
-            except docker.errors.APIError:
-                # As with `docker run`, a container whose start fails stays created and the next pass sees it;
-                # except one whose chosen address was taken meanwhile (by a helper): it could never start, so it
-                # goes, and the next pass chooses again.
-                if address is not None:
-                    with contextlib.suppress(docker.errors.DockerException):
-                        self.engine.remove_container(created["Id"], force=True)
-                raise
-
-    def _address(self, network: str) -> str | None:
-        """An address for a new container on ``network`` (None: the engine chooses): one read of the network's
-        live endpoints (helpers included), then ``AddressRotation.pick``."""
-        if self.addresses.subnet(network) is None:
-            return None
-        self._count("inspect")
-        try:
-            endpoints = (self.api.inspect_network(network).get("Containers") or {}).values()
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return None  # the create that follows reports the engine's trouble, with its own error
-        return self.addresses.pick(network, (str(e.get("IPv4Address") or "") for e in endpoints))
+            # As with `docker run`, a container whose start fails stays created; the next pass sees it.
+            self.engine.start(created["Id"])
 
     def update_container(self, container: Container) -> None:
         """Set memory, CPUs and pids limit in place (``docker update``): limits drifted, the spec did not."""
