@@ -7,8 +7,8 @@ two times from just before the removal (wall clock, the engine's clock is the sa
 
 - **running**: the engine's ``start`` event of the replacement (its ``timeNano``; read from an event stream
   filtered by the owner's label, opened before the first run);
-- **serving**: four clients polling the tenant's URL through Traefik get 200 from a container other than the
-  removed one (its hostname, i.e. a new container id).
+- **serving**: a client sending a request through Traefik every 25 ms (open loop: whatever is still in flight)
+  gets 200 from a container other than the removed one (its hostname, i.e. a new container id).
 
 Then 1 s of quiet (a tenant starts at most once per second). Prints p50 / p95 / max of both; ``--json`` too.
 Everything it created is removed at the end. Usage::

@@ -77,35 +77,36 @@ class Load(threading.Thread):
                     self.counts[type(exc).__name__] += 1
 
 
-def wait_serving(url: str, host: str, not_from: str | None, timeout: float = 60.0, pollers: int = 4) -> str:
+def wait_serving(url: str, host: str, not_from: str | None, timeout: float = 60.0, every: float = 0.025) -> str:
     """Poll until the host answers 200 from a container other than ``not_from``; returns the answering host.
 
-    Several pollers, because one request that lands on the dead backend can take up to a second (dial timeout
-    and retry) and would otherwise blur the moment the replacement starts answering.
+    Open loop: a new request every ``every`` seconds, whatever is still in flight, as a stream of clients sends
+    them. A request sent to a dead backend waits up to a second (two 500 ms dials, then 502); closed-loop pollers
+    all fall into step behind such requests, and then see the replacement only when they are done, up to a second
+    after Traefik began serving it (the heal figures of 2026-12-07 before this change were quantised at ~1.2 s).
     """
     found: list[str] = []
     done = threading.Event()
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
 
-    def poll() -> None:
-        with httpx.Client(base_url=url, trust_env=False, timeout=5.0) as client:
-            while not done.is_set():
-                try:
-                    response = client.get("/", headers={"Host": host})
-                except httpx.HTTPError:
-                    continue
-                answered = fields(response.text).get("host", "") if response.status_code == 200 else ""
-                if answered and answered != not_from:
-                    found.append(answered)
-                    done.set()
-                time.sleep(0.01)
+    def poll(client: httpx.Client) -> None:
+        try:
+            response = client.get("/", headers={"Host": host})
+        except (httpx.HTTPError, RuntimeError):  # RuntimeError: the client closed once an answer was found
+            return
+        answered = fields(response.text).get("host", "") if response.status_code == 200 else ""
+        if answered and answered != not_from and not done.is_set():
+            found.append(answered)
+            done.set()
 
-    threads = [threading.Thread(target=poll, daemon=True) for _ in range(pollers)]
-    for i, thread in enumerate(threads):
-        thread.start()
-        time.sleep(0.01 * (i + 1) / pollers)
-    if not done.wait(timeout):
-        done.set()
-        raise RuntimeError(f"{host} not served within {timeout}s")
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url, trust_env=False, timeout=5.0, limits=limits) as client:
+        while not done.wait(every):
+            if time.monotonic() > deadline:
+                done.set()
+                raise RuntimeError(f"{host} not served within {timeout}s")
+            # Bounded: at most one request per `every` for at most `timeout` seconds, each bounded by 5 s.
+            threading.Thread(target=poll, args=(client,), daemon=True).start()
     return found[0]
 
 
