@@ -260,6 +260,10 @@ class AlertOut(BaseModel):
 class CapacityOut(BaseModel):
     """The engine's host: what it has, what the running tenants' limits reserve, what they use now."""
 
+    source: str = Field(
+        description="prometheus: total and in use are the host's (node exporter); engine: total from the engine's "
+        "/info, in use the tenants' (tenant_usages)"
+    )
     memory_total_bytes: int
     cpus_total: int
     memory_reserved_bytes: int

@@ -181,6 +181,16 @@ def test_prometheus_ready_and_reload(prometheus: devstack.Prometheus) -> None:
 
 
 @integration
+def test_node_exporter_serves_the_hosts_memory_and_cpus_only(node_exporter: devstack.NodeExporter) -> None:
+    status, body = devstack.http_get(f"http://{node_exporter.address}/metrics")
+    names = {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if not line.startswith("#")}
+    assert status == 200 and {"node_memory_MemTotal_bytes", "node_memory_MemAvailable_bytes"} <= names
+    assert "node_cpu_seconds_total" in names
+    assert not any(name.startswith(("node_filesystem_", "node_network_")) for name in names)  # defaults are off
+    assert f'targets: ["{node_exporter.address}"]' in node_exporter.scrape_job()
+
+
+@integration
 def test_devstack_cli_up_env_down(tmp_path: Path) -> None:
     script = REPO_ROOT / "deploy" / "devstack.py"
     state_dir = tmp_path / "stack"
