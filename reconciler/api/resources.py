@@ -35,6 +35,7 @@ from reconciler.api.auth import audit, require
 from reconciler.api.capacity import capacity
 from reconciler.api.context import context_of
 from reconciler.api.logs import follow_logs, tail_logs
+from reconciler.api.loki_logs import LokiUnavailable
 from reconciler.api.models import (
     ERROR_RESPONSES,
     AccountOut,
@@ -188,12 +189,16 @@ async def tenant_logs(
     follow: bool = False,
     max_seconds: Annotated[float, Query(gt=0, le=3600)] = 300.0,
 ) -> Any:
-    """The last lines of each of the tenant's containers; ``follow=true`` streams new lines as text."""
+    """The last lines of each of the tenant's containers (from Loki when configured: of them all together);
+    ``follow=true`` streams new lines as text."""
     _exists(request, name)
     context = context_of(request)
     if follow:
         return StreamingResponse(follow_logs(context, name, tail, max_seconds), media_type="text/plain")
-    return await run_in_threadpool(tail_logs, context, name, tail)
+    try:
+        return await run_in_threadpool(tail_logs, context, name, tail)
+    except LokiUnavailable as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
 
 
 @router.get("/tenants/{name}/usage", response_model=UsageSeries, tags=["observe"])

@@ -1,10 +1,12 @@
 """Where the API's host and log figures come from when the platform's observability stack is configured: host
-capacity from a real node exporter scraped by a real Prometheus (devstack), logs from Loki's HTTP API."""
+capacity from a real node exporter scraped by a real Prometheus (devstack), logs from Loki's HTTP API (a stand-in
+speaking Loki's documented query API: Loki cannot be installed here, see fake_loki.py)."""
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 
 from desired_state.yaml_io import import_yaml
 from tests.integration.api_support import CATALOG, api_server
+from tests.integration.fake_loki import fake_loki
 from tests.integration.harness import wait_until
 from tests.integration.runs import free_port
 
@@ -74,3 +77,45 @@ def test_capacity_falls_back_to_the_engine_when_prometheus_does_not_answer(
     info = docker_client.info()
     assert found["source"] == "engine"
     assert (found["memory_total_bytes"], found["cpus_total"]) == (info["MemTotal"], info["NCPU"])
+
+
+def test_logs_come_from_loki_when_configured_tail_and_follow(postgres_url: str, owner_id: str) -> None:
+    with fake_loki() as loki, api_server(postgres_url, owner_id, loki_url=loki.url) as api:
+        tenants = "tenants:\n  - {name: acme, domain: acme.erp.test, services: {a: {replicas: 1}}}\n"
+        import_yaml(api.engine, CATALOG + tenants)
+        mine = {"owner": owner_id, "tenant": "acme", "service": "a", "container": f"{owner_id}-acme-a-1"}
+        base = time.time_ns() - 10 * 10**9
+        for i in range(5):
+            loki.push(mine, f"line {i}", base + i * 10**6)
+        loki.push({**mine, "tenant": "other", "container": "x"}, "secret-of-other", base + 7 * 10**6)
+        loki.push({**mine, "owner": "someone-else"}, "another owner's", base + 8 * 10**6)
+        loki.push({"tenant": "acme", "component": "reconciler"}, "the reconciler about acme", base + 9 * 10**6)
+        with api.client("viewer") as http:
+            tail = http.get("/api/v1/tenants/acme/logs", params={"tail": 3}).json()
+            assert [line["text"].split(" ", 1)[1] for line in tail] == ["line 2", "line 3", "line 4"]
+            assert {line["container"] for line in tail} == {f"{owner_id}-acme-a-1"}
+            assert tail[0]["text"].split(" ", 1)[0].endswith(f".{(base + 2 * 10**6) % 10**9:09d}Z")
+            assert loki.queries[-1]["query"] == f'{{owner="{owner_id}", tenant="acme"}}'
+            with http.stream(
+                "GET", "/api/v1/tenants/acme/logs", params={"follow": "true", "tail": 1, "max_seconds": 4}
+            ) as streamed:
+                lines = []
+                for line in streamed.iter_lines():
+                    lines.append(line)
+                    if len(lines) == 1:
+                        loki.push(mine, "line 5")
+                        loki.push(mine, "line 6")
+        texts = [line.split(" | ", 1)[1].split(" ", 1)[1] for line in lines if line]
+        assert texts == ["line 4", "line 5", "line 6"]
+
+
+def test_logs_say_which_loki_did_not_answer(postgres_url: str, owner_id: str) -> None:
+    nobody = f"http://reader:hunter2@127.0.0.1:{free_port()}"
+    with api_server(postgres_url, owner_id, loki_url=nobody) as api:
+        tenants = "tenants:\n  - {name: acme, domain: acme.erp.test, services: {a: {replicas: 1}}}\n"
+        import_yaml(api.engine, CATALOG + tenants)
+        with api.client("viewer") as http:
+            answer = http.get("/api/v1/tenants/acme/logs")
+    assert answer.status_code == 502
+    assert "logs not read from Loki at http://127.0.0.1:" in answer.json()["message"]
+    assert "hunter2" not in answer.text

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from sqlalchemy import create_engine
 
+from reconciler.api.loki_logs import selector
 from reconciler.core.resources import LABEL_OWNER, LABEL_SERVICE, LABEL_TENANT
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.settings import Settings
@@ -175,6 +176,9 @@ def test_promtail_labels_container_logs_with_our_ownership_labels() -> None:
     assert by_target["owner"] == docker_sd(LABEL_OWNER)
     loki = yaml.safe_load((DEPLOY / "loki" / "loki.yaml").read_text())
     assert promtail["clients"][0]["url"].startswith(f"http://127.0.0.1:{loki['server']['http_listen_port']}/")
+    # The API's Loki selector (docs/api.md "Logs") uses these labels, and names lines by the container label.
+    assert re.findall(r"(\w+)=", selector("owner-id", "acme")) == ["owner", "tenant"]
+    assert by_target["container"] == "__meta_docker_container_name"
 
 
 # --------------------------------------------------------------------------------------------- compose
