@@ -257,6 +257,17 @@ class AlertOut(BaseModel):
     text: str
 
 
+class TransitionOut(BaseModel):
+    """A condition appeared or changed status (``condition_transitions``, docs/schema.md)."""
+
+    id: int
+    type: str
+    status: str = Field(description="True, False or Unknown")
+    reason: str
+    message: str = Field(description="shortened to 500 characters")
+    at: datetime
+
+
 class CapacityOut(BaseModel):
     """The engine's host: what it has, what the running tenants' limits reserve, what they use now."""
 
