@@ -25,6 +25,7 @@ MAX_LINE = 4000
 TIMEOUT = 10.0
 WINDOW_NS = 24 * 3600 * 10**9  # tail looks this far back (a tenant silent for a day shows nothing)
 FOLLOW_BATCH = 1000  # lines per poll while following
+LATE_NS = 10 * 10**9  # how late a line may reach Loki and still be followed
 
 Entry = tuple[int, str, str]  # (nanoseconds since the epoch, container, text)
 
@@ -95,25 +96,30 @@ def _line(entry: Entry) -> str:
 
 async def loki_follow(url: str, owner: str, tenant: str, tail: int, max_seconds: float) -> AsyncIterator[str]:
     """The last lines, then new ones once a second, ``container | timestamp text`` each, until ``max_seconds``.
-    A poll starts at the newest line's own nanosecond (lines of one instant may arrive apart) and skips the lines
-    of that instant already sent. Loki failing ends the stream with a line saying so."""
+
+    Lines reach Loki late (Promtail batches them) and not in time order across containers, so each poll looks
+    ``LATE_NS`` back from the newest line sent and skips what it sent already; a line older than the last one the
+    tail showed is never sent. Loki failing ends the stream with a line saying so."""
     logql = selector(owner, tenant)
     deadline = time.monotonic() + max_seconds
     try:
+        began = time.time_ns()
         entries = await run_in_threadpool(_tail_entries, url, owner, tenant, tail)
-        newest = entries[-1][0] if entries else time.time_ns()
         for entry in entries:
             yield _line(entry)
-        sent = {entry for entry in entries if entry[0] == newest}
+        floor = entries[-1][0] if entries else began - LATE_NS
+        newest = max(floor, began - LATE_NS)
+        sent = set(entries)
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
-            entries = await run_in_threadpool(query, url, logql, newest, time.time_ns() + 1, FOLLOW_BATCH, "forward")
-            for entry in entries:
-                if entry[0] < newest or entry in sent:
+            start = max(floor, newest - LATE_NS)
+            found = await run_in_threadpool(query, url, logql, start, time.time_ns() + 1, FOLLOW_BATCH, "forward")
+            for entry in found:
+                if entry[0] < floor or entry in sent:
                     continue
-                if entry[0] > newest:
-                    newest, sent = entry[0], set()
                 sent.add(entry)
+                newest = max(newest, entry[0])
                 yield _line(entry)
+            sent = {entry for entry in sent if entry[0] >= newest - LATE_NS}
     except LokiUnavailable as exc:
         yield f"! {exc}\n"
