@@ -191,6 +191,28 @@ def test_node_exporter_serves_the_hosts_memory_and_cpus_only(node_exporter: devs
 
 
 @integration
+def test_stack_prometheus_scrapes_the_stacks_node_exporter(tmp_path: Path) -> None:
+    stack = devstack.Stack(tmp_path / "stack")
+    pids: list[int | None] = []
+    try:
+        stack.up(["node_exporter", "prometheus"])
+        exporter, prometheus = stack.services["node_exporter"], stack.services["prometheus"]
+        assert isinstance(exporter, devstack.NodeExporter) and isinstance(prometheus, devstack.Prometheus)
+        assert "job_name: reconciler" in prometheus.config and f'"{exporter.address}"' in prometheus.config
+
+        def node_up() -> bool:
+            status, body = devstack.http_get(f"{prometheus.url}/api/v1/query?query=up%7Bjob%3D%22node%22%7D")
+            result = json.loads(body)["data"]["result"] if status == 200 else []
+            return bool(result) and result[0]["value"][1] == "1"
+
+        devstack.wait_for(node_up, 60, "the node job up in the stack's Prometheus")
+        pids = [exporter.pid, prometheus.pid]
+    finally:
+        stack.down()
+    assert not any(devstack.pid_running(pid) for pid in pids)
+
+
+@integration
 def test_devstack_cli_up_env_down(tmp_path: Path) -> None:
     script = REPO_ROOT / "deploy" / "devstack.py"
     state_dir = tmp_path / "stack"
