@@ -1,4 +1,4 @@
-"""Throwaway local stack for tests and the demo: PostgreSQL, PowerDNS, Traefik, RabbitMQ, Prometheus.
+"""Throwaway local stack for tests and the demo: PostgreSQL, PowerDNS, Traefik, RabbitMQ, node exporter, Prometheus.
 
 Every service binds to 127.0.0.1 on free ports chosen at start, keeps all its files in its own state
 directory and is stopped by the PID it saved (never by a process-name pattern), so several sessions can
@@ -767,6 +767,52 @@ class RabbitMQ(Service):
 # --------------------------------------------------------------------------------------------- Prometheus
 
 
+class NodeExporter(Service):
+    """Debian's prometheus-node-exporter, memory and CPU collectors only: the host's figures for the API's capacity."""
+
+    name = "node_exporter"
+
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, port: int | None = None) -> None:
+        super().__init__(state_dir)
+        self.port = port or free_port()
+
+    @property
+    def address(self) -> str:
+        return f"{LOCALHOST}:{self.port}"
+
+    def _launch(self) -> None:
+        binary = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
+        if not Path(binary).exists():
+            raise DevstackError("prometheus-node-exporter not found (apt-get install prometheus-node-exporter)")
+        self._spawn(
+            [
+                binary,
+                f"--web.listen-address={self.address}",
+                # Only what capacity reads; the textfile dir (empty) names our dir in the command line (owns_pid).
+                "--collector.disable-defaults",
+                "--collector.meminfo",
+                "--collector.cpu",
+                "--collector.textfile",
+                f"--collector.textfile.directory={self.dir}",
+                "--log.level=warn",
+            ]
+        )
+
+    def _ready(self) -> bool:
+        return http_get(f"http://{self.address}/metrics", timeout=1)[0] == 200
+
+    @classmethod
+    def _init_args(cls, state: dict[str, Any]) -> dict[str, Any]:
+        return {"state_dir": state["dir"], "port": state["port"]}
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "port": self.port, "address": self.address}
+
+    def scrape_job(self, job: str = "node") -> str:
+        """A scrape_configs entry (YAML, indented for a list under ``scrape_configs:``) for this exporter."""
+        return f'  - job_name: {job}\n    static_configs:\n      - targets: ["{self.address}"]\n'
+
+
 DEFAULT_PROMETHEUS_CONFIG = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs: []\n"
 
 
@@ -838,6 +884,7 @@ SERVICES: dict[str, type[Service]] = {
     "powerdns": PowerDNS,
     "traefik": Traefik,
     "rabbitmq": RabbitMQ,
+    "node_exporter": NodeExporter,  # before Prometheus, whose config then scrapes it
     "prometheus": Prometheus,
 }
 
@@ -883,6 +930,10 @@ class Stack:
             service = self.services.get(name)
             if service is None:
                 if name == "prometheus":
+                    exporter = self.services.get("node_exporter")
+                    if isinstance(exporter, NodeExporter) and prometheus_config == DEMO_PROMETHEUS_CONFIG:
+                        # The demo config ends in its scrape list; a config of the operator's is left as given.
+                        prometheus_config += exporter.scrape_job()
                     service = Prometheus(self.dir / name, config=prometheus_config)
                 elif name == "powerdns":
                     # The quick start's usual addresses (DNS 127.0.0.1:5300, API :8081) when they are free.

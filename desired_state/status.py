@@ -4,6 +4,9 @@ Last step of a pass (``status rows`` in ARCHITECTURE.md): the runtime calls ``wr
 pass with every tenant it reconciled; the UI reads ``tenant_statuses`` directly. Rows are keyed by tenant name so a
 deleted tenant's teardown stays visible.
 
+Each condition that appears or changes status is also recorded in ``condition_transitions`` in the same transaction
+(``desired_state.condition_history``: one insert per pass, from the rows already read).
+
 ``Condition.last_transition`` follows the Kubernetes convention: it is the time the condition last
 changed *status*, not the time it was last written. ``write_status`` enforces that against the stored
 row, so callers may pass fresh conditions every pass without resetting "Ready since ...".
@@ -19,6 +22,7 @@ from typing import Any, get_args
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from desired_state.condition_history import record_transitions, transitions
 from desired_state.model import Condition, ConditionStatus, Phase, TenantStatus
 from desired_state.tables import TenantStatusRow
 
@@ -51,9 +55,11 @@ def write_statuses(
         written: list[TenantStatus] = []
         changed: dict[str, dict[str, Any]] = {}
         touched: dict[str, dict[str, Any]] = {}
+        history: list[dict[str, Any]] = []
         for status in statuses:
             before = stored.get(status.tenant)
             after = _carried(status, before, now)
+            history.extend(transitions(before, after, now))
             row = _row_values(after, now)
             if before is not None and _same_row(before, after) and status.tenant not in changed:
                 touched[status.tenant] = {
@@ -70,6 +76,7 @@ def write_statuses(
             connection.execute(_upsert(connection), list(changed.values()))
         if touched:
             connection.execute(_TOUCH, list(touched.values()))
+        record_transitions(connection, history)
         return written
 
 

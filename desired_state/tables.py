@@ -394,6 +394,7 @@ from desired_state import access_tables as _access_tables  # noqa: E402, F401
 from desired_state import alert_log as _alert_log  # noqa: E402, F401
 from desired_state import canary_tables as _canary_tables  # noqa: E402, F401
 from desired_state import check_tables as _check_tables  # noqa: E402, F401
+from desired_state import condition_history as _condition_history  # noqa: E402, F401
 
 # Swarm data placements (docs/swarm.md), likewise in a module of their own.
 from desired_state import placement_tables as _placement_tables  # noqa: E402, F401

@@ -16,8 +16,9 @@ missing=()
 # docker-registry, iproute2: the Swarm lab (scripts/swarm.sh, docs/swarm.md); the lab starts its registry itself.
 # chromium: the console's end-to-end test drives Debian's browser through Playwright (never `playwright install`).
 # socat: Swarm routing tests reach the Traefik inside the lab through a forward (tests/integration/swarm_traefik.py).
+# prometheus-node-exporter: the devstack starts its own (host memory and CPU for the API's capacity, docs/api.md).
 for pkg in docker.io busybox-static rabbitmq-server pdns-server pdns-backend-sqlite3 dnsutils prometheus curl debootstrap nginx \
-  docker-registry iproute2 chromium socat; do
+  docker-registry iproute2 chromium socat prometheus-node-exporter; do
   installed "$pkg" || missing+=("$pkg")
 done
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT / "deploy"))
 import devstack  # noqa: E402
 
 OWNER_LABEL = "tenant-reconciler.owner"
-SERVICE_FIXTURES = ("postgres_cluster", "powerdns", "traefik", "rabbitmq", "prometheus")
+SERVICE_FIXTURES = ("postgres_cluster", "powerdns", "traefik", "rabbitmq", "prometheus", "node_exporter")
 
 S = TypeVar("S", bound=devstack.Service)
 
@@ -98,6 +98,12 @@ def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Rabb
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Prometheus]:
     """Prometheus: .url; .reload(config_text) loads a new config (scrape interval 1 s by default)."""
     yield from _session_service(devstack.Prometheus(tmp_path_factory.mktemp("prometheus")))
+
+
+@pytest.fixture(scope="session")
+def node_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.NodeExporter]:
+    """Debian's node exporter (memory and CPU collectors): .address, .scrape_job() for a Prometheus config."""
+    yield from _session_service(devstack.NodeExporter(tmp_path_factory.mktemp("node_exporter")))
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""Logs of a tenant's containers, read from the Docker engine (the engine's own json-file logs), tail or follow.
+"""Logs of a tenant's containers, read from the Docker engine (the engine's own json-file logs), tail or follow;
+from Loki instead when ``RECONCILER_LOKI_URL`` is set (``api.loki_logs``).
 
 Called by ``api.resources`` and the console's log tail. Containers are found by the reconciler's labels (this
 owner's, this tenant's), so another owner's or tenant's logs are never shown. Follow polls the engine once a second
@@ -16,6 +17,7 @@ import docker.errors
 from fastapi.concurrency import run_in_threadpool
 
 from reconciler.api.context import ApiContext
+from reconciler.api.loki_logs import loki_follow, loki_tail
 from reconciler.api.models import LogLine
 from reconciler.core.resources import LABEL_OWNER, LABEL_TENANT
 
@@ -52,7 +54,9 @@ def _lines(context: ApiContext, container: dict[str, Any], tail: int | str, sinc
 
 
 def tail_logs(context: ApiContext, tenant: str, tail: int) -> list[LogLine]:
-    """The last ``tail`` lines of each container of the tenant, in time order."""
+    """The last ``tail`` lines of each container of the tenant, in time order (Loki: of them all together)."""
+    if context.settings.loki_url:
+        return loki_tail(context.settings.loki_url, context.settings.owner_id, tenant, tail)
     found: list[tuple[str, str, str]] = []
     for container in tenant_containers(context, tenant):
         name = _name(container)
@@ -79,6 +83,10 @@ def _new_lines(
 async def follow_logs(context: ApiContext, tenant: str, tail: int, max_seconds: float) -> AsyncIterator[str]:
     """The last lines, then new ones as they come, one ``container | timestamp text`` line each. Asynchronous, so
     the stream ends (and holds no worker thread) as soon as the client goes away."""
+    if context.settings.loki_url:
+        async for line in loki_follow(context.settings.loki_url, context.settings.owner_id, tenant, tail, max_seconds):
+            yield line
+        return
     seen: dict[str, str] = {}
     deadline = time.monotonic() + max_seconds
     first = True

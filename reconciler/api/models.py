@@ -257,9 +257,24 @@ class AlertOut(BaseModel):
     text: str
 
 
+class TransitionOut(BaseModel):
+    """A condition appeared or changed status (``condition_transitions``, docs/schema.md)."""
+
+    id: int
+    type: str
+    status: str = Field(description="True, False or Unknown")
+    reason: str
+    message: str = Field(description="shortened to 500 characters")
+    at: datetime
+
+
 class CapacityOut(BaseModel):
     """The engine's host: what it has, what the running tenants' limits reserve, what they use now."""
 
+    source: str = Field(
+        description="prometheus: total and in use are the host's (node exporter); engine: total from the engine's "
+        "/info, in use the tenants' (tenant_usages)"
+    )
     memory_total_bytes: int
     cpus_total: int
     memory_reserved_bytes: int

@@ -23,6 +23,7 @@ from desired_state.access import (
     revoke_token,
 )
 from desired_state.alert_log import recent_alerts
+from desired_state.condition_history import read_transitions
 from desired_state.identity import backups_of
 from desired_state.inputs import CatalogEntry
 from desired_state.load import parse_catalog_row
@@ -35,6 +36,7 @@ from reconciler.api.auth import audit, require
 from reconciler.api.capacity import capacity
 from reconciler.api.context import context_of
 from reconciler.api.logs import follow_logs, tail_logs
+from reconciler.api.loki_logs import LokiUnavailable
 from reconciler.api.models import (
     ERROR_RESPONSES,
     AccountOut,
@@ -50,6 +52,7 @@ from reconciler.api.models import (
     RequestOut,
     TokenCreated,
     TokenIn,
+    TransitionOut,
     UsageSeries,
 )
 from reconciler.api.usage import usage_of
@@ -188,12 +191,29 @@ async def tenant_logs(
     follow: bool = False,
     max_seconds: Annotated[float, Query(gt=0, le=3600)] = 300.0,
 ) -> Any:
-    """The last lines of each of the tenant's containers; ``follow=true`` streams new lines as text."""
+    """The last lines of each of the tenant's containers (from Loki when configured: of them all together);
+    ``follow=true`` streams new lines as text."""
     _exists(request, name)
     context = context_of(request)
     if follow:
         return StreamingResponse(follow_logs(context, name, tail, max_seconds), media_type="text/plain")
-    return await run_in_threadpool(tail_logs, context, name, tail)
+    try:
+        return await run_in_threadpool(tail_logs, context, name, tail)
+    except LokiUnavailable as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+
+
+@router.get("/tenants/{name}/conditions/history", response_model=list[TransitionOut], tags=["observe"])
+def condition_history(
+    request: Request,
+    name: str,
+    account: Viewer,
+    type: Annotated[str | None, Query(max_length=64, description="only this condition (Ready, ...)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[TransitionOut]:
+    """Each time one of the tenant's conditions appeared or changed status, newest first (a deleted tenant's too)."""
+    found = read_transitions(context_of(request).engine, name, limit, type)
+    return [TransitionOut(**{k: v for k, v in vars(r).items() if k != "tenant"}) for r in found]
 
 
 @router.get("/tenants/{name}/usage", response_model=UsageSeries, tags=["observe"])

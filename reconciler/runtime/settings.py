@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # and the key that signs console sessions (unset: a random key per process, so sessions end on restart).
     api_listen: str = Field(default="127.0.0.1:8090", pattern=r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
     api_session_secret: SecretStr | None = None
+    # Loki's HTTP API (the deploy bundle's, fed by Promtail): the API reads tenants' logs there instead of the engine.
+    loki_url: str | None = None
 
     # Traefik (file provider + API). Unset dynamic dir → no routing stage.
     traefik_dynamic_dir: str | None = None

@@ -181,6 +181,38 @@ def test_prometheus_ready_and_reload(prometheus: devstack.Prometheus) -> None:
 
 
 @integration
+def test_node_exporter_serves_the_hosts_memory_and_cpus_only(node_exporter: devstack.NodeExporter) -> None:
+    status, body = devstack.http_get(f"http://{node_exporter.address}/metrics")
+    names = {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if not line.startswith("#")}
+    assert status == 200 and {"node_memory_MemTotal_bytes", "node_memory_MemAvailable_bytes"} <= names
+    assert "node_cpu_seconds_total" in names
+    assert not any(name.startswith(("node_filesystem_", "node_network_")) for name in names)  # defaults are off
+    assert f'targets: ["{node_exporter.address}"]' in node_exporter.scrape_job()
+
+
+@integration
+def test_stack_prometheus_scrapes_the_stacks_node_exporter(tmp_path: Path) -> None:
+    stack = devstack.Stack(tmp_path / "stack")
+    pids: list[int | None] = []
+    try:
+        stack.up(["node_exporter", "prometheus"])
+        exporter, prometheus = stack.services["node_exporter"], stack.services["prometheus"]
+        assert isinstance(exporter, devstack.NodeExporter) and isinstance(prometheus, devstack.Prometheus)
+        assert "job_name: reconciler" in prometheus.config and f'"{exporter.address}"' in prometheus.config
+
+        def node_up() -> bool:
+            status, body = devstack.http_get(f"{prometheus.url}/api/v1/query?query=up%7Bjob%3D%22node%22%7D")
+            result = json.loads(body)["data"]["result"] if status == 200 else []
+            return bool(result) and result[0]["value"][1] == "1"
+
+        devstack.wait_for(node_up, 60, "the node job up in the stack's Prometheus")
+        pids = [exporter.pid, prometheus.pid]
+    finally:
+        stack.down()
+    assert not any(devstack.pid_running(pid) for pid in pids)
+
+
+@integration
 def test_devstack_cli_up_env_down(tmp_path: Path) -> None:
     script = REPO_ROOT / "deploy" / "devstack.py"
     state_dir = tmp_path / "stack"

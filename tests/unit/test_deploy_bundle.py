@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 from sqlalchemy import create_engine
 
+from reconciler.api.loki_logs import selector
 from reconciler.core.resources import LABEL_OWNER, LABEL_SERVICE, LABEL_TENANT
 from reconciler.runtime.operations.common import OperationsMetrics
 from reconciler.runtime.settings import Settings
@@ -40,7 +41,7 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "tenant-reconciler.json"
 METRIC_NAME = re.compile(r"\breconciler_[a-z0-9_]+\b")
 # Host-network services: what they listen on must be 127.0.0.1 unless it is public on purpose.
-HOST_NETWORK_SERVICES = {"traefik", "reconciler", "migrate", "prometheus", "grafana", "promtail"}
+HOST_NETWORK_SERVICES = {"traefik", "reconciler", "migrate", "prometheus", "grafana", "promtail", "node-exporter"}
 PUBLIC_ON_PURPOSE = {("powerdns", 53)}  # authoritative DNS; Traefik's :80/:443 are checked in its command
 
 
@@ -87,6 +88,9 @@ def test_prometheus_scrapes_the_reconciler_and_the_platform_components() -> None
     compose = _compose_yaml()
     reconciler_env = compose["services"]["reconciler"]["environment"]
     assert jobs["reconciler"]["static_configs"][0]["targets"] == [reconciler_env["RECONCILER_METRICS_ADDR"]]
+    # The node exporter the API's capacity reads (host memory and CPUs), where compose makes it listen.
+    listen = [f for f in compose["services"]["node-exporter"]["command"] if f.startswith("--web.listen-address=")]
+    assert jobs["node"]["static_configs"][0]["targets"] == [listen[0].split("=", 1)[1]]
 
 
 # --------------------------------------------------------------------------------------------- metric names
@@ -172,6 +176,9 @@ def test_promtail_labels_container_logs_with_our_ownership_labels() -> None:
     assert by_target["owner"] == docker_sd(LABEL_OWNER)
     loki = yaml.safe_load((DEPLOY / "loki" / "loki.yaml").read_text())
     assert promtail["clients"][0]["url"].startswith(f"http://127.0.0.1:{loki['server']['http_listen_port']}/")
+    # The API's Loki selector (docs/api.md "Logs") uses these labels, and names lines by the container label.
+    assert re.findall(r"(\w+)=", selector("owner-id", "acme")) == ["owner", "tenant"]
+    assert by_target["container"] == "__meta_docker_container_name"
 
 
 # --------------------------------------------------------------------------------------------- compose
@@ -244,6 +251,7 @@ def test_nothing_is_published_beyond_localhost_except_dns_and_web(compose_config
     public = [flag for flag in traefik_flags if "=127.0.0.1:" not in flag]
     assert sorted(public) == ["--entryPoints.web.address=:80", "--entryPoints.websecure.address=:443"]
     assert "--web.listen-address=127.0.0.1:9090" in services["prometheus"]["command"]
+    assert "--web.listen-address=127.0.0.1:9100" in services["node-exporter"]["command"]
     assert services["grafana"]["environment"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
     assert services["reconciler"]["environment"]["RECONCILER_METRICS_ADDR"].startswith("127.0.0.1:")
 

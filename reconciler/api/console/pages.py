@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from desired_state.access import Account, account_for_password, account_for_token, set_locale
 from desired_state.alert_log import recent_alerts
+from desired_state.condition_history import read_transitions
 from desired_state.identity import backups_of
 from desired_state.operation_requests import create_request, requests_of
 from desired_state.operations import list_operations
@@ -216,6 +217,7 @@ async def _tenant_page(
         cpu_chart=line_chart(usage.series, "cpu", t("usage.cpu")),
         logs=logs[-LOG_LINES:],
         alerts=recent_alerts(context.engine, 20, f"tenant {name}"),
+        transitions=read_transitions(context.engine, name, 30),
     )
 
 
