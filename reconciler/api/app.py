@@ -19,7 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from desired_state.database import make_engine
 from reconciler import __version__
-from reconciler.api import errors, resources, tenants
+from reconciler.api import check_views, errors, resources, tenants
 from reconciler.api.console import pages
 from reconciler.api.context import ApiContext
 from reconciler.api.usage import UsageHistory
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(tenants.router)
     app.include_router(resources.router)
+    app.include_router(check_views.router)
     app.include_router(pages.router)
 
     @app.get("/api/v1/healthz", tags=["health"], include_in_schema=False)

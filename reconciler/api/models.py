@@ -268,6 +268,20 @@ class TransitionOut(BaseModel):
     at: datetime
 
 
+class CheckOut(BaseModel):
+    """One run of one check (``tenant_checks``, docs/schema.md; docs/operations.md "Checks")."""
+
+    id: int
+    service: str
+    check: str
+    image: str = Field(description="the version that served the check ('+' between the two of a weighted service)")
+    outcome: str = Field(description="passed or failed")
+    latency_seconds: float
+    detail: str = Field(description="what was judged, shortened; never a request header")
+    trigger: str = Field(description="rollout, upgrade, rollback, schedule or manual")
+    at: datetime
+
+
 class CapacityOut(BaseModel):
     """The engine's host: what it has, what the running tenants' limits reserve, what they use now."""
 

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from desired_state.access import Account, account_for_password, account_for_token, set_locale
 from desired_state.alert_log import recent_alerts
+from desired_state.check_results import latest_results
 from desired_state.condition_history import read_transitions
 from desired_state.identity import backups_of
 from desired_state.operation_requests import create_request, requests_of
@@ -29,6 +30,7 @@ from desired_state.status import read_status, read_statuses
 from desired_state.tenant_edits import StaleGeneration, TenantExists, read_tenant, tenant_names
 from reconciler.api.auth import audit
 from reconciler.api.capacity import capacity
+from reconciler.api.check_views import check_out
 from reconciler.api.console import forms
 from reconciler.api.console.charts import line_chart
 from reconciler.api.console.i18n import LOCALES, direction, translator
@@ -218,6 +220,7 @@ async def _tenant_page(
         logs=logs[-LOG_LINES:],
         alerts=recent_alerts(context.engine, 20, f"tenant {name}"),
         transitions=read_transitions(context.engine, name, 30),
+        checks=[check_out(stored) for stored in latest_results(context.engine, name)],
     )
 
 
