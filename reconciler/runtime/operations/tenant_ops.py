@@ -29,6 +29,7 @@ from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.operations.backups import BackupService, RestoreResult
 from reconciler.runtime.operations.common import OperationsConfig, OperationsMetrics, log
 from reconciler.runtime.operations.maintenance import MaintenanceAnswer
+from reconciler.runtime.operations.swarm_quiesce import quiesce_for_restore
 from reconciler.runtime.operations.upgrades import UpgradeGuard
 from reconciler.runtime.operations.verify import BackupVerifier
 from reconciler.runtime.passes.reconcile import PassResult, Reconciler
@@ -111,6 +112,9 @@ class TenantOps:
         maintained: list[bool] = []
 
         def on_hold() -> None:
+            # On a swarm a stopped task is restarted at once: its services go to 0 replicas instead (the pass after
+            # the restore scales them back).
+            quiesce_for_restore(self.reconciler.docker, self.docker, tenant, self.naming.volume(tenant))
             if answer is None:
                 return
             desired = load_desired_state(self.engine, self.reconciler.base_domain, self.reconciler.input_limits)
