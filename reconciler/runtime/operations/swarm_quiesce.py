@@ -25,6 +25,11 @@ POLL_INTERVAL = 0.5
 STOP_TIMEOUT = 120.0
 
 
+def is_swarm(engine: object) -> bool:
+    """Whether the pass's engine is a Swarm manager (operations are given it as the reconciler's ``docker``)."""
+    return isinstance(engine, SwarmDriver)
+
+
 def quiesce_for_restore(engine: object, docker: DockerDriver, tenant: str, volume: str) -> list[str]:
     """Before a restore: on a swarm (``engine`` is the pass's engine) the stateful services scaled to 0; else nothing.
 
