@@ -70,7 +70,14 @@ def move_data(ops: TenantOps, tenant: str, node: str, *, trigger: str = "manual"
         raise
     volume = ops.naming.volume(tenant)
     operation_id = start_operation(ops.engine, tenant, "move", trigger=trigger)
-    log.warning("tenant=%s data move %s -> %s started (operation %d)", tenant, nodes.old, node, operation_id)
+    log.warning(
+        "tenant=%s data move %s -> %s started (operation %d)",
+        tenant,
+        nodes.old,
+        node,
+        operation_id,
+        extra={"tenant": tenant},
+    )
     scaled: list[str] = []
     try:
         scaled = stop_stateful(nodes.swarm, nodes.source, tenant, volume, STOP_TIMEOUT)
