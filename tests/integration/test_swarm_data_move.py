@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from desired_state.operation_requests import create_request, get_request
 from desired_state.operations import list_operations
+from reconciler.runtime.operations.requests import process_requests
 from tests.integration.harness import Harness
 from tests.integration.swarm import SwarmLab, wait_until
 from tests.integration.swarm_rig import NODES, node_names, owned, placements, running_tasks, swarm_harness, tenants_yaml
@@ -75,6 +77,23 @@ def test_moving_data_to_another_node_keeps_it_and_keeps_the_old_volume(swarm_lab
     assert [o.status for o in moves] == ["failed", "failed", "failed", "succeeded"], moves
     assert moves[-1].backup_id is not None and f"{home} -> {target}" in (moves[-1].output or "")
     assert not rig.apply().plan.changes  # converged on the new node
+
+    # The same through the request pool (what the web UI inserts): a row without a node is answered with why.
+    ops = rig.rt.operations
+    assert ops is not None
+    nodeless = create_request(rig.rt.engine, "acme", "move")
+    request = create_request(rig.rt.engine, "acme", "move", node=drained)
+    assert process_requests(ops) == 2
+    refused_row = get_request(rig.rt.engine, nodeless)
+    assert refused_row is not None and refused_row.status == "failed"
+    assert "needs node" in (refused_row.error or "")
+    answered = get_request(rig.rt.engine, request)
+    assert answered is not None and answered.status == "succeeded", answered
+    assert placements(rig)["acme"] == drained
+    node, container = _stateful_task(swarm_lab, owner)
+    assert node == drained
+    assert swarm_lab.docker("exec", container, "cat", "/data/marker", node=drained).strip() == "written-on-a"
+    assert volume in owned(swarm_lab, owner, "volume", node=target)  # kept too
 
     # Moving back onto the node that keeps the old volume is refused: it is never overwritten.
     back = rig.cli("tenants", "move-data", "acme", "--to", home, "--yes")

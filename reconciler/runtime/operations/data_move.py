@@ -1,6 +1,7 @@
 """Moving a tenant's data to another Swarm node: ``reconciler tenants move-data TENANT --to NODE --yes``.
 
-Beside the reconcile pipeline, like the restore; called by the CLI (``operations.commands``). Never implicit: a
+Beside the reconcile pipeline, like the restore; called by the CLI (``reconciler.cli``) and for a ``move`` request
+(``operations.requests``, the target in the request's ``node``). Never implicit: a
 pass never moves data (``core.placement``). The move, held as a running ``move`` operation (passes leave the
 tenant alone), is: the tenant's stateful services scaled to 0 (``operations.swarm_quiesce``), a backup of the data
 volume by a helper on the old node (the usual backup path: ``runtime.data_node`` runs it there, and the archive is
@@ -60,16 +61,18 @@ class _Nodes:
     target: DockerDriver
 
 
-def move_data(ops: TenantOps, tenant: str, node: str, *, trigger: str = "manual") -> MoveResult:
+def move_data(
+    ops: TenantOps, tenant: str, node: str, *, trigger: str = "manual", request_id: int | None = None
+) -> MoveResult:
     """Move the tenant's data volume to ``node``; raises ``MoveRefused`` (nothing done) or ``ReconcileError``."""
     try:
         nodes = _checked(ops, tenant, node)
     except MoveRefused as exc:
-        record_operation(ops.engine, tenant, "move", "failed", trigger=trigger, error=str(exc))
+        record_operation(ops.engine, tenant, "move", "failed", trigger=trigger, request_id=request_id, error=str(exc))
         log.error("tenant=%s data move refused: %s", tenant, exc, extra={"tenant": tenant})
         raise
     volume = ops.naming.volume(tenant)
-    operation_id = start_operation(ops.engine, tenant, "move", trigger=trigger)
+    operation_id = start_operation(ops.engine, tenant, "move", trigger=trigger, request_id=request_id)
     log.warning(
         "tenant=%s data move %s -> %s started (operation %d)",
         tenant,
