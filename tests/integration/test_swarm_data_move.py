@@ -117,3 +117,29 @@ def test_a_restore_on_the_swarm_scales_the_stateful_services_down_and_back(swarm
     assert node == home
     assert swarm_lab.docker("exec", container, "cat", "/data/marker", node=home).strip() == "before"
     assert not rig.apply().plan.changes
+
+
+def test_a_failed_move_leaves_the_tenant_running_on_its_node(
+    swarm_lab: SwarmLab, owner_id: str, postgres_url: str, tmp_path: Path
+) -> None:
+    missing = f"{swarm_lab.registry}/erp/no-such-helper:1"  # the backup helper cannot start on the old node
+    backups = str(tmp_path / "backups")
+    with swarm_harness(swarm_lab, owner_id, postgres_url, backup_dir=backups, backup_helper_image=missing) as h:
+        h.import_yaml(tenants_yaml("acme", replicas=1))
+        assert not h.apply().errors
+        home = placements(h)["acme"]
+        _, container = _stateful_task(swarm_lab, owner_id)
+        swarm_lab.docker("exec", container, "sh", "-c", "echo still-here > /data/marker", node=home)
+        target = next(n for n in NODES if n != home)
+
+        failed = h.cli("tenants", "move-data", "acme", "--to", target, "--yes", timeout=400)
+        assert failed.returncode == 1
+        assert f"data move {home} -> {target} failed, the data stays on {home}" in failed.stderr, failed.stderr
+        assert placements(h)["acme"] == home
+        (move,) = [o for o in list_operations(h.rt.engine, "acme") if o.kind == "move"]
+        assert move.status == "failed" and "the data stays on" in (move.error or "")
+        # The pass after the failure scaled the stateful service back up on its node, with its data.
+        node, container = _stateful_task(swarm_lab, owner_id)
+        assert node == home
+        assert swarm_lab.docker("exec", container, "cat", "/data/marker", node=home).strip() == "still-here"
+        assert f"{owner_id}-acme-data" not in owned(swarm_lab, owner_id, "volume", node=target)
