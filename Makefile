@@ -128,4 +128,4 @@ demo-swarm-down:
 	  if [[ -n "$$ids" ]]; then docker -H unix:///run/trsw/n1.sock service rm $$ids >/dev/null; echo "removed the demo's services"; fi; \
 	fi
 	scripts/swarm.sh down
-	rm -rf $(STATE)/swarm-demo.sqlite3 $(STATE)/swarm-demo.env $(STATE)/swarm-backups
+	rm -rf $(STATE)/swarm-demo.sqlite3 $(STATE)/swarm-demo.sqlite3.lock $(STATE)/swarm-demo.env $(STATE)/swarm-backups
