@@ -1,6 +1,8 @@
 # Two entry points on a fresh Debian/Ubuntu machine (as root):
 #   make demo    set everything up, start the local stack and reconcile the example tenants
 #   make test    set everything up and run lint, types and the whole test suite (what .ci/run does)
+# `make demo ENGINE=swarm` (or RECONCILER_ENGINE=swarm in the environment) runs the demo on the three-node Swarm
+# lab instead (the `demo-swarm` target below); `make demo-down ENGINE=swarm` ends it.
 SHELL := /bin/bash
 VENV  := .venv
 BIN   := $(CURDIR)/$(VENV)/bin
@@ -11,6 +13,7 @@ DEMO_SITES   := deploy/examples/sites.yaml
 define DEMO_ENV
 export PATH="$(BIN):$$PATH"
 export RECONCILER_OWNER_ID=demo
+export RECONCILER_ENGINE=docker
 export RECONCILER_BASE_DOMAIN=erp.test
 export RECONCILER_POWERDNS_ZONES='["erp.test."]'
 export RECONCILER_HEALTHCHECK_COMMAND='wget -q -O- http://127.0.0.1:{port}{health}'
@@ -18,6 +21,11 @@ export RECONCILER_NGINX_STATE_DIR="$(CURDIR)/$(STATE)/nginx"
 export RECONCILER_NGINX_LISTEN=127.0.0.1:8088
 endef
 export DEMO_ENV
+
+ENGINE ?= $(or $(RECONCILER_ENGINE),docker)
+ifeq ($(filter $(ENGINE),docker swarm),)
+$(error ENGINE=$(ENGINE) is neither docker nor swarm)
+endif
 
 .PHONY: setup test lint images demo demo-down
 
@@ -33,6 +41,10 @@ lint:
 images:
 	deploy/images/build.sh
 
+ifeq ($(ENGINE),swarm)
+demo: demo-swarm
+demo-down: demo-swarm-down
+else
 demo: setup
 	$(BIN)/python deploy/devstack.py up --state-dir $(STATE)
 	@echo "$$DEMO_ENV" > $(STATE)/demo.env
@@ -76,6 +88,7 @@ demo-down:
 	fi
 	@if [[ -f $(STATE)/nginx/nginx.pid ]] && kill "$$(cat $(STATE)/nginx/nginx.pid)" 2>/dev/null; then \
 	  echo "stopped the demo's Nginx"; fi
+endif
 
 # `make demo-swarm`: the example tenants on the three-node Swarm lab instead of one engine (RECONCILER_ENGINE=swarm,
 # docs/swarm.md); no routing or DNS. `make demo-swarm-down` removes them and takes the lab down.
@@ -89,6 +102,8 @@ export RECONCILER_SWARM_REGISTRY=10.232.7.11:5000
 export RECONCILER_SWARM_STATELESS=a
 export RECONCILER_SWARM_NODE_HOSTS=n1=unix:///run/trsw/n1.sock,n2=unix:///run/trsw/n2.sock,n3=unix:///run/trsw/n3.sock
 export RECONCILER_HEALTHCHECK_COMMAND='timeout 3 wget -q -O /dev/null http://127.0.0.1:{port}{health}'
+export RECONCILER_BACKUP_DIR="$(CURDIR)/$(STATE)/swarm-backups"
+export RECONCILER_BACKUP_HELPER_IMAGE=10.232.7.11:5000/erp/demo-svc:1
 endef
 export SWARM_DEMO_ENV
 
@@ -104,6 +119,7 @@ demo-swarm: setup
 	reconciler plan; \
 	docker -H $$RECONCILER_DOCKER_HOST service ls --filter label=tenant-reconciler.owner=demoswarm
 	@echo "Look around with:  . $(STATE)/swarm-demo.env; reconciler status; docker -H \$$RECONCILER_DOCKER_HOST service ps ..."
+	@echo "Move a tenant's data: . $(STATE)/swarm-demo.env; reconciler tenants move-data acme --to n3 --yes"
 	@echo "Stop it with: make demo-swarm-down"
 
 demo-swarm-down:
@@ -112,4 +128,4 @@ demo-swarm-down:
 	  if [[ -n "$$ids" ]]; then docker -H unix:///run/trsw/n1.sock service rm $$ids >/dev/null; echo "removed the demo's services"; fi; \
 	fi
 	scripts/swarm.sh down
-	rm -f $(STATE)/swarm-demo.sqlite3 $(STATE)/swarm-demo.env
+	rm -rf $(STATE)/swarm-demo.sqlite3 $(STATE)/swarm-demo.sqlite3.lock $(STATE)/swarm-demo.env $(STATE)/swarm-backups

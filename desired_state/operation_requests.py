@@ -20,7 +20,7 @@ from desired_state.operations import clip
 from desired_state.specs import shorten
 from desired_state.tables import OperationRequest
 
-REQUEST_KINDS = ("backup", "restore", "rollback")
+REQUEST_KINDS = ("backup", "restore", "rollback", "move")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class RequestRecord:
     operation_id: int | None
     # Higher first; 0 when the stored value is unusable (then ``problem`` says why).
     priority: int = 0
+    # For a move: the target node.
+    node: str | None = None
     # Why this row cannot be carried out as written (a hostile priority), naming the request, tenant and field.
     problem: str | None = None
 
@@ -68,6 +70,7 @@ def _request(row: Any) -> RequestRecord:
         operation_id=row.operation_id,
         priority=priority,
         problem=problem,
+        node=row.node,
     )
 
 
@@ -79,6 +82,7 @@ def create_request(
     backup_id: int | None = None,
     restore: bool = False,
     priority: int = 0,
+    node: str | None = None,
 ) -> int:
     """What the UI does (used by tests and scripts): insert a pending request."""
     now = datetime.now(UTC)
@@ -88,6 +92,7 @@ def create_request(
         "backup_id": backup_id,
         "restore": restore,
         "priority": priority,
+        "node": node,
         "status": "pending",
         "requested_at": now,
         "created_at": now,

@@ -2,10 +2,11 @@
 
 Beside the reconcile pipeline, like ``desired_state.backups``. The runtime (``reconciler.runtime.operations.upgrades``,
 ``runtime.operations.backups``, ``runtime.operations.requests``) writes one row per deploy, upgrade, migration,
-backup, restore and rollback, with output and error. A *running* restore is also a hold: the reconcile pass leaves
-that tenant alone until it ends (or goes stale). A succeeded migration row is the "exactly once" record, unique per
-(tenant, service, target image). Requests from the UI are in ``desired_state.operation_requests``, pins in
-``desired_state.pins``, the rollback's write in ``desired_state.service_image``.
+backup, restore, rollback and data move, with output and error. A *running* restore or data move (``move``) is also
+a hold: the reconcile pass leaves that tenant alone until it ends (or goes stale). A succeeded migration row is the
+"exactly once" record, unique per (tenant, service, target image). Requests from the UI are in
+``desired_state.operation_requests``, pins in ``desired_state.pins``, the rollback's write in
+``desired_state.service_image``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from sqlalchemy import Engine, insert, select, update
 
 from desired_state.tables import OperationRow
 
-OPERATION_KINDS = ("deploy", "upgrade", "migrate", "backup", "restore", "rollback")
+OPERATION_KINDS = ("deploy", "upgrade", "migrate", "backup", "restore", "rollback", "move")
 # Output kept with an operation row: a migration that prints megabytes must not bloat the table.
 MAX_OUTPUT = 64 * 1024
 # Operations whose running row makes the reconcile pass leave the tenant alone.
-HOLDING_KINDS = ("restore",)
+HOLDING_KINDS = ("restore", "move")
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def latest_upgrades(engine: Engine, tenant: str, *, status: str = "succeeded") -
 
 
 def holds(engine: Engine, stale_after: timedelta) -> dict[str, str]:
-    """Tenants the pass must leave alone (tenant -> why): a restore is running on them.
+    """Tenants the pass must leave alone (tenant -> why): a restore or a data move is running on them.
 
     A running row older than ``stale_after`` is from a process that died mid-operation: it is marked failed so
     the tenant is reconciled again instead of staying down forever.

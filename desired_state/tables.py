@@ -327,18 +327,21 @@ class OperationRow(TimestampsMixin, Base):
 
 
 class OperationRequest(TimestampsMixin, Base):
-    """What the UI asks for: a backup, a restore or a rollback; the reconciler picks it up and reports back."""
+    """What the UI asks for: a backup, a restore, a rollback or a data move; the reconciler picks it up and reports
+    back."""
 
     __tablename__ = "operation_requests"
     __table_args__ = (Index("operation_requests_status_index", "status"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(255))
-    # backup | restore | rollback
+    # backup | restore | rollback | move
     kind: Mapped[str] = mapped_column(String(32))
     backup_id: Mapped[int | None] = mapped_column(BigInteger)
     # For a rollback: also restore the backup taken before the failed upgrade.
     restore: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # For a move (Swarm): the node the tenant's data moves to (its hostname).
+    node: Mapped[str | None] = mapped_column(String(255))
     # Higher runs first among pending requests of different tenants (bounds: desired_state.bounds); then age (id).
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     requested_by: Mapped[str | None] = mapped_column(String(255))

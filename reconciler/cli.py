@@ -38,6 +38,7 @@ WRITER_COMMANDS = frozenset(
         "tenants purge",
         "tenants adopt",
         "tenants recreate-volume",
+        "tenants move-data",
     }
 )
 
@@ -70,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     recreate.add_argument("name")
     recreate.add_argument("--yes", action="store_true", help="confirm that the tenant starts without its data")
+    move = tenants.add_parser("move-data", help="move a tenant's data volume to another Swarm node (docs/swarm.md)")
+    move.add_argument("name")
+    move.add_argument("--to", required=True, metavar="NODE", help="the node's hostname (`docker node ls`)")
+    move.add_argument("--yes", action="store_true", help="confirm: the tenant's stateful services stop meanwhile")
 
     for name, text in (("plan", "print the pending changes"), ("apply", "run exactly one pass")):
         cmd = sub.add_parser(name, help=text)
@@ -168,6 +173,11 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(current_revision(settings.database_url) or "(empty)")
         return EXIT_OK
+    if args.command == "tenants" and args.tenants_command == "move-data":
+        from reconciler.runtime.operations.data_move import run_move_command
+        from reconciler.runtime.wiring import build_runtime
+
+        return run_move_command(args.name, args.to, args.yes, build_runtime(settings, schedule=False))
     if args.command == "tenants":
         return _tenants(args, settings, make_engine(settings.database_url))
     if args.command == "status":

@@ -32,6 +32,14 @@ class DataNodeDocker(DockerDriver):
         node = read_placements(self._database).get(tenant)
         return self._node_drivers.get(node) if node is not None else None
 
+    def tenant_engine(self, tenant: str) -> DockerDriver | None:
+        """The engine of the tenant's data node, or None (no recorded node, or no engine given for it)."""
+        return self._on_node(tenant)
+
+    def node_engine(self, node: str) -> DockerDriver | None:
+        """The engine of the node of that hostname (a data move works on two nodes at once), or None."""
+        return self._node_drivers.get(node)
+
     def observe(self, tenant: str | None = None, *, scope: Collection[str] | None = None) -> Snapshot:
         driver = self._on_node(tenant)
         if driver is None:

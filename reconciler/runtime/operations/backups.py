@@ -293,11 +293,13 @@ class BackupService:
         trigger: str = "manual",
         request_id: int | None = None,
         before_release: Callable[[], None] | None = None,
-        on_hold: Callable[[], None] | None = None,
+        on_hold: Callable[[], bool] | None = None,
     ) -> RestoreResult:
         """Verify, hold the tenant, stop its containers, restore the volume, release the hold.
 
-        ``on_hold`` runs once the tenant is held, before its containers stop (the maintenance answer goes up).
+        ``on_hold`` runs once the tenant is held, before its containers stop (the maintenance answer goes up); it
+        returns True when it stopped the volume's users itself (a swarm's services scaled to 0), and then no
+        container is stopped here.
 
         ``before_release`` runs after a successful restore while the tenant is still held (a rollback changes the
         desired image there, so no pass starts the new version on the restored data in between).

@@ -32,7 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rollback.add_argument("--service", help="only this service")
     for name, text in (
         ("backups", "list backups (newest last)"),
-        ("operations", "history: deploys, upgrades, migrations, backups, restores, rollbacks"),
+        ("operations", "history: deploys, upgrades, migrations, backups, restores, rollbacks, data moves"),
     ):
         listing = sub.add_parser(name, help=text)
         listing.add_argument("tenant", nargs="?")

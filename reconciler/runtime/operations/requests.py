@@ -1,8 +1,9 @@
-"""Operation requests: the web UI asks for a backup, a restore or a rollback by inserting an ``operation_requests``
-row; the request pool (``operations.request_pool``) picks pending rows by priority then age, claims each one
-(pending → running in one UPDATE, so two reconcilers never both act on it) and hands it to ``carry_out`` on a
-thread of its own, which does the work through ``operations.tenant_ops`` and writes the outcome back (succeeded or
-failed with the error, ``done_at`` and the ``operations`` row that did the work).
+"""Operation requests: the web UI asks for a backup, a restore, a rollback or a data move (Swarm) by inserting an
+``operation_requests`` row; the request pool (``operations.request_pool``) picks pending rows by priority then age,
+claims each one (pending → running in one UPDATE, so two reconcilers never both act on it) and hands it to
+``carry_out`` on a thread of its own, which does the work through ``operations.tenant_ops`` (a move through
+``operations.data_move``) and writes the outcome back (succeeded or failed with the error, ``done_at`` and the
+``operations`` row that did the work).
 
 ``runtime.wiring`` calls ``register_request_pool``: ``reconciler run`` polls every
 ``RECONCILER_OPERATION_POLL_INTERVAL`` seconds while it leads. ``reconciler requests`` runs ``process_requests``
@@ -17,6 +18,7 @@ from functools import partial
 from desired_state.operation_requests import REQUEST_KINDS, RequestRecord, finish_request
 from desired_state.operations import list_operations
 from reconciler.core.errors import ReconcileError
+from reconciler.runtime.operations.data_move import move_data
 from reconciler.runtime.operations.request_pool import POLL_JOB, JobScheduler, RequestPool
 from reconciler.runtime.operations.tenant_ops import TenantOps
 
@@ -72,6 +74,10 @@ def _dispatch(ops: TenantOps, request: RequestRecord) -> None:
         ops.restore(request.tenant, request.backup_id, trigger="request", request_id=request.id)
     elif request.kind == "rollback":
         ops.rollback(request.tenant, restore=request.restore, trigger="request", request_id=request.id)
+    elif request.kind == "move":
+        if not request.node:
+            raise ValueError("a move request needs node (the hostname of the Swarm node the data moves to)")
+        move_data(ops, request.tenant, request.node, trigger="request", request_id=request.id)
     else:
         raise ValueError(f"kind {request.kind!r} is not one of {', '.join(REQUEST_KINDS)}")
 

@@ -132,7 +132,7 @@ def restore(
     trigger: str,
     request_id: int | None,
     before_release: Callable[[], None] | None,
-    on_hold: Callable[[], None] | None = None,
+    on_hold: Callable[[], bool] | None = None,
 ) -> RestoreResult:
     engine = service.engine
     try:
@@ -159,9 +159,10 @@ def restore(
     )
     stopped: list[str] = []
     try:
-        if on_hold is not None:
-            on_hold()
-        output = _swap_in(service, tenant, path, operation_id, stopped)
+        # True from ``on_hold``: the volume's users are already stopped (a swarm's services scaled to 0), and the
+        # tenant's other containers do not touch the data, so none is stopped here.
+        quiesced = on_hold() if on_hold is not None else False
+        output = _swap_in(service, tenant, path, operation_id, stopped if not quiesced else None)
         if before_release is not None:
             before_release()
     except ReconcileError as exc:
@@ -188,15 +189,16 @@ def restore(
     return RestoreResult(operation_id=operation_id, backup=backup, stopped=stopped, output=output)
 
 
-def _swap_in(service: BackupService, tenant: str, path: Path, operation_id: int, stopped: list[str]) -> str:
-    """Stop the tenant's containers and replace the volume's content with the archive's; the helper's output."""
+def _swap_in(service: BackupService, tenant: str, path: Path, operation_id: int, stopped: list[str] | None) -> str:
+    """Stop the tenant's containers (unless ``stopped`` is None) and replace the volume's content with the
+    archive's; the helper's output."""
     docker, naming = service.docker, service.naming
     snapshot = docker.observe(tenant)
     volume = naming.volume(tenant)
     if not any(v.name == volume for v in snapshot.volumes):
         raise PermanentError(f"tenant {tenant!r} has no data volume {volume} to restore into", tenant=tenant)
     for container in snapshot.containers:
-        if container.running:
+        if container.running and stopped is not None:
             docker.stop_container(container)
             stopped.append(container.name)
             log.info("tenant=%s stopped %s for the restore", tenant, container.name, extra={"tenant": tenant})

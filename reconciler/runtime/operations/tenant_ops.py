@@ -29,6 +29,7 @@ from reconciler.drivers.docker import DockerDriver
 from reconciler.runtime.operations.backups import BackupService, RestoreResult
 from reconciler.runtime.operations.common import OperationsConfig, OperationsMetrics, log
 from reconciler.runtime.operations.maintenance import MaintenanceAnswer
+from reconciler.runtime.operations.swarm_quiesce import is_swarm, quiesce_for_restore
 from reconciler.runtime.operations.upgrades import UpgradeGuard
 from reconciler.runtime.operations.verify import BackupVerifier
 from reconciler.runtime.passes.reconcile import PassResult, Reconciler
@@ -110,12 +111,13 @@ class TenantOps:
         answer = self._maintenance()
         maintained: list[bool] = []
 
-        def on_hold() -> None:
-            if answer is None:
-                return
-            desired = load_desired_state(self.engine, self.reconciler.base_domain, self.reconciler.input_limits)
-            spec = desired.tenants.get(tenant)
-            maintained.append(spec is not None and answer.begin(spec))
+        def on_hold() -> bool:
+            quiesced = self._quiesce(tenant)
+            if answer is not None:
+                desired = load_desired_state(self.engine, self.reconciler.base_domain, self.reconciler.input_limits)
+                spec = desired.tenants.get(tenant)
+                maintained.append(spec is not None and answer.begin(spec))
+            return quiesced
 
         try:
             restored = self.backups.restore(tenant, backup_id, trigger=trigger, request_id=request_id, on_hold=on_hold)
@@ -132,6 +134,14 @@ class TenantOps:
         if not any(maintained):
             return restored, self.resume(tenant)
         return restored, self._resume_after_maintenance(tenant)
+
+    def _quiesce(self, tenant: str) -> bool:
+        """On a swarm a stopped task is restarted at once: the services mounting the data go to 0 replicas instead
+        (the pass after the restore scales them back). True when that was done (the engine is a swarm)."""
+        if not is_swarm(self.reconciler.docker):
+            return False
+        quiesce_for_restore(self.reconciler.docker, self.docker, tenant, self.naming.volume(tenant))
+        return True
 
     def _maintenance(self) -> MaintenanceAnswer | None:
         # Here, not at module level: routing brings httpx (and click, rich, pygments), which a one-shot command
@@ -227,6 +237,7 @@ class TenantOps:
                     trigger="rollback",
                     request_id=request_id,
                     before_release=lambda: self._point_back(tenant, targets),
+                    on_hold=lambda: self._quiesce(tenant),
                 )
             else:
                 self._point_back(tenant, targets)
