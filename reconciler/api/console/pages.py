@@ -27,7 +27,7 @@ from desired_state.operation_requests import create_request, requests_of
 from desired_state.operations import list_operations
 from desired_state.specs import SpecError
 from desired_state.status import read_status, read_statuses
-from desired_state.tenant_edits import StaleGeneration, TenantExists, read_tenant, tenant_names
+from desired_state.tenant_edits import StaleGeneration, StoredTenant, TenantExists, read_tenant, tenant_names
 from reconciler.api.auth import audit
 from reconciler.api.capacity import capacity
 from reconciler.api.check_views import check_out
@@ -35,7 +35,7 @@ from reconciler.api.console import forms
 from reconciler.api.console.charts import line_chart
 from reconciler.api.console.i18n import LOCALES, direction, translator
 from reconciler.api.console.session import csrf_ok, csrf_token, logged_in, start
-from reconciler.api.context import context_of
+from reconciler.api.context import ApiContext, context_of
 from reconciler.api.logs import tail_logs
 from reconciler.api.preview import pending_plan, preview_plan
 from reconciler.api.tenants import write_tenant
@@ -79,6 +79,21 @@ def _refused(request: Request, account: Account | None, form: dict[str, str]) ->
     if not account.may("operator"):
         return _page(request, "error.html", account, 403, message=t("error.role", role=account.role))
     return None
+
+
+async def _operator_form(request: Request) -> tuple[Account, dict[str, str]] | Response:
+    """The account and form of a write the console accepts, or the answer refusing it (``_refused``)."""
+    account = logged_in(request)
+    form = await _form(request)
+    refused = _refused(request, account, form)
+    if refused is not None or account is None:
+        return refused or _to("/login")
+    return account, form
+
+
+def _stored_tenant(context: ApiContext, name: str) -> StoredTenant | None:
+    with context.engine.connect() as connection:
+        return read_tenant(connection, name)
 
 
 # --- login --------------------------------------------------------------------------------------------------
@@ -156,11 +171,10 @@ def tenant_list(request: Request, q: str = "", phase: str = "") -> Response:
 
 @router.post("/tenants", response_class=HTMLResponse)
 async def create_tenant(request: Request) -> Response:
-    account = logged_in(request)
-    form = await _form(request)
-    refused = _refused(request, account, form)
-    if refused is not None or account is None:
-        return refused or _to("/login")
+    asked = await _operator_form(request)
+    if isinstance(asked, Response):
+        return asked
+    account, form = asked
     document = forms.new_document(form)
     try:
         write_tenant(request, account, "tenant.create", document, exists=False, expected=None)
@@ -181,8 +195,7 @@ async def _tenant_page(
     status_code: int = 200,
 ) -> Response:
     context = context_of(request)
-    with context.engine.connect() as connection:
-        stored = read_tenant(connection, name)
+    stored = _stored_tenant(context, name)
     if stored is None:
         t = translator(account.locale)
         return _page(request, "error.html", account, 404, message=t("error.no_tenant", name=name))
@@ -234,14 +247,12 @@ async def tenant_page(request: Request, name: str, notice: str = "") -> Response
 
 @router.post("/tenants/{name}/edit", response_class=HTMLResponse)
 async def edit_tenant(request: Request, name: str) -> Response:
-    account = logged_in(request)
-    form = await _form(request)
-    refused = _refused(request, account, form)
-    if refused is not None or account is None:
-        return refused or _to("/login")
+    asked = await _operator_form(request)
+    if isinstance(asked, Response):
+        return asked
+    account, form = asked
     context = context_of(request)
-    with context.engine.connect() as connection:
-        stored = read_tenant(connection, name)
+    stored = _stored_tenant(context, name)
     if stored is None:
         return _to("/tenants")
     document = forms.edited_document(stored.document, form)
@@ -258,14 +269,12 @@ async def edit_tenant(request: Request, name: str) -> Response:
 
 @router.post("/tenants/{name}/action", response_class=HTMLResponse)
 async def tenant_action(request: Request, name: str) -> Response:
-    account = logged_in(request)
-    form = await _form(request)
-    refused = _refused(request, account, form)
-    if refused is not None or account is None:
-        return refused or _to("/login")
+    asked = await _operator_form(request)
+    if isinstance(asked, Response):
+        return asked
+    account, form = asked
     context = context_of(request)
-    with context.engine.connect() as connection:
-        stored = read_tenant(connection, name)
+    stored = _stored_tenant(context, name)
     if stored is None:
         return _to("/tenants")
     action = form.get("do", "")
