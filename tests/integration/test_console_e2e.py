@@ -97,6 +97,16 @@ def _login(browser: Browser, base: str, name: str) -> Page:
     return page
 
 
+def _submit(page: Page, selector: str) -> None:
+    """Click a form's submit button and wait for the page the POST leads to.
+
+    A reload issued while the form's navigation is still under way fails with
+    "Not attached to an active page", so every submit waits for its own page.
+    """
+    with page.expect_navigation(wait_until="load"):
+        page.click(selector)
+
+
 def _reload_until(page: Page, check: Callable[[], bool], what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,7 +131,7 @@ def test_an_operator_runs_a_tenant_from_the_console_and_a_viewer_cannot_change_i
     page.fill("#new-tenant input[name=name]", "shop")
     page.fill("#new-tenant input[name=domain]", "shop.erp.test")
     page.fill("#new-tenant input[name=services]", "a")
-    page.click("#create")
+    _submit(page, "#create")
     page.wait_for_url("**/tenants/shop")
     _reload_until(page, lambda: _ready(page), "shop Ready")
     assert len(h.running("shop")) == 1
@@ -130,23 +140,23 @@ def test_an_operator_runs_a_tenant_from_the_console_and_a_viewer_cannot_change_i
 
     # Change the replicas after reading the previewed plan.
     page.fill("input[name=replicas-a]", "2")
-    page.click("#preview-button")
+    _submit(page, "#preview-button")
     preview = page.inner_text("#preview")
     assert "+ container" in preview and "shop" in preview
-    page.click("#save-button")
+    _submit(page, "#save-button")
     page.wait_for_selector("#notice")
     wait_until(lambda: len(h.running("shop")) == 2, timeout=60, what="two replicas of shop")
     _reload_until(page, lambda: _ready(page), "shop Ready at the new generation")
 
     # Back up now, see it succeed, restore it.
-    page.click("#backup-now")
+    _submit(page, "#backup-now")
     _reload_until(
         page,
         lambda: page.locator('#backups tr[data-backup][data-status="succeeded"]').count() == 1,
         "the backup to succeed",
     )
     assert page.locator('#requests tr[data-kind="backup"][data-status="succeeded"]').count() == 1
-    page.click("#backups button.restore")
+    _submit(page, "#backups button.restore")
     _reload_until(
         page,
         lambda: page.locator('#requests tr[data-kind="restore"][data-status="succeeded"]').count() == 1,
