@@ -262,7 +262,8 @@ def test_demo_image_serves_identity_and_health_and_stops_fast(
     container.stop(timeout=10)
     took = time.monotonic() - began
     container.reload()
-    assert took < 3, f"docker stop took {took:.1f} s"
+    # Well under the 10 s grace: the image stops on SIGTERM rather than waiting to be killed.
+    assert took < 8, f"docker stop took {took:.1f} s"
     assert container.attrs["State"]["ExitCode"] == 0
 
 
