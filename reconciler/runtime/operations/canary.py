@@ -2,7 +2,8 @@
 
 Registered by ``runtime.wiring`` on the scheduler (``RECONCILER_CANARY_WINDOW`` seconds; runs only while this
 instance leads). For each running tenant service with two versions it reads the canary version's Traefik service
-(``drivers.traefik_metrics``), takes the window's figures since the last reading (``core.canary``), judges them
+(``drivers.traefik_metrics``), takes the window's figures since the last reading (``core.canary``; the duration at
+a quantile from the histogram's buckets when the policy limits one, ``core.canary_latency``), judges them
 against the thresholds (``canary_policies`` over the settings' defaults) and moves the canary's state
 (``core.canary_steps``), stored in ``tenant_canaries``. The weights a canary imposes reach Traefik through an
 ordinary pass of that tenant (the route is planned from them, ``planning.canary``; the routing stage waits until
@@ -139,7 +140,9 @@ class CanaryAnalysis:
             return (canary, "promoted-step", None) if canary.weight is not None else None
         if record.canary.final or previous is None:
             return None
-        figures = window_figures(previous, reading)
+        limits = policy.thresholds
+        tail = limits.latency_quantile if limits.max_quantile_latency is not None else None
+        figures = window_figures(previous, reading, tail)
         verdict = judge(figures, policy.thresholds, service=name)
         canary, event = advance(record.canary, verdict, policy.steps)
         write_canary(self.engine, canary, figures)
