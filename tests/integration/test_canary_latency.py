@@ -6,7 +6,9 @@ Both versions of the tenant's service are equally slow in the tail (``ERP_SLOW_S
 stable version would find nothing, and its mean duration (about 120 ms) is far under the mean limit (1 s), so the
 rules in force before the quantile limit pass it. The tenant's policy row limits p95 to 300 ms: the analysis job
 backs the canary out at its first judged window, with the p95 figure in the status, the history and the alert.
-Run with ``pytest -s`` for the figures.
+Hostile values of the new policy columns written straight into PostgreSQL (NaN, infinity, negative, huge) are
+refused naming the tenant, the column and the value, and stay with that tenant. Run with ``pytest -s`` for the
+figures.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
-from desired_state.canaries import CanaryPolicyResolved, read_canaries
+from desired_state.canaries import CanaryPolicyError, CanaryPolicyResolved, read_canaries, read_policies, resolve_policy
+from desired_state.database import make_engine, upgrade
 from desired_state.operations import list_operations
 from desired_state.pins import read_pins
 from desired_state.status import read_status
@@ -136,3 +140,44 @@ def test_a_canary_slow_at_p95_is_backed_out_although_its_mean_and_its_stable_ver
     assert history[0].error is not None and "p95 latency" in history[0].error
     assert len(alerts) == 1 and "p95 latency" in alerts[0][1]
     reader.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("latency_quantile", "'NaN'"),
+        ("latency_quantile", "'Infinity'"),
+        ("latency_quantile", "-0.95"),
+        ("latency_quantile", "95"),
+        ("max_quantile_latency_ms", "-300"),
+        ("max_quantile_latency_ms", "2147483647"),
+    ],
+)
+def test_hostile_quantile_columns_written_into_postgresql_stay_with_their_tenant(
+    postgres_url: str, column: str, value: str
+) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO canary_policies (service, tenant, max_quantile_latency_ms, enabled)"
+                " VALUES ('a', NULL, 250, true)"
+            )
+        )
+        connection.execute(
+            text(
+                f"INSERT INTO canary_policies (service, tenant, {column}, enabled) VALUES ('a', 'acme', {value}, true)"
+            )
+        )
+    rows = read_policies(engine)
+    defaults = CanaryPolicyResolved(Thresholds(0.05, MEAN_LIMIT, 20), (), enabled=True)
+    with pytest.raises(CanaryPolicyError) as caught:
+        resolve_policy(rows, "acme", "a", defaults)
+    message = str(caught.value)
+    print(message)
+    assert message.startswith(f"canary_policies service='a' tenant='acme': {column} = ")
+    assert "must be a number from" in message and len(message) < 300
+    # Another tenant of the service gets the catalog row's limit as usual.
+    assert resolve_policy(rows, "globex", "a", defaults).thresholds.max_quantile_latency == 0.25
+    engine.dispose()
