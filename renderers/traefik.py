@@ -9,11 +9,8 @@ Per exposed service:
 - a router on the configured entrypoint only (a router without entrypoints would also answer on the API one),
   rule ``Host(`host`)`` plus ``PathPrefix(`/path`)`` when the route has a path;
 - a load balancer over ``http://ip:port`` of the service's backends with a health check on the catalog's path,
-  or, for a service with two versions, a ``weighted`` service over one load balancer per version, and one more
-  router per version in the split that adds ``Header(`X-Reconciler-Version`, `a` or `b`)`` to the rule and sends
-  to that version's load balancer alone (its longer rule gives it Traefik's higher default priority): what the
-  canary analysis's checks use to judge one version (``runtime.operations.canary_checks``); a version out of the
-  split (weight 0, no ready backend) has no such router either;
+  or, for a service with two versions, a ``weighted`` service over one load balancer per version, and a router
+  of each version's own, reached with a version header (``renderers.traefik_versions``);
 - an ``ipAllowList`` middleware when the route has allow or deny lists (deny becomes the complement);
 - a ``stripPrefix`` middleware when the route has a path: the service sees paths relative to its prefix (as
   it would at the root of a host) and learns the prefix from the ``X-Forwarded-Prefix`` header;
@@ -44,6 +41,7 @@ from desired_state.specs import RouteSpec, ServiceSpec, TenantSpec
 from reconciler.core.resources import Container
 from reconciler.core.routes import RouteTable, file_header
 from renderers import yaml_block
+from renderers.traefik_versions import version_label, version_routers
 
 # libyaml's safe dumper when installed (same bytes as the pure-Python one, about 5x faster).
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -53,8 +51,6 @@ HEALTH_INTERVAL = "1s"
 HEALTH_TIMEOUT = "1s"
 # One retry: connection-level failures only (Traefik never retries once a backend answered).
 RETRY_ATTEMPTS = 2
-# The request header that pins a request to one version of a two-version service (value: the track, a or b).
-VERSION_HEADER = "X-Reconciler-Version"
 # Connecting to a container on a local bridge takes well under a millisecond; an address whose container is
 # gone does not refuse but stays silent until the kernel gives up (about 3 s). Bounding the dial lets the retry
 # reach a live replica quickly (measured in tests/integration/test_routing_e2e.py).
@@ -136,16 +132,6 @@ def rule(route: RouteSpec) -> str:
     # Host and path are validated in desired_state.specs: no backticks or spaces can reach the rule.
     host = f"Host(`{route.host}`)"
     return f"{host} && PathPrefix(`{route.path}`)" if route.path else host
-
-
-def version_label(track: str) -> str:
-    """The first track's label is empty; it is called ``a`` in names and in the version header."""
-    return track or "a"
-
-
-def version_rule(route: RouteSpec, track: str) -> str:
-    # Tracks are "" or one lowercase letter (desired_state.inputs.VERSION_TRACKS): nothing to escape.
-    return f"{rule(route)} && Header(`{VERSION_HEADER}`, `{version_label(track)}`)"
 
 
 def _load_balancer(urls: list[str], health: str, transport: str) -> dict[str, Any]:
@@ -232,15 +218,8 @@ def render_routes(
             "service": naming.service(tenant, service.name),
             "middlewares": chain,
         }
-        for version in service.versions:
-            member = naming.version(tenant, service.name, version.track)
-            if member in rendered:
-                routers[member] = {
-                    "rule": version_rule(route, version.track),
-                    "entryPoints": [entrypoint],
-                    "service": member,
-                    "middlewares": list(chain),
-                }
+        members = [(v.track, naming.version(tenant, service.name, v.track)) for v in service.versions]
+        routers.update(version_routers(rule(route), [m for m in members if m[1] in rendered], entrypoint, chain))
         routed.append(route.address)
     transports: dict[str, Any] = {}
     if routers:

@@ -2,7 +2,7 @@
 
 The analysis job (``runtime.operations.canary``) runs the service's checks (``core.checks``) against the canary
 version alone each window (``runtime.operations.canary_checks``: the version header the routes renderer adds,
-``renderers.traefik.VERSION_HEADER``) and asks ``with_checks`` what the window's verdict becomes. A check that
+``renderers.traefik_versions``) and asks ``with_checks`` what the window's verdict becomes. A check that
 fails on the canary backs it out like an error-rate breach, its result in the reason (status, history, alert);
 passing checks never promote on their own: the metrics must say healthy too, so a window without enough canary
 requests stays inconclusive whatever the checks say.

@@ -2,7 +2,7 @@
 
 Called by ``runtime.operations.canary`` for a canary in the traffic split (weight above 0) of a service with checks.
 Each check goes through Traefik's web entrypoint (``RECONCILER_CHECK_URL``, as ``runtime.checks`` sends them) with
-the route's host and the version header of the routes renderer (``renderers.traefik.VERSION_HEADER``), so the
+the route's host and the version header of the routes renderer (``renderers.traefik_versions``), so the
 version's own router answers, not the weighted split that mixes both versions. The results are judged by
 ``core.checks.evaluate`` and weighed into the window's verdict by ``core.canary_checks``; they are not written to
 ``tenant_checks`` (whose latest row per check is the route's verdict, ``ChecksPassing``): a failure is in the
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from desired_state.specs import ServiceSpec
 from reconciler.core.checks import Check, CheckResult, Response, evaluate
 from reconciler.runtime.checks.probe import send
-from renderers.traefik import VERSION_HEADER, version_label
+from renderers.traefik_versions import VERSION_HEADER, version_label
 
 log = logging.getLogger("reconciler.canary")
 
