@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from desired_state.canary_tables import CanaryPolicy, TenantCanaryRow
 from desired_state.specs import shorten
-from reconciler.core.canary import Thresholds, WindowFigures
+from reconciler.core.canary import MAX_QUANTILE, MIN_QUANTILE, Thresholds, WindowFigures
 from reconciler.core.canary_steps import Canary, CanaryState, check_steps
 
 # Bounds of the policy columns (docs/schema.md "Canary analysis").
@@ -43,6 +43,8 @@ class CanaryPolicyRow:
     min_requests: Any
     steps: Any
     enabled: bool
+    max_quantile_latency_ms: Any = None
+    latency_quantile: Any = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,15 @@ def read_policies(engine: Engine) -> list[CanaryPolicyRow]:
     with engine.connect() as connection:
         return [
             CanaryPolicyRow(
-                r.service, r.tenant, r.max_error_rate, r.max_latency_ms, r.min_requests, r.steps, bool(r.enabled)
+                r.service,
+                r.tenant,
+                r.max_error_rate,
+                r.max_latency_ms,
+                r.min_requests,
+                r.steps,
+                bool(r.enabled),
+                r.max_quantile_latency_ms,
+                r.latency_quantile,
             )
             for r in connection.execute(query)
         ]
@@ -105,6 +115,7 @@ def resolve_policy(
         defaults.steps,
         defaults.enabled,
     )
+    tail_limit, tail_quantile = defaults.thresholds.max_quantile_latency, defaults.thresholds.latency_quantile
     chain = [r for r in rows if r.service == service and r.tenant is None]
     chain += [r for r in rows if r.service == service and r.tenant == tenant]
     for row in chain:  # later rows (the tenant's) win
@@ -112,12 +123,17 @@ def resolve_policy(
         given_latency = _number(row, "max_latency_ms", 1, MAX_LATENCY_MS)
         given_minimum = _number(row, "min_requests", 1, MAX_MIN_REQUESTS)
         given_steps = _steps(row)
+        given_tail_limit = _number(row, "max_quantile_latency_ms", 1, MAX_LATENCY_MS)
+        given_tail_quantile = _number(row, "latency_quantile", MIN_QUANTILE, MAX_QUANTILE)
         rate = given_rate if given_rate is not None else rate
         latency = given_latency / 1000 if given_latency is not None else latency
         minimum = int(given_minimum) if given_minimum is not None else minimum
         steps = given_steps if given_steps is not None else steps
         enabled = row.enabled
-    return CanaryPolicyResolved(Thresholds(rate, latency, minimum), steps, enabled)
+        tail_limit = given_tail_limit / 1000 if given_tail_limit is not None else tail_limit
+        tail_quantile = given_tail_quantile if given_tail_quantile is not None else tail_quantile
+    thresholds = Thresholds(rate, latency, minimum, tail_limit, tail_quantile)
+    return CanaryPolicyResolved(thresholds, steps, enabled)
 
 
 def _record(row: Any) -> CanaryRecord:
@@ -137,8 +153,19 @@ def _record(row: Any) -> CanaryRecord:
     figures = None
     if row.requests is not None and row.window_seconds is not None:
         latency = row.mean_latency_ms / 1000 if row.mean_latency_ms is not None else None
-        figures = WindowFigures(row.requests, row.errors or 0, row.window_seconds, latency)
+        q, tail = _tail(row)
+        figures = WindowFigures(
+            row.requests, row.errors or 0, row.window_seconds, latency, quantile=q, quantile_latency=tail
+        )
     return CanaryRecord(canary, figures, row.analysed_at)
+
+
+def _tail(row: Any) -> tuple[float | None, float | None]:
+    """The quantile figure of a state row (quantile, seconds), when both columns hold a sane value (else none)."""
+    q, ms = row.latency_quantile, row.quantile_latency_ms
+    if isinstance(q, float) and isinstance(ms, float) and MIN_QUANTILE <= q <= MAX_QUANTILE and 0 <= ms < 1e9:
+        return q, ms / 1000
+    return None, None
 
 
 def read_canaries(engine: Engine, tenant: str | None = None) -> list[CanaryRecord]:
@@ -170,6 +197,8 @@ def write_canary(engine: Engine, canary: Canary, figures: WindowFigures | None) 
             errors=figures.errors,
             error_rate=figures.error_rate,
             mean_latency_ms=figures.mean_latency * 1000 if figures.mean_latency is not None else None,
+            latency_quantile=figures.quantile if figures.quantile_latency is not None else None,
+            quantile_latency_ms=figures.quantile_latency * 1000 if figures.quantile_latency is not None else None,
             window_seconds=figures.seconds,
             analysed_at=now,
         )

@@ -2,7 +2,8 @@
 service (``tenant_canaries``, written by the reconciler only).
 
 Beside ``desired_state.tables`` (which imports this module at its end, so ``Base.metadata`` always holds these
-tables) only to keep that module small. Read and written by ``desired_state.canaries``; created by migration 0011.
+tables) only to keep that module small. Read and written by ``desired_state.canaries``; created by migration 0011
+(the quantile latency columns by 0018).
 docs/schema.md ("Canary analysis") describes every column and its bounds.
 """
 
@@ -33,6 +34,11 @@ class CanaryPolicy(TimestampsMixin, Base):
     max_latency_ms: Mapped[int | None] = mapped_column(Integer)
     # A window with fewer canary requests judges nothing.
     min_requests: Mapped[int | None] = mapped_column(Integer)
+    # Absolute limit on the canary's request duration at ``latency_quantile`` (ms), from Traefik's histogram
+    # (migration 0018); NULL: no such limit (the mean alone).
+    max_quantile_latency_ms: Mapped[int | None] = mapped_column(Integer)
+    # The quantile ``max_quantile_latency_ms`` applies to, 0.5..0.999 (0.95: p95); NULL: inherit, then 0.99.
+    latency_quantile: Mapped[float | None] = mapped_column(Float)
     # JSON list of rising canary percentages ending at 100, e.g. [10, 25, 50, 100]; [] or NULL: no promotion.
     steps: Mapped[Any | None] = mapped_column(JSON)
     # False: no analysis for this service (or tenant service); the database's weights hold.
@@ -61,6 +67,9 @@ class TenantCanaryRow(TimestampsMixin, Base):
     errors: Mapped[int | None] = mapped_column(Integer)
     error_rate: Mapped[float | None] = mapped_column(Float)
     mean_latency_ms: Mapped[float | None] = mapped_column(Float)
+    # The window's duration at the policy's quantile, when the policy limits one (migration 0018).
+    latency_quantile: Mapped[float | None] = mapped_column(Float)
+    quantile_latency_ms: Mapped[float | None] = mapped_column(Float)
     window_seconds: Mapped[float | None] = mapped_column(Float)
     analysed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

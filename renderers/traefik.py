@@ -9,7 +9,8 @@ Per exposed service:
 - a router on the configured entrypoint only (a router without entrypoints would also answer on the API one),
   rule ``Host(`host`)`` plus ``PathPrefix(`/path`)`` when the route has a path;
 - a load balancer over ``http://ip:port`` of the service's backends with a health check on the catalog's path,
-  or, for a service with two versions, a ``weighted`` service over one load balancer per version;
+  or, for a service with two versions, a ``weighted`` service over one load balancer per version, and a router
+  of each version's own, reached with a version header (``renderers.traefik_versions``);
 - an ``ipAllowList`` middleware when the route has allow or deny lists (deny becomes the complement);
 - a ``stripPrefix`` middleware when the route has a path: the service sees paths relative to its prefix (as
   it would at the root of a host) and learns the prefix from the ``X-Forwarded-Prefix`` header;
@@ -40,6 +41,7 @@ from desired_state.specs import RouteSpec, ServiceSpec, TenantSpec
 from reconciler.core.resources import Container
 from reconciler.core.routes import RouteTable, file_header
 from renderers import yaml_block
+from renderers.traefik_versions import version_label, version_routers
 
 # libyaml's safe dumper when installed (same bytes as the pure-Python one, about 5x faster).
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -81,7 +83,7 @@ class RouteNaming:
 
     def version(self, tenant: str, service: str, track: str) -> str:
         # The first track's label is empty; call it "a" here so both versions read alike in the dashboard.
-        return f"{self.tenant_prefix(tenant)}{service}.{track or 'a'}"
+        return f"{self.tenant_prefix(tenant)}{service}.{version_label(track)}"
 
     def allow_list(self, tenant: str, service: str) -> str:
         return f"{self.tenant_prefix(tenant)}{service}.allow"
@@ -216,6 +218,8 @@ def render_routes(
             "service": naming.service(tenant, service.name),
             "middlewares": chain,
         }
+        members = [(v.track, naming.version(tenant, service.name, v.track)) for v in service.versions]
+        routers.update(version_routers(rule(route), [m for m in members if m[1] in rendered], entrypoint, chain))
         routed.append(route.address)
     transports: dict[str, Any] = {}
     if routers:

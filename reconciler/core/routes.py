@@ -225,7 +225,8 @@ def verify(expected: RouteTable, observed: RouteTable) -> RouteVerdict:
     Reasons, in the order checked: ``RouterMissing`` (an expected router is not listed), ``RouterError`` (listed
     but disabled or with errors), ``ConfigPending`` (Traefik still serves other content: an older file, or objects
     that should be gone), ``ServerDown`` (configuration loaded, but some router has no server UP behind it),
-    ``SomeServersDown`` (ready: every router reaches a healthy server, some servers fail their health check),
+    ``SomeServersDown`` (ready: every router reaches a healthy server, some servers fail their health check;
+    a version's own router, to one member of a weighted service, is not counted),
     ``ServersUp``.
     """
     want_routers, have_routers = _by_name(expected.routers), _by_name(observed.routers)
@@ -282,7 +283,12 @@ def verify(expected: RouteTable, observed: RouteTable) -> RouteVerdict:
         )
     failing = f"health check failing for {', '.join(sorted(down))}"
     by_name = _by_name(expected.services)
-    dead = [r.name for r in expected.routers if not _can_serve(r.service, by_name, serving)]
+    # A router straight to one member of a weighted service (a version's own router, reached by the version
+    # header for the canary's checks) does not make the route unready: clients go through the weighted split.
+    members = {member for s in expected.services if s.kind == "weighted" for member, _ in s.members}
+    dead = [
+        r.name for r in expected.routers if r.service not in members and not _can_serve(r.service, by_name, serving)
+    ]
     if dead:
         message = f"no server UP behind {', '.join(dead)}; {failing}"
         return RouteVerdict(False, "ServerDown", message, loaded=True, down=tuple(down))

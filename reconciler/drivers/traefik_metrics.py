@@ -4,8 +4,9 @@ Two sources with one answer (``Counters`` by service name). ``TraefikMetricsRead
 ``/metrics`` (Traefik's static configuration needs ``metrics.prometheus`` with
 ``addServicesLabels: true``; deploy/traefik/traefik.yml and deploy/devstack.py have it), parsed with
 prometheus_client's text parser into the core's ``Counters`` by service name (the ``@file`` provider suffix
-removed). ``PrometheusCountersReader``: the same counters from a Prometheus that scrapes Traefik (four instant
-queries, summed by service over every scraped Traefik). Only the file provider's services are kept. Connection
+removed). ``PrometheusCountersReader``: the same counters from a Prometheus that scrapes Traefik (five instant
+queries, summed by service, and by bucket bound for the request-duration histogram, over every scraped Traefik).
+Only the file provider's services are kept. Connection
 failures and 5xx answers are ``TransientError``; a 404 (metrics not enabled), an unparsable body or a refused
 query is ``PermanentError``.
 Called by ``runtime.operations.canary`` once per analysis window.
@@ -17,6 +18,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.core.canary import Counters
+from reconciler.core.canary_latency import merge_buckets
 from reconciler.core.errors import PermanentError, TransientError
 
 # Seconds for one read; the endpoint answers in milliseconds (a few lines per service and status code).
@@ -27,8 +29,10 @@ _DURATION = "traefik_service_request_duration_seconds"
 
 
 def parse_counters(text: str) -> dict[str, Counters]:
-    """Counters of every file-provider service in one scrape, summed over status codes, methods and protocols."""
+    """Counters of every file-provider service in one scrape, summed over status codes, methods and protocols
+    (the request-duration histogram's buckets summed by bound)."""
     found: dict[str, dict[str, float]] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
     for family in text_string_to_metric_families(text):
         if family.name not in (_REQUESTS, _DURATION):
             continue
@@ -45,7 +49,10 @@ def parse_counters(text: str) -> dict[str, Counters]:
                 totals["duration_sum"] = totals.get("duration_sum", 0.0) + sample.value
             elif sample.name == f"{_DURATION}_count":
                 totals["duration_count"] = totals.get("duration_count", 0.0) + sample.value
-    return {name: Counters(**values) for name, values in found.items()}
+            elif sample.name == f"{_DURATION}_bucket" and "le" in sample.labels:
+                bound = float(sample.labels["le"])
+                buckets.setdefault(service.removesuffix(_PROVIDER_SUFFIX), []).append((bound, sample.value))
+    return {name: Counters(**values, buckets=merge_buckets(buckets.get(name, ()))) for name, values in found.items()}
 
 
 class TraefikMetricsReader:
@@ -93,6 +100,7 @@ PROMETHEUS_QUERIES = {
     "duration_sum": f"sum by (service) (traefik_service_request_duration_seconds_sum{{{_FILE}}})",
     "duration_count": f"sum by (service) (traefik_service_request_duration_seconds_count{{{_FILE}}})",
 }
+PROMETHEUS_BUCKETS = f"sum by (service, le) (traefik_service_request_duration_seconds_bucket{{{_FILE}}})"
 
 
 class PrometheusCountersReader:
@@ -106,6 +114,10 @@ class PrometheusCountersReader:
         self.http.close()
 
     def _query(self, promql: str) -> dict[str, float]:
+        return {service: value for (service, _), value in self._query_labelled(promql).items()}
+
+    def _query_labelled(self, promql: str) -> dict[tuple[str, str], float]:
+        """The answer by (service, le): ``le`` is empty for the queries that do not keep it."""
         where = f"Prometheus at {self.url}"
         try:
             response = self.http.get(f"{self.url}/api/v1/query", params={"query": promql})
@@ -118,7 +130,10 @@ class PrometheusCountersReader:
             if body.get("status") != "success":
                 raise ValueError(str(body.get("error", "query refused"))[:120])
             return {
-                str(item["metric"].get("service", "")).removesuffix(_PROVIDER_SUFFIX): float(item["value"][1])
+                (
+                    str(item["metric"].get("service", "")).removesuffix(_PROVIDER_SUFFIX),
+                    str(item["metric"].get("le", "")),
+                ): float(item["value"][1])
                 for item in body["data"]["result"]
             }
         except (ValueError, KeyError, TypeError, IndexError) as exc:
@@ -128,7 +143,22 @@ class PrometheusCountersReader:
 
     def read(self) -> dict[str, Counters]:
         fields = {field: self._query(promql) for field, promql in PROMETHEUS_QUERIES.items()}
+        buckets: dict[str, list[tuple[float, float]]] = {}
+        for (name, bound), value in self._query_labelled(PROMETHEUS_BUCKETS).items():
+            if bound:
+                try:
+                    buckets.setdefault(name, []).append((float(bound), value))
+                except ValueError as exc:
+                    raise PermanentError(
+                        f"Prometheus at {self.url}: bucket bound le={bound[:40]!r} is not a number",
+                        system="prometheus",
+                        operation="query",
+                    ) from exc
         services = set(fields["requests"])
         return {
-            name: Counters(**{field: values.get(name, 0.0) for field, values in fields.items()}) for name in services
+            name: Counters(
+                **{field: values.get(name, 0.0) for field, values in fields.items()},
+                buckets=merge_buckets(buckets.get(name, ())),
+            )
+            for name in services
         }

@@ -245,6 +245,10 @@ def _register_canary_analysis(
         reader = TraefikMetricsReader(settings.traefik_metrics_url or f"{settings.traefik_api_url.rstrip('/')}/metrics")
     metrics = CanaryMetrics(reconciler.metrics.registry) if reconciler.metrics is not None else None
     analysis = CanaryAnalysis(engine, reader, reconciler, defaults, alerts.tenant, metrics=metrics)
+    if settings.check_url:  # the canary's own checks, through the version header (docs/operations.md)
+        from reconciler.runtime.operations.canary_checks import CanaryChecker
+
+        analysis.checks = CanaryChecker(settings.check_url)
     scheduler.add_interval("canary-analysis", settings.canary_window, analysis.run_once)
 
 

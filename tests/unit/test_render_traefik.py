@@ -136,6 +136,15 @@ def test_two_versions_become_a_weighted_service() -> None:
     }
     assert len(config["services"]["erp-acme.a.a"]["loadBalancer"]["servers"]) == 2
     assert config["services"]["erp-acme.a.b"]["loadBalancer"]["servers"] == [{"url": "http://10.1.0.4:8080"}]
+    # One router per version, pinned by the version header to that version's load balancer (the canary's checks).
+    assert config["routers"]["erp-acme.a.b"] == {
+        "rule": "Host(`acme.erp.test`) && Header(`X-Reconciler-Version`, `b`)",
+        "entryPoints": ["web"],
+        "service": "erp-acme.a.b",
+        "middlewares": ["erp-acme.retry"],
+    }
+    assert config["routers"]["erp-acme.a.a"]["service"] == "erp-acme.a.a"
+    assert "`X-Reconciler-Version`, `a`" in config["routers"]["erp-acme.a.a"]["rule"]
 
 
 def test_a_version_without_backends_or_weight_leaves_the_split() -> None:
@@ -147,6 +156,8 @@ def test_a_version_without_backends_or_weight_leaves_the_split() -> None:
         "weighted": {"services": [{"name": "erp-acme.a.b", "weight": 1}], "healthCheck": {}}
     }
     assert "erp-acme.a.a" not in config["services"]
+    # A version out of the split (a canary backed out to weight 0) cannot be reached by its header either.
+    assert set(config["routers"]) == {"erp-acme.a", "erp-acme.a.b"}
     # Only the zero-weight version has backends: nothing can serve.
     only_first = [c for c in backends(tenant) if c.track == ""]
     rendered = render(tenant, only_first)
@@ -247,6 +258,12 @@ def test_rendered_table_verifies_against_a_matching_api_view() -> None:
         },
         {"a": {"versions": [{"image": "erp/demo-svc:1", "replicas": 0}, {"image": "erp/demo-svc:2", "replicas": 3}]}},
         {"b": {"route": {"deny": ["::/0"]}}},
+        {
+            "a": {
+                "route": {"path": "/shop", "allow": ["10.0.0.0/8"]},
+                "versions": [{"image": "erp/demo-svc:1"}, {"image": "erp/demo-svc:2"}],
+            }
+        },
     ],
 )
 def test_every_case_is_valid_traefik_configuration(services: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ or header of the tenant's, so nothing secret can come back in a result's detail.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from reconciler.core.checks import MAX_BODY_BYTES, Check, Response
@@ -30,14 +31,15 @@ def _read(response: httpx.Response, deadline: float) -> bytes:
     return bytes(body[:MAX_BODY_BYTES])
 
 
-def send(base_url: str, host: str, check: Check) -> Response:
-    """Send ``check`` to ``base_url`` (``http://127.0.0.1:80``) for ``host``; what came back, or why nothing did."""
+def send(base_url: str, host: str, check: Check, extra: Mapping[str, str] | None = None) -> Response:
+    """Send ``check`` to ``base_url`` (``http://127.0.0.1:80``) for ``host``; what came back, or why nothing did.
+    ``extra``: headers of the reconciler's own (the canary analysis's version header), never a tenant's."""
     import httpx  # imported by the first check: one-shot commands that check nothing never load it
 
     started = time.monotonic()
     deadline = started + check.timeout
     url = base_url.rstrip("/") + check.path
-    headers = {"Host": host, "User-Agent": USER_AGENT, "Accept": "*/*"}
+    headers = {"Host": host, "User-Agent": USER_AGENT, "Accept": "*/*", **(extra or {})}
     try:
         with (
             httpx.Client(trust_env=False, timeout=check.timeout, follow_redirects=False) as client,

@@ -2,8 +2,11 @@
 
 Registered by ``runtime.wiring`` on the scheduler (``RECONCILER_CANARY_WINDOW`` seconds; runs only while this
 instance leads). For each running tenant service with two versions it reads the canary version's Traefik service
-(``drivers.traefik_metrics``), takes the window's figures since the last reading (``core.canary``), judges them
-against the thresholds (``canary_policies`` over the settings' defaults) and moves the canary's state
+(``drivers.traefik_metrics``), takes the window's figures since the last reading (``core.canary``; the duration at
+a quantile from the histogram's buckets when the policy limits one, ``core.canary_latency``), judges them
+against the thresholds (``canary_policies`` over the settings' defaults), runs the service's checks against the
+canary version alone (``operations.canary_checks``, when ``RECONCILER_CHECK_URL`` is set: a failing one backs the
+canary out, ``core.canary_checks``) and moves the canary's state
 (``core.canary_steps``), stored in ``tenant_canaries``. The weights a canary imposes reach Traefik through an
 ordinary pass of that tenant (the route is planned from them, ``planning.canary``; the routing stage waits until
 Traefik's API confirms), run at once from here. A back-out then pins the canary's image like a failed upgrade
@@ -37,8 +40,10 @@ from desired_state.operations import record_operation
 from desired_state.pins import write_pin
 from desired_state.specs import ServiceSpec, TenantSpec
 from reconciler.core.canary import Counters, Sample, WindowFigures, judge, window_figures
+from reconciler.core.canary_checks import with_checks
 from reconciler.core.canary_steps import Canary, Event, advance, begin
 from reconciler.core.errors import ReconcileError
+from reconciler.runtime.operations.canary_checks import CanaryChecker
 from reconciler.runtime.operations.common import Alert
 from reconciler.runtime.passes.reconcile import Reconciler
 from renderers.traefik import RouteNaming
@@ -82,6 +87,8 @@ class CanaryAnalysis:
     alert: Alert
     metrics: CanaryMetrics | None = None
     clock: Callable[[], float] = time.monotonic
+    # The service's checks against the canary version alone, each window (None: the metrics alone).
+    checks: CanaryChecker | None = None
     # The last reading of each canary's Traefik service, by name: the start of the next window.
     _readings: dict[str, Sample] = field(default_factory=dict)
 
@@ -139,8 +146,13 @@ class CanaryAnalysis:
             return (canary, "promoted-step", None) if canary.weight is not None else None
         if record.canary.final or previous is None:
             return None
-        figures = window_figures(previous, reading)
+        limits = policy.thresholds
+        tail = limits.latency_quantile if limits.max_quantile_latency is not None else None
+        figures = window_figures(previous, reading, tail)
         verdict = judge(figures, policy.thresholds, service=name)
+        in_split = (record.canary.weight if record.canary.weight is not None else second.weight) > 0
+        if self.checks is not None and in_split and verdict.outcome != "failing":
+            verdict = with_checks(verdict, self.checks.run(spec.name, service, second.track, second.image))
         canary, event = advance(record.canary, verdict, policy.steps)
         write_canary(self.engine, canary, figures)
         if self.metrics is not None:
@@ -189,6 +201,7 @@ class CanaryAnalysis:
                 f"(traffic back on {canary.stable_image}): {canary.reason}",
             )
             return
-        window = f" after a healthy window: {figures.describe()}" if figures is not None else ""
+        # The window's verdict in words: its figures, and the canary's own checks when it has some.
+        window = f" after a healthy window: {canary.reason}" if figures is not None else ""
         what = "promoted to 100%" if event == "promoted" else f"at {canary.weight}% (step {canary.step + 1})"
         record_operation(self.engine, canary.tenant, "canary", "succeeded", output=f"canary {what}{window}", **fields)
