@@ -253,8 +253,14 @@ class TokenCreated(BaseModel):
 class AlertOut(BaseModel):
     id: int
     at: datetime
-    outcome: str = Field(description="queued (to Telegram), logged (no bot configured) or dropped (rate limit)")
+    outcome: str = Field(
+        description="queued (handed to the Telegram sender, not finished yet), sent (Telegram took it), failed "
+        "(every attempt failed: see error), logged (no bot configured) or dropped (rate limit or backlog)"
+    )
     text: str
+    attempts: int | None = Field(default=None, description="sent or failed: how many sends were tried")
+    error: str | None = Field(default=None, description="failed: the last attempt's error, shortened, never the token")
+    finished_at: datetime | None = Field(default=None, description="sent or failed: when the sender was done")
 
 
 class TransitionOut(BaseModel):
