@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import httpx
-import yaml
 import pytest
+import yaml
 
 from desired_state.database import upgrade
 from tests.integration.harness import REPO_ROOT, wait_until
