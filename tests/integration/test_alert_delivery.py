@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import html
 import logging
+import socket
+import threading
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 
 from desired_state.access import create_token
-from desired_state.alert_log import record_alert, record_delivery
+from desired_state.alert_log import AlertRecord, recent_alerts, record_alert, record_delivery
 from desired_state.database import make_engine, upgrade
 from desired_state.yaml_io import import_yaml
 from reconciler.runtime.telemetry.alerts import SEND_ATTEMPTS, build_alerter
 from reconciler.runtime.wiring import build_runtime
 from tests.integration.api_support import CATALOG, PASSWORD, Api, api_server, console_login
+from tests.integration.harness import wait_until
 from tests.integration.runs import BotApi, bot_api, free_port
 
 pytestmark = pytest.mark.integration
@@ -58,6 +62,14 @@ def _raise(api: Api, *texts: str) -> None:
         runtime.alerts.stop(timeout=30)
     finally:
         runtime.engine.dispose()
+
+
+def recent_alerts_of(database_url: str) -> list[AlertRecord]:
+    engine = make_engine(database_url)
+    try:
+        return recent_alerts(engine)
+    finally:
+        engine.dispose()
 
 
 def _listed(api: Api, tenant: str) -> list[dict[str, Any]]:
@@ -145,3 +157,49 @@ def test_a_database_refusing_the_writes_neither_stops_nor_loses_an_alert(
     assert telegram.texts() == ["first: the row cannot be written", "second: its outcome cannot be written"]
     assert "alert not recorded: OperationalError" in caplog.text
     assert "outcome sent not recorded: OperationalError" in caplog.text
+
+
+def test_a_hanging_database_never_delays_the_next_alert(
+    postgres_url: str, telegram: BotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outcome's write hangs (a listener that never answers, where PostgreSQL should be): the next message is
+    sent all the same, before that write has even given up."""
+    caplog.set_level(logging.INFO)
+    upgrade(postgres_url)
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    accepting = threading.Thread(target=lambda: [held.append(silent.accept()[0]) for _ in range(2)], daemon=True)
+    accepting.start()
+    hanging = create_engine(
+        f"postgresql+psycopg2://reconciler:x@127.0.0.1:{silent.getsockname()[1]}/none",
+        connect_args={"connect_timeout": 5},
+    )
+    live = make_engine(postgres_url)
+    try:
+        alerts = build_alerter(
+            TOKEN,
+            "777",
+            telegram.base_url,
+            per_minute=20,
+            metrics=None,
+            record=partial(record_alert, live),
+            delivered=partial(record_delivery, hanging),
+        )
+        alerts.start()
+        alerts.notify("one")
+        alerts.notify("two")
+        wait_until(lambda: len(telegram.texts()) == 2, timeout=60, what="both messages")
+        # Both are out while the first outcome's write is still waiting on the silent listener.
+        assert "not recorded" not in caplog.text
+        wait_until(lambda: len(held) >= 1, timeout=30, what="the outcome's write reaching the silent listener")
+        alerts.stop(timeout=30)
+    finally:
+        hanging.dispose()
+        live.dispose()
+        for connection in held:
+            connection.close()
+        silent.close()
+    assert telegram.texts() == ["one", "two"]
+    assert caplog.text.count("outcome sent not recorded: OperationalError") == 2
+    # The rows exist, still queued: their outcome was the part that could not be written.
+    assert [a.outcome for a in recent_alerts_of(postgres_url)] == ["queued", "queued"]

@@ -10,8 +10,9 @@ bot token is never logged: error texts are scrubbed of it before they reach the 
 
 Every alert is stored (the ``record`` hook: ``alert_events``, for the HTTP API and the console), and what became of
 a queued one once the sending thread is done with it (the ``delivered`` hook: sent, or failed with the attempts
-and the scrubbed error). The alert is queued before its row is written and the outcome written after the send, so
-a database that fails or hangs neither loses nor delays the message itself: the failed write is logged.
+and the scrubbed error), written by a bookkeeping thread of its own (``telemetry.alert_books``). The message is
+queued before its row is written, and the sending thread never writes to the database, so a database that fails
+or hangs neither loses nor delays a message: the failed write is logged.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from desired_state.model import TenantStatus
+from reconciler.runtime.telemetry.alert_books import Delivered, DeliveryBook, Queued
 from reconciler.runtime.telemetry.metrics import Metrics
 from reconciler.runtime.telemetry.telegram import TelegramSender
 
@@ -35,23 +37,9 @@ SEND_ATTEMPTS = 3
 # Messages waiting beyond this are dropped (the Bot API is down and the transitions pile up).
 MAX_PENDING = 100
 
-# After sending, how long the sending thread waits for the alert's own row to be written (by the raising thread).
-RECORD_WAIT = 15.0
-
 Sender = Callable[[str], None]
 # (text, outcome) -> the stored row's id
 Record = Callable[[str, str], int | None]
-# (row id, sent | failed, attempts, scrubbed error or None)
-Delivered = Callable[[int, str, int, str | None], None]
-
-
-class Queued:
-    """One alert waiting for the sending thread, with its stored row once the raising thread has written it."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.row: int | None = None
-        self.recorded = threading.Event()
 
 
 class Alerter:
@@ -70,8 +58,8 @@ class Alerter:
         self.sender = sender
         # Called with (text, outcome) for every alert: the wiring stores them for the API (``alert_events``).
         self.record = record
-        # Called once the sending thread is done with a queued alert whose row was stored.
-        self.delivered = delivered
+        # Called (on a bookkeeping thread) once the sending thread is done with a queued alert whose row was stored.
+        self._books = DeliveryBook(delivered) if delivered is not None else None
         self.per_minute = per_minute
         self.metrics = metrics
         self._scrub = scrub
@@ -116,8 +104,7 @@ class Alerter:
         # Queued first, then stored: a slow or failing database never holds the message back.
         queued = Queued(text)
         self._pending.put(queued)
-        queued.row = self._record(text, "queued")
-        queued.recorded.set()
+        queued.stored(self._record(text, "queued"))
 
     def tenant(self, tenant: str, message: str) -> None:
         """An alert about one tenant from elsewhere in the runtime (operations), already a transition there."""
@@ -147,14 +134,8 @@ class Alerter:
             return None
 
     def _record_delivery(self, queued: Queued, outcome: str, attempts: int, error: str | None) -> None:
-        if self.delivered is None:
-            return
-        if not queued.recorded.wait(RECORD_WAIT) or queued.row is None:
-            return  # its row was never written (logged there): nothing to update
-        try:
-            self.delivered(queued.row, outcome, attempts, error)
-        except Exception as exc:  # as above: the message is out (or given up), only its bookkeeping is lost
-            log.warning("alert %d: outcome %s not recorded: %s", queued.row, outcome, type(exc).__name__)
+        if self._books is not None:
+            self._books.add(queued, outcome, attempts, error)  # written by its own thread: the next send goes on
 
     # --- hooks ---------------------------------------------------------------------------------------------
 
@@ -199,14 +180,19 @@ class Alerter:
             return
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
         self._thread.start()
+        if self._books is not None:
+            self._books.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Send what is queued (within ``timeout``), then end the thread."""
+        """Send what is queued (within ``timeout``), then end the thread; then write the outcomes (within
+        ``timeout`` again, at most)."""
         if self._thread is None:
             return
         self._pending.put(None)
         self._thread.join(timeout)
         self._thread = None
+        if self._books is not None:
+            self._books.stop(timeout)
 
     def _run(self) -> None:
         assert self.sender is not None
