@@ -295,11 +295,12 @@ async def tenant_action(request: Request, name: str) -> Response:
         audit(request, account, f"request.{action}", f"tenant:{name}", detail=f"request {request_id}")
     elif action == "move":
         try:
-            request_id = request_move(context, name, form.get("node", "").strip())
+            node = form.get("node", "").strip()
+            request_id = request_move(context, name, node)
         except (SpecError, MoveNotPossible) as exc:
             refused = 422 if isinstance(exc, SpecError) else 409
             return await _tenant_page(request, account, name, error=str(exc), status_code=refused)
-        audit(request, account, "request.move", f"tenant:{name}", detail=f"request {request_id} to node {form['node']}")
+        audit(request, account, "request.move", f"tenant:{name}", detail=f"request {request_id} to node {node}")
     else:
         return _to(f"/tenants/{quote(name)}")
     return _to(f"/tenants/{quote(name)}?notice={quote(action)}")
