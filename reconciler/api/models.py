@@ -7,12 +7,25 @@ records by ``reconciler.api.views``. Used by the routers (``api.tenants``, ``api
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from desired_state.inputs import TenantInput
+
+# A Swarm node's hostname (what ``docker node ls`` shows and the column holds, varchar(255)).
+NODE_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,253}[A-Za-z0-9])?$"
+NODE_RULE = "a Swarm node's hostname: letters, digits, '.', '-' and '_', 1 to 255 characters, such as n3"
+_NODE = re.compile(NODE_PATTERN)
+
+
+def node_problem(value: object) -> str | None:
+    """Why ``value`` is not a node name, or None."""
+    if isinstance(value, str) and _NODE.fullmatch(value):
+        return None
+    return f"node must be {NODE_RULE}"
 
 
 class Problem(BaseModel):
@@ -163,10 +176,26 @@ class BackupOut(BaseModel):
 
 
 class RequestIn(BaseModel):
-    kind: Literal["backup", "restore", "rollback"]
+    kind: Literal["backup", "restore", "rollback", "move"]
     backup_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="restore: the backup to restore")
     restore: bool = Field(default=False, description="rollback: also restore the backup taken before the upgrade")
     priority: int = Field(default=0, ge=-100, le=100)
+    node: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        pattern=NODE_PATTERN,
+        description="move (Swarm engine only): the hostname of the node the tenant's data moves to",
+    )
+
+    @field_validator("node", mode="before")
+    @classmethod
+    def _node_name(cls, value: object) -> object:
+        # Before the pattern, so a bad name is told what is accepted rather than shown a regular expression.
+        problem = node_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class RequestOut(BaseModel):
@@ -182,6 +211,7 @@ class RequestOut(BaseModel):
     done_at: datetime | None = None
     error: str | None = None
     operation_id: int | None = None
+    node: str | None = Field(default=None, description="move: the node the tenant's data moves to")
 
 
 class UsageOut(BaseModel):
@@ -253,8 +283,14 @@ class TokenCreated(BaseModel):
 class AlertOut(BaseModel):
     id: int
     at: datetime
-    outcome: str = Field(description="queued (to Telegram), logged (no bot configured) or dropped (rate limit)")
+    outcome: str = Field(
+        description="queued (handed to the Telegram sender, not finished yet), sent (Telegram took it), failed "
+        "(every attempt failed: see error), logged (no bot configured) or dropped (rate limit or backlog)"
+    )
     text: str
+    attempts: int | None = Field(default=None, description="sent or failed: how many sends were tried")
+    error: str | None = Field(default=None, description="failed: the last attempt's error, shortened, never the token")
+    finished_at: datetime | None = Field(default=None, description="sent or failed: when the sender was done")
 
 
 class TransitionOut(BaseModel):

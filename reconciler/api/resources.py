@@ -55,6 +55,7 @@ from reconciler.api.models import (
     TransitionOut,
     UsageSeries,
 )
+from reconciler.api.moves import MoveNotPossible, request_move
 from reconciler.api.usage import usage_of
 from reconciler.api.views import backup_out, operation_out, request_out
 
@@ -142,15 +143,26 @@ def tenant_requests(request: Request, name: str, account: Viewer) -> list[Reques
     tags=["operations"],
 )
 def ask_operation(request: Request, name: str, asked: RequestIn, account: Operator) -> RequestOut:
-    """Ask for a backup, restore or rollback; ``reconciler run`` carries it out and the row gets the outcome."""
+    """Ask for a backup, restore, rollback or (Swarm engine) a move of the tenant's data to ``node``; ``reconciler
+    run`` carries it out and the row gets the outcome. A move that cannot happen as things stand is 409."""
     _exists(request, name)
     if asked.kind == "restore" and asked.backup_id is None:
         raise HTTPException(422, f"tenant {name!r}: a restore needs backup_id")
-    engine = context_of(request).engine
-    request_id = create_request(
-        engine, name, asked.kind, backup_id=asked.backup_id, restore=asked.restore, priority=asked.priority
-    )
-    audit(request, account, f"request.{asked.kind}", f"tenant:{name}", detail=f"request {request_id}")
+    if asked.kind != "move" and asked.node is not None:
+        raise SpecError(name, "node", asked.node, f"node is for a move only, not a {asked.kind}")
+    context = context_of(request)
+    engine = context.engine
+    if asked.kind == "move":
+        try:
+            request_id = request_move(context, name, asked.node, priority=asked.priority)
+        except MoveNotPossible as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    else:
+        request_id = create_request(
+            engine, name, asked.kind, backup_id=asked.backup_id, restore=asked.restore, priority=asked.priority
+        )
+    detail = f"request {request_id}" + (f" to node {asked.node}" if asked.kind == "move" else "")
+    audit(request, account, f"request.{asked.kind}", f"tenant:{name}", detail=detail)
     found = get_request(engine, request_id)
     assert found is not None
     return request_out(found)

@@ -255,7 +255,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a crontab expression such as '30 4 * * *': {exc}") from exc
         return value
 
-    @field_validator("powerdns_api_key", "telegram_token")
+    @field_validator("powerdns_api_key", "telegram_token", "api_session_secret")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         return _reject_placeholder(value, "secret")

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from desired_state.alert_log import record_alert
+from desired_state.alert_log import record_alert, record_delivery
 from desired_state.database import make_engine
 from reconciler.core.diff import SubnetPool
 from reconciler.core.policies import MassDeleteLimits
@@ -148,6 +148,8 @@ def build_runtime(
         metrics=metrics,
         # Every alert is kept in alert_events for the HTTP API's "alerts sent" (reconciler.api).
         record=partial(record_alert, engine),
+        # ... and what the Telegram sender made of it (sent, or failed with the error).
+        delivered=partial(record_delivery, engine),
     )
     ops_metrics = OperationsMetrics(metrics.registry)
     parts = build_operation_parts(settings, engine, docker, naming, ops_metrics, notify=alerts.notify)

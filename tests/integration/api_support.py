@@ -3,6 +3,7 @@ PostgreSQL database, with one account of each role. Used by the API tests (``tes
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ CATALOG = (
     '  a: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 16M, cpus: 0.1, public: true}\n'
     '  b: {image: "erp/demo-svc:1", port: 8080, health: /health, memory: 16M, cpus: 0.1}\n'
 )
+# The console accounts' password (``create_token(..., password=PASSWORD)``).
+PASSWORD = "correct horse battery"
 
 
 @dataclass
@@ -71,3 +74,20 @@ def api_server(database_url: str, owner: str, **extra: Any) -> Iterator[Api]:
             yield Api(base=base, engine=engine, settings=settings, tokens=tokens)
     finally:
         engine.dispose()
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token of a console page's forms."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None, page.text[:500]
+    return found.group(1)
+
+
+@contextmanager
+def console_login(api: Api, name: str, password: str = PASSWORD) -> Iterator[httpx.Client]:
+    """A browser-like client logged in to the console as account ``name`` (made with ``password``)."""
+    with httpx.Client(base_url=api.base, timeout=60) as browser:
+        form = browser.get("/login")
+        answer = browser.post("/login", data={"csrf": csrf_of(form), "name": name, "password": password})
+        assert answer.status_code == 303 and answer.headers["location"] == "/tenants", answer.text[:300]
+        yield browser

@@ -93,12 +93,16 @@ def stop(proc: subprocess.Popen[str], timeout: float = 30) -> int:
 
 
 class BotApi:
-    """A Telegram Bot API endpoint on 127.0.0.1: answers getMe and sendMessage with ``{"ok": true}``."""
+    """A Telegram Bot API endpoint on 127.0.0.1: answers getMe and sendMessage with ``{"ok": true}``.
+
+    ``failing`` set to an HTTP status (500, 429, ...): every sendMessage is refused with it, the description echoing
+    the request's path, which holds the token, so a test sees whether an error text leaks it."""
 
     def __init__(self, token: str) -> None:
         self.token = token
         self.messages: list[dict[str, str]] = []
         self.calls: list[str] = []
+        self.failing: int | None = None
         self._lock = threading.Lock()
         api = self
 
@@ -118,6 +122,15 @@ class BotApi:
                 if method == "getMe":
                     me = {"id": 1, "is_bot": True, "first_name": "alerts", "username": "alerts_bot"}
                     self._answer(200, {"ok": True, "result": me})
+                elif method == "sendMessage" and api.failing is not None:
+                    refusal: dict[str, object] = {
+                        "ok": False,
+                        "error_code": api.failing,
+                        "description": f"refused ({api.failing}) at {self.path}",
+                    }
+                    if api.failing == 429:
+                        refusal["parameters"] = {"retry_after": 1}
+                    self._answer(api.failing, refusal)
                 elif method == "sendMessage":
                     with api._lock:
                         api.messages.append({k: str(v) for k, v in fields.items()})

@@ -9,6 +9,7 @@ import sys
 
 import httpx
 import pytest
+import yaml
 
 from desired_state.database import upgrade
 from tests.integration.harness import REPO_ROOT, wait_until
@@ -56,3 +57,40 @@ def test_tokens_made_on_the_command_line_open_the_served_api(postgres_url: str, 
         assert httpx.get(f"{base}/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
     finally:
         assert stop(serve) == 0
+
+
+def test_the_deploy_bundles_api_healthcheck_passes_against_a_real_serve_and_fails_without_one(
+    postgres_url: str, owner_id: str
+) -> None:
+    """deploy/compose.yaml's ``api`` service: its healthcheck command, run as Docker would run it in the container
+    (with the service's RECONCILER_API_LISTEN), against ``reconciler serve``."""
+    upgrade(postgres_url)
+    api = yaml.safe_load((REPO_ROOT / "deploy" / "compose.yaml").read_text())["services"]["api"]
+    assert api["command"] == ["serve"]
+    kind, *probe = api["healthcheck"]["test"]
+    assert kind == "CMD"
+    listen = f"127.0.0.1:{free_port()}"
+    env = {
+        "RECONCILER_DATABASE_URL": postgres_url,
+        "RECONCILER_OWNER_ID": owner_id,
+        "RECONCILER_USAGE_INTERVAL": "0",
+        "RECONCILER_API_LISTEN": listen,
+        "RECONCILER_API_SESSION_SECRET": "a-real-secret-for-this-test",
+    }
+
+    def healthy() -> bool:
+        checked = subprocess.run(probe, env={**os.environ, **env}, capture_output=True, timeout=30, check=False)
+        return checked.returncode == 0
+
+    assert not healthy()  # nothing listens yet: the check must be able to fail
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", *api["command"]],
+        env={**os.environ, **env, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(healthy, timeout=60, what="the api service's healthcheck")
+    finally:
+        assert stop(serve) == 0
+    assert not healthy()

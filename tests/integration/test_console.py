@@ -4,9 +4,7 @@ preview before save, a viewer refused, Persian right to left. Real PostgreSQL an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -15,11 +13,11 @@ import pytest
 from desired_state.access import create_token, list_audit
 from desired_state.tenant_edits import read_tenant
 from desired_state.yaml_io import import_yaml
-from tests.integration.api_support import CATALOG, Api, api_server
+from tests.integration.api_support import CATALOG, PASSWORD, Api, api_server
+from tests.integration.api_support import console_login as _login
+from tests.integration.api_support import csrf_of as _csrf
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
@@ -29,21 +27,6 @@ def api(postgres_url: str, owner_id: str, docker_client: Any) -> Iterator[Api]:
         create_token(served.engine, "olga", "operator", password=PASSWORD)
         create_token(served.engine, "vera", "viewer", password=PASSWORD, locale="fa")
         yield served
-
-
-def _csrf(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found is not None, page.text[:500]
-    return found.group(1)
-
-
-@contextmanager
-def _login(api: Api, name: str, password: str = PASSWORD) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.base, timeout=60) as browser:
-        form = browser.get("/login")
-        answer = browser.post("/login", data={"csrf": _csrf(form), "name": name, "password": password})
-        assert answer.status_code == 303 and answer.headers["location"] == "/tenants", answer.text[:300]
-        yield browser
 
 
 def test_login_needs_the_right_password_and_a_form_from_this_console(api: Api) -> None:

@@ -155,7 +155,12 @@ def test_an_operator_runs_a_tenant_from_the_console_and_a_viewer_cannot_change_i
         lambda: page.locator('#backups tr[data-backup][data-status="succeeded"]').count() == 1,
         "the backup to succeed",
     )
-    assert page.locator('#requests tr[data-kind="backup"][data-status="succeeded"]').count() == 1
+    # The request row is answered just after the backup row is finished: a reload may fall in between.
+    _reload_until(
+        page,
+        lambda: page.locator('#requests tr[data-kind="backup"][data-status="succeeded"]').count() == 1,
+        "the backup request to be answered",
+    )
     _submit(page, "#backups button.restore")
     _reload_until(
         page,

@@ -18,10 +18,10 @@ BUILT = {
     "state.": ("running", "stopped", "absent"),
     "role.": ("viewer", "operator", "admin"),
     "locale.": ("en", "fa"),
-    "notice.": ("saved", "backup", "restore", "rollback", "stop", "start", "nudge"),
+    "notice.": ("saved", "backup", "restore", "rollback", "move", "stop", "start", "nudge"),
     "status.": ("pending", "running", "succeeded", "failed", "pruned", "reverted"),
-    "outcome.": ("queued", "logged", "dropped"),
-    "kind.": ("deploy", "upgrade", "migrate", "backup", "restore", "rollback"),
+    "outcome.": ("queued", "sent", "failed", "logged", "dropped"),
+    "kind.": ("deploy", "upgrade", "migrate", "backup", "restore", "rollback", "move"),
 }
 
 

@@ -41,7 +41,16 @@ PROMETHEUS_DIR = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "tenant-reconciler.json"
 METRIC_NAME = re.compile(r"\breconciler_[a-z0-9_]+\b")
 # Host-network services: what they listen on must be 127.0.0.1 unless it is public on purpose.
-HOST_NETWORK_SERVICES = {"traefik", "reconciler", "migrate", "prometheus", "grafana", "promtail", "node-exporter"}
+HOST_NETWORK_SERVICES = {
+    "traefik",
+    "reconciler",
+    "api",
+    "migrate",
+    "prometheus",
+    "grafana",
+    "promtail",
+    "node-exporter",
+}
 PUBLIC_ON_PURPOSE = {("powerdns", 53)}  # authoritative DNS; Traefik's :80/:443 are checked in its command
 
 
@@ -230,7 +239,8 @@ def compose_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 def test_docker_compose_config_accepts_the_bundle(compose_config: dict[str, Any]) -> None:
     services = compose_config["services"]
-    expected = {"postgres", "rabbitmq", "powerdns", "traefik", "migrate", "reconciler", "prometheus", "grafana", "loki"}
+    expected = {"postgres", "rabbitmq", "powerdns", "traefik", "migrate", "reconciler", "api", "prometheus", "grafana"}
+    expected |= {"loki"}
     assert expected <= set(services)
     for name in HOST_NETWORK_SERVICES:
         assert services[name].get("network_mode") == "host", name
@@ -254,6 +264,29 @@ def test_nothing_is_published_beyond_localhost_except_dns_and_web(compose_config
     assert "--web.listen-address=127.0.0.1:9100" in services["node-exporter"]["command"]
     assert services["grafana"]["environment"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
     assert services["reconciler"]["environment"]["RECONCILER_METRICS_ADDR"].startswith("127.0.0.1:")
+    assert services["api"]["environment"]["RECONCILER_API_LISTEN"] == "127.0.0.1:8090"
+
+
+def test_the_api_serves_with_the_reconcilers_settings_and_a_healthcheck_on_its_health_endpoint(
+    compose_config: dict[str, Any],
+) -> None:
+    services = compose_config["services"]
+    api, reconciler = services["api"], services["reconciler"]
+    assert api["command"] == ["serve"] and api["image"] == reconciler["image"]
+    # Everything `reconciler run` is told, `reconciler serve` is told too: previews are the reconciler's plans.
+    shared = {k: v for k, v in api["environment"].items() if k in reconciler["environment"]}
+    assert shared == reconciler["environment"]
+    assert set(api["environment"]) - set(reconciler["environment"]) == {
+        "RECONCILER_API_LISTEN",
+        "RECONCILER_API_SESSION_SECRET",
+        "RECONCILER_LOKI_URL",
+    }
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    mounts = {(v["source"], v["target"], v.get("read_only", False)) for v in api["volumes"]}
+    assert ("/var/lib/tenant-reconciler", "/var/lib/tenant-reconciler", True) in mounts
+    probe = api["healthcheck"]["test"]
+    assert probe[:3] == ["CMD", "python3", "-c"] and "/api/v1/healthz" in probe[3]
+    assert "RECONCILER_API_LISTEN" in probe[3]  # follows the listen address, whatever API_PORT says
 
 
 def _reconciler_settings(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -273,6 +306,10 @@ def test_env_example_placeholders_are_refused_by_the_reconciler(
         _reconciler_settings(environment, monkeypatch)
     failing = {error["loc"][0] for error in refused.value.errors()}
     assert failing == {"database_url", "rabbitmq_url", "powerdns_api_key"}
+    with pytest.raises(ValidationError) as refused:
+        _reconciler_settings(compose_config["services"]["api"]["environment"], monkeypatch)
+    failing = {error["loc"][0] for error in refused.value.errors()}
+    assert failing == {"database_url", "rabbitmq_url", "powerdns_api_key", "api_session_secret"}
 
 
 def test_env_example_with_real_secrets_gives_valid_settings(
@@ -283,6 +320,16 @@ def test_env_example_with_real_secrets_gives_valid_settings(
         for name, value in compose_config["services"]["reconciler"]["environment"].items()
     }
     settings = _reconciler_settings(environment, monkeypatch)
+    api_environment = {
+        name: value.replace("changeme", "s3cr3t-from-the-operator")
+        for name, value in compose_config["services"]["api"]["environment"].items()
+    }
+    served = _reconciler_settings(api_environment, monkeypatch)
+    assert served.api_listen == "127.0.0.1:8090" and served.loki_url == "http://127.0.0.1:3100"
+    assert served.api_session_secret is not None
+    assert served.model_dump(exclude={"api_listen", "api_session_secret", "loki_url"}) == settings.model_dump(
+        exclude={"api_listen", "api_session_secret", "loki_url"}
+    )
     assert settings.powerdns_zones == ["example.com."]
     assert settings.dns_target_a == ["192.0.2.10"]
     assert settings.cgroup_root == "/host/sys/fs/cgroup"

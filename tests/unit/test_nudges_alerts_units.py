@@ -94,3 +94,27 @@ def test_alert_rate_limit_drops_the_excess() -> None:
     now[0] = 20.0  # one token back after 20 s at 3 per minute
     alerts.notify("later")
     assert logged[-1] == "logged"
+
+
+def test_a_send_that_succeeds_on_its_third_attempt_is_recorded_sent_after_three() -> None:
+    failures = [ConnectionError("refused"), TimeoutError("slow")]
+    sent: list[str] = []
+
+    def sender(text: str) -> None:
+        if failures:
+            raise failures.pop(0)
+        sent.append(text)
+
+    rows: list[tuple[str, str]] = []
+    outcomes: list[tuple[int, str, int, str | None]] = []
+
+    def record(text: str, outcome: str) -> int:
+        rows.append((text, outcome))
+        return len(rows)
+
+    alerts = Alerter(sender, per_minute=100, record=record, delivered=lambda *outcome: outcomes.append(outcome))
+    alerts.start()
+    alerts.notify("third time lucky")
+    alerts.stop(timeout=30)
+    assert sent == ["third time lucky"] and rows == [("third time lucky", "queued")]
+    assert outcomes == [(1, "sent", 3, None)]

@@ -1,5 +1,6 @@
 """Console pages, server-rendered (Jinja2), readable without JavaScript: login, tenant list, tenant page (status,
-pending plan, edit with a plan preview before saving, actions, history, backups, usage charts, log tail).
+pending plan, edit with a plan preview before saving, actions (a data move on the Swarm engine: ``api.moves``),
+history, backups, usage charts, log tail).
 
 Registered by ``api.app.create_app`` beside the API and built on the same functions: writes go through
 ``api.tenants.write_tenant`` (transaction, audit row, nudge), operations are ``operation_requests`` rows, previews
@@ -37,6 +38,7 @@ from reconciler.api.console.i18n import LOCALES, direction, translator
 from reconciler.api.console.session import csrf_ok, csrf_token, logged_in, start
 from reconciler.api.context import ApiContext, context_of
 from reconciler.api.logs import tail_logs
+from reconciler.api.moves import MoveNotPossible, request_move
 from reconciler.api.preview import pending_plan, preview_plan
 from reconciler.api.tenants import write_tenant
 from reconciler.api.usage import usage_of
@@ -234,6 +236,7 @@ async def _tenant_page(
         alerts=recent_alerts(context.engine, 20, f"tenant {name}"),
         transitions=read_transitions(context.engine, name, 30),
         checks=[check_out(stored) for stored in latest_results(context.engine, name)],
+        moves=context.settings.engine == "swarm",
     )
 
 
@@ -290,6 +293,14 @@ async def tenant_action(request: Request, name: str) -> Response:
             return await _tenant_page(request, account, name, error="restore: backup_id", status_code=422)
         request_id = create_request(context.engine, name, action, backup_id=backup_id)
         audit(request, account, f"request.{action}", f"tenant:{name}", detail=f"request {request_id}")
+    elif action == "move":
+        try:
+            node = form.get("node", "").strip()
+            request_id = request_move(context, name, node)
+        except (SpecError, MoveNotPossible) as exc:
+            refused = 422 if isinstance(exc, SpecError) else 409
+            return await _tenant_page(request, account, name, error=str(exc), status_code=refused)
+        audit(request, account, "request.move", f"tenant:{name}", detail=f"request {request_id} to node {node}")
     else:
         return _to(f"/tenants/{quote(name)}")
     return _to(f"/tenants/{quote(name)}?notice={quote(action)}")

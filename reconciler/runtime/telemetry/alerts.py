@@ -5,13 +5,18 @@ another tenant's), by the loop (mass
 delete refused) and by the service (leader change). Only transitions alert: the tenant hooks compare the stored
 status with the new one, and every alert key remembers its last state, so a repeat is dropped. A token bucket
 caps the messages per minute. Messages are sent by one dedicated thread with its own asyncio loop
-(python-telegram-bot is async), so a slow or unreachable Bot API never slows a pass. The bot token is never
-logged: error texts are scrubbed of it before they reach the log.
+(python-telegram-bot is async, ``telemetry.telegram``), so a slow or unreachable Bot API never slows a pass. The
+bot token is never logged: error texts are scrubbed of it before they reach the log.
+
+Every alert is stored (the ``record`` hook: ``alert_events``, for the HTTP API and the console), and what became of
+a queued one once the sending thread is done with it (the ``delivered`` hook: sent, or failed with the attempts
+and the scrubbed error), written by a bookkeeping thread of its own (``telemetry.alert_books``). The message is
+queued before its row is written, and the sending thread never writes to the database, so a database that fails
+or hangs neither loses nor delays a message: the failed write is logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -19,7 +24,9 @@ import time
 from collections.abc import Callable
 
 from desired_state.model import TenantStatus
+from reconciler.runtime.telemetry.alert_books import Delivered, DeliveryBook, Queued
 from reconciler.runtime.telemetry.metrics import Metrics
+from reconciler.runtime.telemetry.telegram import TelegramSender
 
 log = logging.getLogger("reconciler.alerts")
 
@@ -31,77 +38,8 @@ SEND_ATTEMPTS = 3
 MAX_PENDING = 100
 
 Sender = Callable[[str], None]
-
-_SECRETS: set[str] = set()
-
-
-def _scrubbing_factory(create: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
-    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-        record = create(*args, **kwargs)
-        if _SECRETS:
-            message = record.getMessage()
-            if any(secret in message for secret in _SECRETS):
-                for secret in _SECRETS:
-                    message = message.replace(secret, "<token>")
-                record.msg, record.args = message, ()
-        return record
-
-    return factory
-
-
-def never_log(secret: str) -> None:
-    """Scrub ``secret`` from every log record of this process. The HTTP client under python-telegram-bot logs
-    request URLs at INFO, and the Bot API puts the token in the URL: a logger level set elsewhere is not enough."""
-    if not secret:
-        return
-    if not _SECRETS:
-        logging.setLogRecordFactory(_scrubbing_factory(logging.getLogRecordFactory()))
-    _SECRETS.add(secret)
-
-
-class TelegramSender:
-    """Sends one message per call through python-telegram-bot on a private event loop (one thread only)."""
-
-    def __init__(self, token: str, chat_id: str, base_url: str | None = None) -> None:
-        self._token = token
-        self._chat_id = chat_id
-        self._base_url = base_url
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._bot: object | None = None
-        never_log(token)
-        # The library's debug lines name API methods: noise in the operator's log.
-        logging.getLogger("telegram").setLevel(logging.WARNING)
-
-    def scrub(self, text: str) -> str:
-        return text.replace(self._token, "<token>") if self._token else text
-
-    def __call__(self, text: str) -> None:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(self._send(text))
-
-    async def _send(self, text: str) -> None:
-        from telegram import Bot
-
-        if self._bot is None:
-            bot = Bot(self._token, base_url=self._base_url) if self._base_url else Bot(self._token)
-            await bot.initialize()  # getMe: a wrong token fails here, once
-            self._bot = bot
-        assert isinstance(self._bot, Bot)
-        await self._bot.send_message(chat_id=self._chat_id, text=text)
-
-    def close(self) -> None:
-        if self._loop is None:
-            return
-        from telegram import Bot
-
-        if isinstance(self._bot, Bot):
-            try:
-                self._loop.run_until_complete(self._bot.shutdown())
-            except Exception as exc:
-                log.debug("closing the Telegram client: %s", self.scrub(str(exc)))
-        self._loop.close()
-        self._loop = None
+# (text, outcome) -> the stored row's id
+Record = Callable[[str, str], int | None]
 
 
 class Alerter:
@@ -114,11 +52,14 @@ class Alerter:
         scrub: Callable[[str], str] = lambda text: text,
         close: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        record: Callable[[str, str], None] | None = None,
+        record: Record | None = None,
+        delivered: Delivered | None = None,
     ) -> None:
         self.sender = sender
         # Called with (text, outcome) for every alert: the wiring stores them for the API (``alert_events``).
         self.record = record
+        # Called (on a bookkeeping thread) once the sending thread is done with a queued alert whose row was stored.
+        self._books = DeliveryBook(delivered) if delivered is not None else None
         self.per_minute = per_minute
         self.metrics = metrics
         self._scrub = scrub
@@ -128,7 +69,7 @@ class Alerter:
         self._refilled = clock()
         self._states: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._pending: queue.Queue[str | None] = queue.Queue()
+        self._pending: queue.Queue[Queued | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
     # --- raising alerts ---------------------------------------------------------------------------------------
@@ -160,8 +101,10 @@ class Alerter:
             self._record(text, "dropped")
             return
         log.info("alert: %s", text.splitlines()[0])
-        self._pending.put(text)
-        self._record(text, "queued")
+        # Queued first, then stored: a slow or failing database never holds the message back.
+        queued = Queued(text)
+        self._pending.put(queued)
+        queued.stored(self._record(text, "queued"))
 
     def tenant(self, tenant: str, message: str) -> None:
         """An alert about one tenant from elsewhere in the runtime (operations), already a transition there."""
@@ -181,13 +124,18 @@ class Alerter:
         if self.metrics is not None:
             self.metrics.alerts.labels(outcome=outcome).inc()
 
-    def _record(self, text: str, outcome: str) -> None:
+    def _record(self, text: str, outcome: str) -> int | None:
         if self.record is None:
-            return
+            return None
         try:
-            self.record(text, outcome)
+            return self.record(text, outcome)
         except Exception as exc:  # the database may be away; the alert itself goes on
             log.warning("alert not recorded: %s", type(exc).__name__)
+            return None
+
+    def _record_delivery(self, queued: Queued, outcome: str, attempts: int, error: str | None) -> None:
+        if self._books is not None:
+            self._books.add(queued, outcome, attempts, error)  # written by its own thread: the next send goes on
 
     # --- hooks ---------------------------------------------------------------------------------------------
 
@@ -232,41 +180,50 @@ class Alerter:
             return
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
         self._thread.start()
+        if self._books is not None:
+            self._books.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Send what is queued (within ``timeout``), then end the thread."""
+        """Send what is queued (within ``timeout``), then end the thread; then write the outcomes (within
+        ``timeout`` again, at most)."""
         if self._thread is None:
             return
         self._pending.put(None)
         self._thread.join(timeout)
         self._thread = None
+        if self._books is not None:
+            self._books.stop(timeout)
 
     def _run(self) -> None:
         assert self.sender is not None
         try:
-            while (text := self._pending.get()) is not None:
-                self._deliver(text)
+            while (queued := self._pending.get()) is not None:
+                self._deliver(queued)
         finally:
             if self._close is not None:
                 self._close()
 
-    def _deliver(self, text: str) -> None:
+    def _deliver(self, queued: Queued) -> None:
         assert self.sender is not None
-        for attempt in range(SEND_ATTEMPTS):
+        text = queued.text
+        for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 self.sender(text)
-                self._count("sent")
-                return
             except Exception as exc:
                 reason = self._scrub(f"{type(exc).__name__}: {exc}")
-                if attempt == SEND_ATTEMPTS - 1:
+                if attempt == SEND_ATTEMPTS:
                     log.warning(
                         "alert not sent after %d attempts (%s): %s", SEND_ATTEMPTS, reason, text.splitlines()[0]
                     )
                     self._count("failed")
+                    self._record_delivery(queued, "failed", attempt, reason)
                     return
                 log.info("alert send failed (%s); retrying", reason)
-                time.sleep(2**attempt)
+                time.sleep(2 ** (attempt - 1))
+            else:
+                self._count("sent")
+                self._record_delivery(queued, "sent", attempt, None)
+                return
 
 
 def build_alerter(
@@ -276,11 +233,18 @@ def build_alerter(
     *,
     per_minute: int,
     metrics: Metrics | None,
-    record: Callable[[str, str], None] | None = None,
+    record: Record | None = None,
+    delivered: Delivered | None = None,
 ) -> Alerter:
     if not token or not chat_id:
         return Alerter(None, per_minute=per_minute, metrics=metrics, record=record)
     sender = TelegramSender(token, chat_id, base_url)
     return Alerter(
-        sender, per_minute=per_minute, metrics=metrics, scrub=sender.scrub, close=sender.close, record=record
+        sender,
+        per_minute=per_minute,
+        metrics=metrics,
+        scrub=sender.scrub,
+        close=sender.close,
+        record=record,
+        delivered=delivered,
     )
