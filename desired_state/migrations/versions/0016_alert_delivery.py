@@ -1,7 +1,7 @@
 """Alerts sent: what became of a queued alert (delivered by the Telegram sender, or failed after its retries).
 
 Revision ID: 0016
-Revises: 0015 (the coordinator re-chains it after the other branches' revisions)
+Revises: 0015
 Created: issue 14 (alerts' delivery outcome)
 
 Written by hand so the DDL is exactly the contract in docs/schema.md ("alert_events"). Nullable columns only: rows

@@ -1,7 +1,7 @@
 """Canary analysis: an absolute limit on the canary's request duration at a quantile (p95, p99).
 
 Revision ID: 0018
-Revises: 0015 (the coordinator re-chains it after the other branches' migrations)
+Revises: 0016
 Created: issue 15, follow-up (absolute limits and latency by quantile)
 
 Written by hand so the DDL is exactly the contract in docs/schema.md ("Canary analysis"). Every new column is
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
