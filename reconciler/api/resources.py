@@ -147,7 +147,7 @@ def ask_operation(request: Request, name: str, asked: RequestIn, account: Operat
     run`` carries it out and the row gets the outcome. A move that cannot happen as things stand is 409."""
     _exists(request, name)
     if asked.kind == "restore" and asked.backup_id is None:
-        raise HTTPException(422, f"tenant {name!r}: a restore needs backup_id")
+        raise SpecError(name, "backup_id", None, "a restore needs backup_id: the id of one of the tenant's backups")
     if asked.kind != "move" and asked.node is not None:
         raise SpecError(name, "node", asked.node, f"node is for a move only, not a {asked.kind}")
     context = context_of(request)

@@ -144,6 +144,10 @@ def test_every_write_is_audited_with_digests(api: Api) -> None:
         asked = http.post("/api/v1/tenants/acme/requests", json={"kind": "backup"})
         assert asked.status_code == 201 and asked.json()["status"] == "pending"
         request_id = asked.json()["id"]
+        # A restore without its backup is refused in the documented 422 body, naming the field; nothing is written.
+        no_backup = http.post("/api/v1/tenants/acme/requests", json={"kind": "restore"})
+        assert no_backup.status_code == 422 and no_backup.json()["problems"][0]["field"] == "backup_id", no_backup.text
+        assert "a restore needs backup_id" in no_backup.json()["message"]
         assert http.get(f"/api/v1/requests/{request_id}").json()["kind"] == "backup"
         assert [r["id"] for r in http.get("/api/v1/tenants/acme/requests").json()] == [request_id]
     events = list(reversed(list_audit(api.engine, "tenant:acme")))
