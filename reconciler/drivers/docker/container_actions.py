@@ -1,10 +1,10 @@
 """The Docker driver's container actions: run, start, update, stop and remove a container, and pull its image.
 
-Part of apply, the pipeline's sixth stage: the executor (``runtime.passes.container_steps`` and its removal phase)
-calls them through ``DockerDriver``, from several workers at once. Each is an HTTP request on the engine's socket
-(``engine``), a few milliseconds, bounded by ``DockerTimeouts.mutation`` (a stop adds its grace period); what a
-create sends is built in ``drivers.docker.create``. An image pull goes through the CLI with its own bound. The
-single engine runs containers only: a plan that asks it for a Swarm service is a bug, refused as permanent.
+Part of apply, the pipeline's sixth stage: the executor (``runtime.passes.executor``) calls them through
+``DockerDriver``, from several workers at once. Each is an HTTP request on the engine's socket (``engine``), a few
+milliseconds, bounded by ``DockerTimeouts.mutation`` (a stop adds its grace period); what a create sends is built in
+``drivers.docker.create``. An image pull goes through the CLI with its own bound. The single engine runs containers
+only: a plan that asks it for a Swarm service is a bug, refused as permanent.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The Docker driver's helper containers: short-lived ones run to completion, long-running ones started and removed.
 
-Called through ``DockerDriver`` by the runtime's operations (backups, restores, migrations, the maintenance answer
-during a restore, the migration guard), never by a pass. Helpers carry labels *without* the managed label, so no
-snapshot sees them. They run on the CLI (python-on-whales): ``run_helper`` with its own long timeout
+Called through ``DockerDriver`` by the runtime's operations (``runtime.operations``: backups, restores and their
+tests, migrations, the maintenance answer during a restore, the migration guard), the upgrade gate among them during
+a pass's apply, and by the data node (``runtime.data_node``). Helpers carry labels *without* the managed label, so
+no snapshot sees them. They run on the CLI (python-on-whales): ``run_helper`` with its own long timeout
 (``drivers.docker.helpers`` streams the bytes), the others under the mutation bound.
 """
 

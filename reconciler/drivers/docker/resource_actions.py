@@ -1,10 +1,10 @@
 """The Docker driver's network and volume actions: create and remove a tenant's network and data volume.
 
-Part of apply, the pipeline's sixth stage: the executor's resource steps (``runtime.passes.resource_steps``) call
-them through ``DockerDriver``, removal of a network in the executor's last phase; a data volume is only removed on
-an explicit, logged instruction (``runtime.operations.purge``). Each is one Engine API request bounded by
-``DockerTimeouts.mutation``; a subnet someone else took since the snapshot is ``SubnetTaken``, so the caller can
-pick another. What the engine is sent is built in ``drivers.docker.create``.
+Part of apply, the pipeline's sixth stage: the executor (``runtime.passes.executor``) calls them through
+``DockerDriver``, a network's removal in its last phase; a data volume is only removed on an explicit, logged
+instruction (``runtime.operations.purge``; the restore test removes its own scratch volume). Each is one Engine API
+request bounded by ``DockerTimeouts.mutation``; a subnet someone else took since the snapshot is ``SubnetTaken``, so
+the caller can pick another. What the engine is sent is built in ``drivers.docker.create``.
 """
 
 from __future__ import annotations
