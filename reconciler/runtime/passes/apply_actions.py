@@ -1,12 +1,12 @@
 """What every step of the executor stands on: its configuration, one engine action at a time, and the bookkeeping.
 
 Part of apply, the pipeline's sixth stage. ``passes.executor.Executor`` is built on ``ApplyActions`` (through
-``passes.container_steps``, ``passes.resource_steps`` and ``passes.rollout_steps``); ``passes.reconcile`` makes
-one per pass by constructor with the fields below. Here: ``_act`` runs one engine action once a slot of the
-process's ``ActionSlots`` is free, and not at all once the pass was told to stop (``_check_stop``); ``_phase`` runs
-a phase's independent changes together (``passes.parallel``) and records those done in plan order (``_done``: the
-outcome, one log line with tenant and reason, the ``on_applied`` hook); ``_remove`` removes containers a step gave
-up on (failed new halves, rolled-back upgrades) while the old ones keep serving.
+``passes.container_steps``, ``passes.resource_steps`` and ``passes.rollout_steps``); ``passes.reconcile`` makes one
+by constructor, with the fields below, when its ``Reconciler`` is made. Here: ``_act`` runs one engine action once a
+slot of the process's ``ActionSlots`` is free, and not at all once the pass was told to stop (``_check_stop``);
+``_phase`` runs a phase's independent changes together (``passes.parallel``) and records those done in plan order
+(``_done``: the outcome, one log line with tenant and reason, the ``on_applied`` hook); ``_remove`` removes
+containers a step gave up on (failed new halves, rolled-back upgrades) while the old ones keep serving.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ T = TypeVar("T")
 
 @dataclass
 class ApplyActions:
+    """The executor's fields, and what every step does with them: act, check for a stop, record."""
+
     docker: ContainerEngine
     naming: Naming
     router: Router | None = None

@@ -2,9 +2,10 @@
 
 Part of apply, the pipeline's sixth stage; ``passes.executor.Executor`` calls these in its phase 2 (every new
 container of the tenant, then one readiness wait for all of them) before it routes. A replacement starts its new
-container next to the old one (``_launch``: created, or started, or, for a ``resume`` change, left as it is); a new
-half that never gets ready is removed and the old one keeps serving. ``old_halves`` says which old containers go
-once routing moved off them (``passes.executor`` in phase 4, ``passes.rollout_steps`` when it routes back).
+container next to the old one (``_launch``: created, or started; a ``resume`` change's is only started, if it is not
+running; the old one goes first only when both share a name); a new half that never gets ready is removed and the
+old one keeps serving. ``old_halves`` says which old containers go once routing moved off them (``passes.executor``
+in phase 4, ``passes.rollout_steps`` when it routes back).
 """
 
 from __future__ import annotations
