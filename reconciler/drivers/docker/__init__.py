@@ -1,7 +1,9 @@
 """The Docker driver (``DockerDriver``): observe and act through the Engine API (docker SDK ``APIClient``); image
 pulls and helper containers through the CLI (python-on-whales).
 
-Modules: ``driver`` (snapshot and mutations), ``create`` (what the Engine API is given to create a container,
+Modules: ``driver`` (``DockerDriver``, assembled from: ``connection`` (clients, timeouts, call counts),
+``observe`` (the snapshot and re-reads), ``container_actions``, ``resource_actions`` (networks and volumes),
+``helper_actions`` (helper containers)), ``create`` (what the Engine API is given to create a container,
 network or volume), ``inspect`` (which containers to inspect, and what inspecting shows), ``events`` (the event
 stream), ``helpers`` (short-lived helper containers), ``errors`` (library errors into the project's own).
 """
