@@ -5,6 +5,10 @@ attempt with a clean history. The runtime's tracker (``runtime.service.crashloop
 into ``record_death`` with its clock and hands the current ``CrashLoop`` values to ``withhold_crash_looping``,
 a plan → plan filter like those in ``core.policies``: while a replica's backoff runs, no pass (nudged or
 periodic) creates, starts or replaces it again, and the plan says why.
+
+Under the Swarm engine (docs/swarm.md "Crash loops") deaths are Swarm tasks that failed (``runtime.service.
+swarm_tasks``): the key holds the task's slot and the spec hash of its service, and while the backoff of any slot
+of a service runs, no pass creates or updates that service with that spec (``service_loops``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 
 from reconciler.core.plan import Action, Change, Plan, Refusal
 from reconciler.core.resources import Container
+from reconciler.core.services import Service
 
 # tenant, service, track, replica, spec hash
 SlotKey = tuple[str, str, str, int, str]
@@ -92,6 +97,22 @@ class CrashLoop:
 
 
 _RESTARTING = frozenset({Action.CREATE, Action.REPLACE})
+# A service update re-asserts the spec Swarm rolled back from, which restarts its tasks: withheld like a restart.
+_SERVICE_RESTARTING = frozenset({Action.CREATE, Action.UPDATE})
+
+
+def service_loops(service: Service, loops: Mapping[SlotKey, CrashLoop]) -> list[CrashLoop]:
+    """The crash loops of any slot of a Swarm service running this spec (its tasks carry the service's hash)."""
+    return [
+        loop
+        for (tenant, name, track, _, digest), loop in sorted(loops.items())
+        if (tenant, name, track, digest) == (service.tenant, service.service, service.track, service.spec_hash)
+    ]
+
+
+def _held(loops: list[CrashLoop], now: float) -> CrashLoop | None:
+    held = [loop for loop in loops if loop.hold_until is not None and now < loop.hold_until]
+    return max(held, key=lambda loop: loop.hold_until or 0.0) if held else None
 
 
 def _restarts(change: Change) -> bool:
@@ -100,17 +121,27 @@ def _restarts(change: Change) -> bool:
     )
 
 
+def _withheld_by(change: Change, loops: Mapping[SlotKey, CrashLoop], now: float) -> CrashLoop | None:
+    after = change.after
+    if isinstance(after, Service):
+        return _held(service_loops(after, loops), now) if change.action in _SERVICE_RESTARTING else None
+    if isinstance(after, Container) and _restarts(change) and slot_key(after) in loops:
+        return _held([loops[slot_key(after)]], now)
+    return None
+
+
 def withhold_crash_looping(plan: Plan, loops: Mapping[SlotKey, CrashLoop], now: float) -> Plan:
-    """Withhold creating, starting or replacing a replica whose backoff still runs."""
+    """Withhold creating, starting or replacing a replica (creating or updating a Swarm service) whose backoff
+    still runs."""
     if not loops:
         return plan
     kept: list[Change] = []
     refused = list(plan.refused)
     for change in plan.changes:
-        loop = loops.get(slot_key(change.after)) if isinstance(change.after, Container) else None
-        if loop is not None and _restarts(change) and loop.hold_until is not None and now < loop.hold_until:
-            wait = loop.hold_until - now
-            refused.append(Refusal(change, "crash-loop", f"{loop.describe()}; next attempt in {wait:.0f}s"))
-        else:
+        loop = _withheld_by(change, loops, now)
+        if loop is None or loop.hold_until is None:
             kept.append(change)
+            continue
+        wait = loop.hold_until - now
+        refused.append(Refusal(change, "crash-loop", f"{loop.describe()}; next attempt in {wait:.0f}s"))
     return plan.with_changes(kept, refused)

@@ -220,6 +220,8 @@ class Settings(BaseSettings):
     swarm_stop_grace: float = Field(default=10.0, ge=0, le=600)
     # Swarm: the router's (Traefik's) container on the manager, joined to each tenant overlay when it is created.
     swarm_router_container: str | None = None
+    # Swarm: how often `reconciler run` lists tasks for deaths (crash loops, nudges); a manager streams no task events.
+    swarm_task_poll: float = Field(default=2.0, gt=0, le=300)
 
     # Logs.
     log_json: bool = False

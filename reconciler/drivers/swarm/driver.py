@@ -36,6 +36,10 @@ from reconciler.drivers.swarm.observe import (
     volume_from_list,
 )
 from reconciler.drivers.swarm.spec import StopPolicy, service_spec
+from reconciler.drivers.swarm.tasks import TaskDeath, task_deaths
+
+# Log lines of a dead task kept for the crash-loop status, and the most characters of them.
+TASK_LOG_CHARS = 1500
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,31 @@ class SwarmDriver:
         with self._reading("networks"):
             raw = self.api.networks()
         return [c["Subnet"] for n in raw for c in (n.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
+
+    # --- watch (``runtime.service.swarm_tasks``, outside passes: counted apart from a pass's calls) ---------
+
+    def task_deaths(self) -> list[TaskDeath]:
+        """Every task of ours that died and is still in the manager's task history: one list call."""
+        self._count("watch")
+        try:
+            raw = self.api.tasks()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise translate(exc, "list", "tasks", None) from exc
+        return task_deaths(raw, self.owner)
+
+    def task_logs(self, task: str, tail: int = 10) -> str:
+        """The last lines a task wrote (``docker service logs`` of one task), or "" when they cannot be read."""
+        self._count("watch")
+        try:
+            response = self.api._get(
+                self.api._url("/tasks/{0}/logs", task),
+                params={"stdout": 1, "stderr": 1, "tail": tail, "follow": 0},
+            )
+            self.api._raise_for_status(response)
+            text = b"".join(self.api._multiplexed_buffer_helper(response)).decode(errors="replace")
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return ""
+        return text.strip()[-TASK_LOG_CHARS:]
 
     # --- act -----------------------------------------------------------------------------------------------
 

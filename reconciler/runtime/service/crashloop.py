@@ -2,6 +2,7 @@
 
 Fed by the loop's Docker event watcher (``runtime.service.loop``): a ``die`` that no ``kill`` preceded (``docker stop``,
 ``docker rm -f`` and our own stops all send one first) is a death, and so is a ``health_status: unhealthy``.
+Under the Swarm engine, by the task watcher instead (``runtime.service.swarm_tasks``: tasks that failed).
 The counting and the backoff are pure (``core.crashloop``); this module adds the clock, a lock, the container's
 last log lines, and the two hooks the reconcile pass calls: ``policy`` (a plan filter) and ``conditions``
 (the tenant's ``Degraded`` condition). Deaths live in memory: after a restart the history starts empty, so a
@@ -22,6 +23,7 @@ from reconciler.core.crashloop import (
     SlotHistory,
     SlotKey,
     record_death,
+    service_loops,
     settled,
     slot_key,
     withhold_crash_looping,
@@ -115,8 +117,8 @@ class CrashTracker:
         key = _key_from_labels(event.attributes)
         return key is not None and self.record(key, name, cause)
 
-    def record(self, key: SlotKey, container: str, cause: str) -> bool:
-        """One death (called by the event watcher thread only)."""
+    def record(self, key: SlotKey, container: str, cause: str, tail: Callable[[], str] | None = None) -> bool:
+        """One death (called by one watcher thread: Docker events, or Swarm tasks with their own ``tail``)."""
         now = self.clock()
         with self._lock:
             before = self._history.get(key, SlotHistory())
@@ -125,7 +127,7 @@ class CrashTracker:
         looping = after.looping(now, self.limits)
         entered = looping and not before.looping(now, self.limits)
         # The log lines are read before the loop becomes visible, so the first Degraded status already has them.
-        logs = (self._tail(container) or previous_logs) if looping else previous_logs
+        logs = ((tail or (lambda: self._tail(container)))() or previous_logs) if looping else previous_logs
         with self._lock:
             self._history[key] = after
             self._last[key] = (container, cause, logs)
@@ -183,6 +185,8 @@ class CrashTracker:
         now = self.clock()
         loops = self.loops()
         looping = [loops[slot_key(c)] for c in desired.containers if slot_key(c) in loops]
+        # Under the Swarm engine the deaths are its services' tasks (``runtime.service.swarm_tasks``).
+        looping += [loop for service in desired.services for loop in service_loops(service, loops)]
         if looping:
             with self._lock:
                 self._seen_looping.add(tenant)

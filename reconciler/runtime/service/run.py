@@ -18,6 +18,7 @@ from sqlalchemy import text
 from desired_state.backups import last_successes
 from reconciler.core.crashloop import CrashLoopLimits
 from reconciler.core.errors import ReconcileError
+from reconciler.drivers.swarm import SwarmDriver
 from reconciler.runtime.operations.common import log_alert
 from reconciler.runtime.operations.recovery import recover_abandoned
 from reconciler.runtime.service.crashloop import CrashTracker
@@ -33,6 +34,7 @@ from reconciler.runtime.service.leader import (
 from reconciler.runtime.service.loop import REQUEUE_COOLDOWN, Loop
 from reconciler.runtime.service.nudges import NudgeConsumer, TenantNames, Topology
 from reconciler.runtime.service.observers import start_observers
+from reconciler.runtime.service.swarm_tasks import TaskWatcher
 from reconciler.runtime.service.workqueue import Backoff, WorkQueue
 from reconciler.runtime.telemetry.metrics import HealthServer
 from reconciler.runtime.wiring import Runtime
@@ -83,6 +85,10 @@ def build_loop(runtime: Runtime, *, allow_mass_delete: bool = False, crashes: Cr
         crashes=crashes,
         alerts=runtime.alerts,
     )
+    engine = runtime.reconciler.docker
+    if crashes is not None and isinstance(engine, SwarmDriver):
+        # Swarm: task deaths come from listing tasks, not from the local engine's events (docs/swarm.md).
+        loop.extensions.append(TaskWatcher(engine, crashes, settings.swarm_task_poll).start)
     if settings.rabbitmq_url:
         url = settings.rabbitmq_url
         topology = Topology(settings.rabbitmq_exchange, settings.rabbitmq_queue)
