@@ -192,6 +192,7 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         return render_compose.run(settings, args.tenant or None, args.out, redact=args.redact)
 
     from reconciler.core.render_plan import render_json, render_text
+    from reconciler.drivers.swarm import SwarmDriver
     from reconciler.runtime.passes.sites_step import SitesStep
     from reconciler.runtime.wiring import build_runtime
 
@@ -212,6 +213,9 @@ def _run_command(args: argparse.Namespace, settings: Settings) -> int:
         print(render_json(inputs.plan, show_values=args.show_values) if args.json else render_text(inputs.plan))
         for spec_error in inputs.desired.errors.values():
             print(f"Invalid: {spec_error}", file=sys.stderr)
+        if isinstance(engine := runtime.reconciler.docker, SwarmDriver):  # what Swarm services cannot be given
+            for gap in engine.hardening_gaps(runtime.reconciler.container_defaults):
+                print(f"Note: {gap}", file=sys.stderr)
         if inputs.plan.errors:
             return EXIT_ERROR
         return EXIT_CHANGES if inputs.plan.changes else EXIT_OK

@@ -1,7 +1,8 @@
 """Group a rendered tenant's containers into Swarm services (pure): the desired side of ``core.service_diff``.
 
 Called by ``planning.placement`` for tenants of the Swarm engine, after ``renderers.containers.render_tenant`` (so
-a service runs exactly what a container would: image, env, limits, health check, labels). One service per tenant
+a service runs exactly what a container would: image, env, limits, health check, labels, and the operator's
+container defaults: pids limit, log rotation, no-new-privileges). One service per tenant
 service and version track, with the track's replica count (0 for a stopped tenant). Stateful services (every
 service not named stateless) mount the data volume and are constrained to the tenant's data node; stateless ones
 mount nothing and may spread. ``ERP_REPLICA`` becomes Swarm's task slot template, the one per-replica value.
@@ -58,6 +59,9 @@ def _service(first: Container, replicas: int, node: str | None, stateful: bool, 
         labels=tuple(sorted(labels.items())),
         healthcheck=first.healthcheck,
         pids_limit=first.pids_limit,
+        log_max_size=first.log_max_size,
+        log_max_file=first.log_max_file,
+        no_new_privileges=first.no_new_privileges,
     )
 
 

@@ -37,6 +37,22 @@ def service_drift(want: Service, have: Service) -> list[str]:
         reasons.append(f"placement {have.node or 'any node'} -> {want.node or 'any node'}")
     if have.network != want.network or have.volume != want.volume:
         reasons.append("network or data mount changed outside the reconciler")
+    return reasons + hardening_drift(want, have)
+
+
+def hardening_drift(want: Service, have: Service) -> list[str]:
+    """The operator's container defaults edited on the Swarm service by hand (checked only where they are set, as
+    ``core.diff`` does for containers; no-new-privileges only where the manager reports it)."""
+    reasons = []
+    if want.pids_limit is not None and have.pids_limit != want.pids_limit:
+        reasons.append(f"pids limit {have.pids_limit or 'none'} -> {want.pids_limit}")
+    if want.log_max_size is not None:
+        wanted = (want.log_max_size, want.log_max_file or 1)
+        if (have.log_max_size, have.log_max_file) != wanted:
+            seen = f"{have.log_max_size} x{have.log_max_file}" if have.log_max_size else "none"
+            reasons.append(f"log rotation {seen} -> {wanted[0]} x{wanted[1]}")
+    if want.no_new_privileges and have.no_new_privileges is False:
+        reasons.append("no-new-privileges off -> on")
     return reasons
 
 

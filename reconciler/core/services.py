@@ -44,7 +44,13 @@ class Service:
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     healthcheck: HealthCheck | None = field(default=None, compare=False)
+    # The operator's container defaults (``ContainerDefaults``), as the Docker engine's containers get them. Not
+    # compared: the spec hash covers a change of the defaults; ``core.service_drift`` names edits made by hand.
+    # Observed ``no_new_privileges`` None: the manager's API cannot carry it (docs/swarm.md "Hardening").
     pids_limit: int | None = field(default=None, compare=False)
+    log_max_size: str | None = field(default=None, compare=False)
+    log_max_file: int | None = field(default=None, compare=False)
+    no_new_privileges: bool | None = field(default=False, compare=False)
     # Observed only: the Swarm service's id and spec version (an update names the version it replaces), and how
     # many of its tasks run now. Not compared: they change without the spec changing.
     id: str | None = field(default=None, compare=False)

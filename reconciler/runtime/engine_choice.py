@@ -6,10 +6,15 @@ reads) stays in one small place; the pass itself never learns which engine it wa
 
 from __future__ import annotations
 
+import logging
+
+from reconciler.core.resources import ContainerDefaults
 from reconciler.drivers.swarm import StopPolicy, SwarmDriver, SwarmTimeouts
 from reconciler.planning.placement import SwarmSettings
 from reconciler.runtime.passes.engine import ContainerEngine
 from reconciler.runtime.settings import Settings
+
+log = logging.getLogger("reconciler")
 
 
 def node_hosts(value: str) -> dict[str, str]:
@@ -36,7 +41,7 @@ def build_engine(settings: Settings, docker: ContainerEngine) -> ContainerEngine
     """The engine for the pass: ``docker`` (already built: operations use it too) or a Swarm driver."""
     if settings.engine != "swarm":
         return docker
-    return SwarmDriver(
+    driver = SwarmDriver(
         settings.owner_id,
         settings.docker_host,
         node_hosts=node_hosts(settings.swarm_node_hosts),
@@ -44,3 +49,6 @@ def build_engine(settings: Settings, docker: ContainerEngine) -> ContainerEngine
         stop=StopPolicy(settings.swarm_stop_signal, settings.swarm_stop_grace),
         router_container=settings.swarm_router_container or None,
     )
+    for gap in driver.hardening_gaps(ContainerDefaults(no_new_privileges=settings.container_no_new_privileges)):
+        log.warning("%s", gap)
+    return driver

@@ -24,7 +24,15 @@ import requests.exceptions
 from docker.types import IPAMConfig, IPAMPool
 
 from reconciler.core.errors import PermanentError
-from reconciler.core.resources import LABEL_MANAGED, LABEL_OWNER, Container, Network, Snapshot, Volume
+from reconciler.core.resources import (
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    Container,
+    ContainerDefaults,
+    Network,
+    Snapshot,
+    Volume,
+)
 from reconciler.core.services import Service
 from reconciler.drivers.swarm.errors import Guard, translate
 from reconciler.drivers.swarm.observe import (
@@ -35,7 +43,7 @@ from reconciler.drivers.swarm.observe import (
     task_as_container,
     volume_from_list,
 )
-from reconciler.drivers.swarm.spec import StopPolicy, service_spec
+from reconciler.drivers.swarm.spec import NO_NEW_PRIVILEGES_API, StopPolicy, service_spec
 from reconciler.drivers.swarm.tasks import TaskDeath, task_deaths
 
 # Log lines of a dead task kept for the crash-loop status, and the most characters of them.
@@ -68,6 +76,8 @@ class SwarmDriver:
         base_url = manager or "unix:///var/run/docker.sock"
         self.api = docker.APIClient(base_url=base_url, version="auto", timeout=self.timeouts.api)
         self.manager = docker.APIClient(base_url=base_url, version=self.api.api_version, timeout=self.timeouts.mutation)
+        # Whether service specs carry no-new-privileges here (docs/swarm.md "Hardening").
+        self.privileges = docker.utils.version_gte(self.api.api_version, NO_NEW_PRIVILEGES_API)
         # Each node's own engine, by hostname: where data volumes are listed and created (None: read from mounts).
         self._nodes = {
             name: docker.APIClient(base_url=url, version="auto", timeout=self.timeouts.api)
@@ -114,7 +124,7 @@ class SwarmDriver:
         )
         networks = [network_from_list(n) for n in raw_networks if owned(n.get("Labels"), self.owner, tenant)]
         services = [
-            service_from_list(s, network_names)
+            service_from_list(s, network_names, privileges=self.privileges)
             for s in raw_services
             if owned((s.get("Spec") or {}).get("Labels"), self.owner, tenant)
         ]
@@ -161,6 +171,16 @@ class SwarmDriver:
         with self._reading("networks"):
             raw = self.api.networks()
         return [c["Subnet"] for n in raw for c in (n.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")]
+
+    def hardening_gaps(self, defaults: ContainerDefaults | None) -> list[str]:
+        """The operator's container defaults this manager cannot give a service (said by ``plan`` and at start)."""
+        if defaults is None or not defaults.no_new_privileges or self.privileges:
+            return []
+        return [
+            f"no-new-privileges is not applied to Swarm services: this manager speaks Engine API "
+            f"{self.api.api_version}, service specs carry it from {NO_NEW_PRIVILEGES_API} (Docker 25); "
+            'set it daemon-wide on every node (docs/swarm.md "Hardening")'
+        ]
 
     # --- watch (``runtime.service.swarm_tasks``, outside passes: counted apart from a pass's calls) ---------
 
@@ -222,14 +242,17 @@ class SwarmDriver:
 
     def create_service(self, service: Service) -> None:
         with self._mutating("create service", service.name, service.tenant):
-            self.manager.create_service(**service_spec(service, self.stop))
+            self.manager.create_service(**service_spec(service, self.stop, privileges=self.privileges))
 
     def update_service(self, service: Service) -> None:
         if service.id is None or service.version is None:
             raise translate(RuntimeError("no observed id"), "update service", service.name, service.tenant)
         with self._mutating("update service", service.name, service.tenant):
             self.manager.update_service(
-                service.id, service.version, fetch_current_spec=False, **service_spec(service, self.stop)
+                service.id,
+                service.version,
+                fetch_current_spec=False,
+                **service_spec(service, self.stop, privileges=self.privileges),
             )
 
     def remove_service(self, service: Service) -> None:

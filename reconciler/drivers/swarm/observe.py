@@ -1,9 +1,10 @@
 """Swarm list results as the core's values: services, their tasks (as containers), overlays, nodes, volumes.
 
 Called by ``driver.SwarmDriver.observe`` with the raw answers of its list calls. The list of services returns
-each full spec, so image, replicas, env, limits and placement are read without any inspection, and drift made by
-hand is seen on every pass. Tasks are reported as ``Container`` values (the task's slot as replica, its address on
-the tenant overlay as ``ip``, its node), so routing and status read them like containers.
+each full spec, so image, replicas, env, limits, placement, log rotation and privileges are read without any
+inspection, and drift made by hand is seen on every pass. Tasks are reported as ``Container`` values (the task's
+slot as replica, its address on the tenant overlay as ``ip``, its node), so routing and status read them like
+containers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from reconciler.core.resources import (
     Volume,
 )
 from reconciler.core.services import Node, Service
-from reconciler.drivers.swarm.spec import NODE_CONSTRAINT
+from reconciler.drivers.swarm.spec import LOG_DRIVER, NODE_CONSTRAINT
 
 NS = 1_000_000_000
 _CONSTRAINT_PREFIX = NODE_CONSTRAINT.format("")
@@ -42,7 +43,19 @@ def _image(ref: str) -> str:
     return ref.split("@", 1)[0]
 
 
-def service_from_list(raw: Mapping[str, Any], network_names: Mapping[str, str]) -> Service:
+def _log_rotation(template: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    driver = template.get("LogDriver") or {}
+    options = driver.get("Options") or {}
+    if driver.get("Name") != LOG_DRIVER or not options.get("max-size"):
+        return None, None
+    try:
+        return str(options["max-size"]), int(options.get("max-file") or 1)
+    except ValueError:
+        return str(options["max-size"]), None
+
+
+def service_from_list(raw: Mapping[str, Any], network_names: Mapping[str, str], *, privileges: bool = False) -> Service:
+    """``privileges``: the manager's API carries ``Privileges.NoNewPrivileges`` (otherwise it is not known: None)."""
     spec = raw.get("Spec") or {}
     labels: dict[str, str] = spec.get("Labels") or {}
     template = spec.get("TaskTemplate") or {}
@@ -56,6 +69,8 @@ def service_from_list(raw: Mapping[str, Any], network_names: Mapping[str, str]) 
     replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 0)
     nano = limits.get("NanoCPUs")
     env_map = dict(env)
+    log_size, log_files = _log_rotation(template)
+    no_new = bool((container.get("Privileges") or {}).get("NoNewPrivileges")) if privileges else None
     return Service(
         name=spec.get("Name", ""),
         tenant=labels.get(LABEL_TENANT, ""),
@@ -72,6 +87,10 @@ def service_from_list(raw: Mapping[str, Any], network_names: Mapping[str, str]) 
         cpus=nano / NS if nano else None,
         env=env,
         labels=tuple(sorted(labels.items())),
+        pids_limit=limits.get("Pids") or None,
+        log_max_size=log_size,
+        log_max_file=log_files,
+        no_new_privileges=no_new,
         id=raw.get("ID"),
         version=(raw.get("Version") or {}).get("Index"),
     )

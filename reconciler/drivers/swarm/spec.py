@@ -5,7 +5,10 @@ made by hand). What every tenant service gets: its image from the operator's reg
 on the service and its tasks' containers, limits and equal reservations (the scheduler never over-commits a node),
 the health check, ``update_config`` start-first with parallelism 1 and automatic rollback, restart policy "any",
 the tenant overlay with ``endpoint_mode: dnsrr`` (task addresses: no IPVS here), the data volume mounted when the
-service is stateful, and a placement constraint on the tenant's data node.
+service is stateful, and a placement constraint on the tenant's data node. And the operator's container defaults,
+as the Docker engine's containers get them: pids limit, json-file log rotation, and no-new-privileges where the
+manager's API carries it (``ContainerSpec.Privileges.NoNewPrivileges``, Engine API 1.44 and later; docs/swarm.md
+"Hardening" says what older managers do).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from docker.types import (
     ContainerSpec,
+    DriverConfig,
     EndpointSpec,
     Healthcheck,
     Mount,
@@ -36,6 +40,9 @@ NS = 1_000_000_000
 UPDATE_MONITOR = 10 * NS
 RESTART_DELAY = 5 * NS
 NODE_CONSTRAINT = "node.hostname=={}"
+# The first Engine API whose service spec takes no-new-privileges (Docker 25: moby pull request 46386).
+NO_NEW_PRIVILEGES_API = "1.44"
+LOG_DRIVER = "json-file"
 
 
 def volume_labels(service: Service) -> dict[str, str]:
@@ -78,8 +85,15 @@ class StopPolicy:
     grace: float = 10.0
 
 
-def service_spec(service: Service, stop: StopPolicy | None = None) -> dict[str, Any]:
-    """Keyword arguments for the SDK's ``create_service`` / ``update_service``."""
+def _log_driver(service: Service) -> DriverConfig | None:
+    if service.log_max_size is None:
+        return None  # the node engine's own log options
+    return DriverConfig(LOG_DRIVER, {"max-size": service.log_max_size, "max-file": str(service.log_max_file or 1)})
+
+
+def service_spec(service: Service, stop: StopPolicy | None = None, *, privileges: bool = False) -> dict[str, Any]:
+    """Keyword arguments for the SDK's ``create_service`` / ``update_service``. ``privileges``: the manager's API
+    takes ``Privileges.NoNewPrivileges`` (older ones drop fields they do not know, silently)."""
     stop = stop or StopPolicy()
     labels = dict(service.labels)
     mounts = []
@@ -94,12 +108,16 @@ def service_spec(service: Service, stop: StopPolicy | None = None) -> dict[str, 
         stop_signal=stop.signal,
         stop_grace_period=int(stop.grace * NS),
     )
+    if privileges and service.no_new_privileges:
+        # The SDK's Privileges type predates the field: set it in the spec's own words.
+        container["Privileges"] = {"NoNewPrivileges": True}
     template = TaskTemplate(
         container_spec=container,
         resources=_resources(service),
         restart_policy=RestartPolicy(condition="any", delay=RESTART_DELAY),
         placement=Placement(constraints=[NODE_CONSTRAINT.format(service.node)]) if service.node else None,
         networks=[NetworkAttachmentConfig(target=service.network)],
+        log_driver=_log_driver(service),
     )
     return {
         "task_template": template,
