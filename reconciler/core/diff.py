@@ -115,6 +115,15 @@ def _diff_network(
                 after=replace(wanted, subnet=subnet),
             )
         )
+    for net in observed:
+        if net.name == wanted.name and net.router is False:
+            # Swarm: the router (Traefik) was re-created and lost its attachments; its routes reach nothing.
+            reason = "router not attached (re-created?)"
+            changes.append(
+                Change(
+                    Action.UPDATE, "network", tenant.tenant, net.name, reason, before=net, after=net, operation="update"
+                )
+            )
     return changes
 
 

@@ -41,6 +41,9 @@ class Network:
     id: str | None = None  # observed only
     # The tenant uid label (desired: given at creation; observed: None for networks made before uids).
     uid: str | None = field(default=None, compare=False)
+    # Observed only, Swarm engine with a router container: whether the router (Traefik) is attached to it (None: no
+    # router to attach). Compared, so a router that lost it invalidates the converged cache (``core.diff``).
+    router: bool | None = None
 
     @property
     def key(self) -> str:

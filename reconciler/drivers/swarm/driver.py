@@ -6,7 +6,9 @@ built in ``spec``, list answers read in ``observe``. Per tenant: an attachable o
 replicated service per tenant service and version track, the data volume on the tenant's data node.
 
 Observation is a fixed number of calls whatever the number of tenants: services, tasks (desired state running),
-networks, nodes, plus, when the nodes' own engines are given (``node_hosts``), one volume listing per node. The
+networks, nodes, plus, when the nodes' own engines are given (``node_hosts``), one volume listing per node, and
+with a router container one inspection of it (which overlays it is attached to: a re-created Traefik is joined
+again, ``attach_router``). The
 docker SDK negotiates the manager's API version (1.41 on the lab's 20.10 engines).
 """
 
@@ -23,7 +25,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import IPAMConfig, IPAMPool
 
-from reconciler.core.errors import PermanentError
+from reconciler.core.errors import PermanentError, ReconcileError
 from reconciler.core.resources import (
     LABEL_MANAGED,
     LABEL_OWNER,
@@ -123,6 +125,9 @@ class SwarmDriver:
             c["Subnet"] for n in raw_networks for c in (n.get("IPAM") or {}).get("Config") or [] if c.get("Subnet")
         )
         networks = [network_from_list(n) for n in raw_networks if owned(n.get("Labels"), self.owner, tenant)]
+        if self.router_container:
+            joined = self._router_networks()
+            networks = [replace(n, router=n.name in joined or n.id in joined) for n in networks]
         services = [
             service_from_list(s, network_names, privileges=self.privileges)
             for s in raw_services
@@ -148,6 +153,18 @@ class SwarmDriver:
             services=tuple(sorted(services, key=lambda s: s.name)),
             nodes=nodes,
         )
+
+    def _router_networks(self) -> set[str]:
+        """Names and ids of the networks the router's container is attached to (none: it is gone)."""
+        try:
+            with self._reading("router container"):
+                raw = self.api.inspect_container(self.router_container)
+        except ReconcileError as exc:
+            if not isinstance(exc.__cause__, docker.errors.NotFound):
+                raise
+            return set()
+        attached = ((raw.get("NetworkSettings") or {}).get("Networks") or {}).items()
+        return {name for name, _ in attached} | {str(n.get("NetworkID", "")) for _, n in attached}
 
     def _volumes(self, services: list[Service], tenant: str | None) -> list[Volume]:
         if not self._nodes:
@@ -216,8 +233,14 @@ class SwarmDriver:
                 network.name, driver="overlay", attachable=True, ipam=ipam, labels=labels, check_duplicate=True
             )
         if self.router_container:
-            with self._mutating("attach router", network.name, network.tenant):
-                self.manager.connect_container_to_network(self.router_container, network.name)
+            self.attach_router(network)
+
+    def attach_router(self, network: Network) -> None:
+        """Join the router's container to a tenant overlay (at creation, and after the router was re-created)."""
+        if not self.router_container:
+            return
+        with self._mutating("attach router", network.name, network.tenant):
+            self.manager.connect_container_to_network(self.router_container, network.name)
 
     def remove_network(self, network: Network) -> None:
         if self.router_container:

@@ -10,7 +10,7 @@ single engine never is (its ``*_service`` methods refuse). Operations
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from reconciler.core.resources import Container, Network, Snapshot, Volume
 from reconciler.core.services import Service
@@ -53,3 +53,11 @@ class ContainerEngine(Protocol):
         """Re-assert the whole spec of the observed service ``service.id`` at ``service.version``."""
 
     def remove_service(self, service: Service) -> None: ...
+
+
+@runtime_checkable
+class RouterAttaching(Protocol):
+    """An engine whose router must be joined to each tenant network (Swarm: Traefik in a container on the manager).
+    Planned as ``~ network ... router not attached`` when the router lost a network (re-created by hand)."""
+
+    def attach_router(self, network: Network) -> None: ...

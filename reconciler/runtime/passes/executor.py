@@ -92,7 +92,9 @@ class Executor(ContainerSteps, ResourceSteps, RolloutSteps):
         by = Buckets(plan.for_tenant(tenant).changes)
 
         # 1. Network and volume, together; then limits changed behind our back (docker update), set back in place.
-        self._phase(outcome, by.network_creates + by.volume_creates, partial(self._network_or_volume, tenant))
+        # (network_attaches: Swarm's router joined again to an overlay it lost, ``engine.RouterAttaching``.)
+        firsts = by.network_creates + by.network_attaches + by.volume_creates
+        self._phase(outcome, firsts, partial(self._network_or_volume, tenant))
         self._phase(outcome, by.updates, self._update)
 
         # 2. New containers together: creates, the new half of replacements, restarts of stopped ones, resumed

@@ -41,6 +41,8 @@ class Buckets:
             ]
 
         self.network_creates = pick("network", Action.CREATE)
+        # Swarm: the router (Traefik) joined again to an existing overlay (``engine.RouterAttaching``).
+        self.network_attaches = pick("network", Action.UPDATE)
         self.volume_creates = pick("volume", Action.CREATE)
         self.creates = pick("container", Action.CREATE)
         self.replaces = pick("container", Action.REPLACE, "replace")

@@ -20,6 +20,7 @@ from reconciler.core.resources import Container, Network, Volume
 from reconciler.core.services import Service
 from reconciler.core.subnets import allocate_subnet
 from reconciler.runtime.passes.apply_actions import ApplyActions
+from reconciler.runtime.passes.engine import RouterAttaching
 
 # Concurrent network creation by others can take a subnet between snapshot and create; a few retries suffice.
 NETWORK_CREATE_ATTEMPTS = 5
@@ -45,6 +46,10 @@ class ResourceSteps(ApplyActions):
     def _network_or_volume(self, tenant: str, change: Change) -> str:
         resource = change.after
         labels = self.naming.base_labels(tenant, getattr(resource, "uid", None))
+        if isinstance(resource, Network) and change.action is Action.UPDATE:  # Swarm: the router joined again
+            assert isinstance(self.docker, RouterAttaching)
+            self._act(partial(self.docker.attach_router, resource))
+            return "router attached"
         if isinstance(resource, Network):
             return f"subnet {self._create_network(resource, labels)}"
         assert isinstance(resource, Volume)
