@@ -6,7 +6,8 @@ with the reconciler's route directory bind-mounted as its file provider; the rec
 overlay it creates (``RECONCILER_SWARM_ROUTER_CONTAINER``). Its web
 and API entrypoints are published on n1's address, and two ``socat`` forwards (one in n1's namespace listening on a
 unix socket, one on 127.0.0.1 in the root namespace) bring them to the test and the reconciler, which talk only to
-127.0.0.1. Started and stopped by the test (container by name, forwards by pid).
+127.0.0.1. Started and stopped by the test (container by name, forwards by pid); ``LabTraefik.recreate`` replaces
+the container by hand the way an operator would (same name, mounts and host ports, none of the overlays).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class LabTraefik:
     web_url: str
     api_url: str
     forwards: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+
+    def recreate(self) -> None:
+        """``docker rm -f`` and ``docker run`` again with the same options: attached to no tenant overlay."""
+        self.lab.docker("rm", "-f", self.name)
+        self.lab.docker(*self.command)
 
 
 def _forward(sock: Path, port: int, target: int) -> list[subprocess.Popen[bytes]]:
@@ -59,17 +66,25 @@ def lab_traefik(lab: SwarmLab, owner: str, workdir: Path) -> Iterator[LabTraefik
     config.write_text(json.dumps(traefik_static_config(":8000", ":8080", "/dyn", None)))
     name = f"{owner}-traefik"
     lab.docker("rm", "-f", name, check=False)
-    lab.docker(
-        "run", "-d", "--name", name, "--label", f"tenant-reconciler.owner={owner}",
-        "-p", f"{N1_ADDRESS}::8000", "-p", f"{N1_ADDRESS}::8080",
-        "-v", f"{traefik_binary()}:/traefik:ro", "-v", f"{config}:/etc/traefik.json:ro", "-v", f"{dynamic}:/dyn",
-        "--entrypoint", "/traefik", f"{lab.registry}/erp/demo-svc:1", "--configFile=/etc/traefik.json",
-    )  # fmt: skip
+
+    def run(web: str = "", api: str = "") -> list[str]:
+        return [
+            "run", "-d", "--name", name, "--label", f"tenant-reconciler.owner={owner}",
+            "-p", f"{N1_ADDRESS}:{web}:8000", "-p", f"{N1_ADDRESS}:{api}:8080",
+            "-v", f"{traefik_binary()}:/traefik:ro", "-v", f"{config}:/etc/traefik.json:ro", "-v", f"{dynamic}:/dyn",
+            "--entrypoint", "/traefik", f"{lab.registry}/erp/demo-svc:1", "--configFile=/etc/traefik.json",
+        ]  # fmt: skip
+
+    lab.docker(*run())
     ports = json.loads(lab.docker("inspect", "--format", "{{json .NetworkSettings.Ports}}", name))
+    web_target, api_target = ports["8000/tcp"][0]["HostPort"], ports["8080/tcp"][0]["HostPort"]
     web_port, api_port = free_port(), free_port()
-    forwards = _forward(workdir / "web.sock", web_port, int(ports["8000/tcp"][0]["HostPort"]))
-    forwards += _forward(workdir / "api.sock", api_port, int(ports["8080/tcp"][0]["HostPort"]))
-    traefik = LabTraefik(lab, name, dynamic, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{api_port}", forwards)
+    forwards = _forward(workdir / "web.sock", web_port, int(web_target))
+    forwards += _forward(workdir / "api.sock", api_port, int(api_target))
+    traefik = LabTraefik(
+        lab, name, dynamic, f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{api_port}", forwards,
+        command=run(web_target, api_target),
+    )  # fmt: skip
     try:
         import httpx
 

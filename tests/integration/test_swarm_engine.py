@@ -273,3 +273,39 @@ def test_reconciler_run_puts_a_hand_scaled_service_back(swarm_lab: SwarmLab, rig
     wait_until(lambda: replicas() == 2, 60, "the resync to scale the service back to 2")
     assert rig.stop_run() == 0
     assert "replicas 5 -> 2" in (tmp_path / "run.log").read_text()
+
+
+def test_services_get_the_container_defaults_and_hand_edits_of_them_are_put_back(
+    swarm_lab: SwarmLab, rig: Harness
+) -> None:
+    owner = rig.owner
+    a = f"{owner}-acme-a"
+    rig.import_yaml(tenants_yaml("acme", replicas=1))
+    assert not rig.apply().errors
+
+    # The Docker engine's defaults (RECONCILER_CONTAINER_*): 10m x 3 json-file rotation and 512 pids.
+    template = service_specs(swarm_lab, owner)[a]["Spec"]["TaskTemplate"]
+    assert template["LogDriver"] == {"Name": "json-file", "Options": {"max-file": "3", "max-size": "10m"}}
+    assert template["Resources"]["Limits"]["Pids"] == 512
+    # And the task's container on its node really has them.
+    (task,) = running_tasks(swarm_lab, a)
+    node = node_names(swarm_lab)[task["NodeID"]]
+    [container] = json.loads(swarm_lab.docker("inspect", task["Status"]["ContainerStatus"]["ContainerID"], node=node))
+    assert container["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
+    assert container["HostConfig"]["PidsLimit"] == 512
+    # This lab's engines speak API 1.41: a service spec cannot carry no-new-privileges, and the plan says so.
+    assert "NoNewPrivileges" not in json.dumps(template)
+    plan_text = rig.cli("plan")
+    assert "Note: no-new-privileges is not applied to Swarm services" in plan_text.stderr, plan_text.stderr
+
+    # Edited by hand: named in the plan and put back by the next pass.
+    swarm_lab.docker("service", "update", "--detach", "--log-opt", "max-size=1g", "--limit-pids", "100", a)
+    planned = rig.rt.reconciler.compute().plan
+    found = {(c.action.value, c.kind, c.name): c.reason for c in planned.changes}
+    reason = found[("~", "service", a)]
+    assert "pids limit 100 -> 512" in reason and "log rotation 1g x3 -> 10m x3" in reason, reason
+    assert not rig.apply().errors
+    template = service_specs(swarm_lab, owner)[a]["Spec"]["TaskTemplate"]
+    assert template["LogDriver"]["Options"] == {"max-file": "3", "max-size": "10m"}
+    assert template["Resources"]["Limits"]["Pids"] == 512
+    assert rig.rt.reconciler.compute().plan.empty

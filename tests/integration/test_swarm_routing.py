@@ -115,3 +115,37 @@ def test_a_removed_tenant_takes_traefik_off_its_overlay(
     wait_until(gone, 90, f"the overlay {network} removed with Traefik still attached to it before")
     assert network not in swarm_lab.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", traefik.name)
     assert json.loads(swarm_lab.docker("inspect", "--format", "{{json .State.Running}}", traefik.name)) is True
+
+
+def test_a_traefik_recreated_by_hand_is_joined_to_the_overlays_again(
+    swarm_lab: SwarmLab, routed: tuple[Harness, LabTraefik]
+) -> None:
+    h, traefik = routed
+    network = f"{h.owner}-acme"
+    h.import_yaml(tenants_yaml("acme", replicas=1))
+    assert not h.apply().errors
+
+    def served() -> bool:
+        try:
+            got = httpx.get(traefik.web_url, headers={"Host": "acme.erp.test"}, timeout=3)
+        except httpx.HTTPError:
+            return False
+        return got.status_code == 200 and "tenant=acme" in got.text
+
+    wait_until(served, 60, "the tenant's front end through Traefik")
+    assert h.rt.reconciler.compute().plan.empty
+
+    # Re-created by hand (same name, mounts and ports): it loads the same route files but reaches no overlay.
+    traefik.recreate()
+    assert network not in swarm_lab.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", traefik.name)
+    planned = h.rt.reconciler.compute().plan
+    found = {(c.action.value, c.kind, c.name): c.reason for c in planned.changes}
+    assert found == {("~", "network", network): "router not attached (re-created?)"}, found
+    assert f"~ network {network}" in h.cli("plan").stdout
+
+    # One pass later the tenant is served again, and the plan is empty.
+    result = h.apply()
+    assert not result.errors and network in [c.name for c in result.applied], (result.errors, result.applied)
+    assert network in swarm_lab.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", traefik.name)
+    wait_until(served, 60, "the tenant served again through the re-created Traefik")
+    assert h.rt.reconciler.compute().plan.empty
