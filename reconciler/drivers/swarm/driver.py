@@ -8,8 +8,8 @@ replicated service per tenant service and version track, the data volume on the 
 Observation is a fixed number of calls whatever the number of tenants: services, tasks (desired state running),
 networks, nodes, plus, when the nodes' own engines are given (``node_hosts``), one volume listing per node, and
 with a router container one inspection of it (which overlays it is attached to: a re-created Traefik is joined
-again, ``attach_router``). The
-docker SDK negotiates the manager's API version (1.41 on the lab's 20.10 engines).
+again, ``attach_router``). The docker SDK negotiates the manager's API version (1.41 on the lab's 20.10 engines).
+``task_deaths`` and ``task_logs`` serve ``reconciler run``'s task watcher (``runtime.service.swarm_tasks``).
 """
 
 from __future__ import annotations
