@@ -299,11 +299,13 @@ def test_services_get_the_container_defaults_and_hand_edits_of_them_are_put_back
     assert "Note: no-new-privileges is not applied to Swarm services" in plan_text.stderr, plan_text.stderr
 
     # Edited by hand: named in the plan and put back by the next pass.
-    swarm_lab.docker("service", "update", "--detach", "--log-opt", "max-size=1g", "--limit-pids", "100", a)
+    # (The CLI changes log options only with --log-driver given, and then replaces them all.)
+    edit = ("--log-driver", "json-file", "--log-opt", "max-size=1g", "--limit-pids", "100")
+    swarm_lab.docker("service", "update", "--detach", *edit, a)
     planned = rig.rt.reconciler.compute().plan
     found = {(c.action.value, c.kind, c.name): c.reason for c in planned.changes}
     reason = found[("~", "service", a)]
-    assert "pids limit 100 -> 512" in reason and "log rotation 1g x3 -> 10m x3" in reason, reason
+    assert "pids limit 100 -> 512" in reason and "log rotation 1g x1 -> 10m x3" in reason, reason
     assert not rig.apply().errors
     template = service_specs(swarm_lab, owner)[a]["Spec"]["TaskTemplate"]
     assert template["LogDriver"]["Options"] == {"max-file": "3", "max-size": "10m"}
