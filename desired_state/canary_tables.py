@@ -3,7 +3,7 @@ service (``tenant_canaries``, written by the reconciler only).
 
 Beside ``desired_state.tables`` (which imports this module at its end, so ``Base.metadata`` always holds these
 tables) only to keep that module small. Read and written by ``desired_state.canaries``; created by migration 0011
-(the quantile latency columns by 0018).
+(the quantile latency columns by 0017).
 docs/schema.md ("Canary analysis") describes every column and its bounds.
 """
 
@@ -35,7 +35,7 @@ class CanaryPolicy(TimestampsMixin, Base):
     # A window with fewer canary requests judges nothing.
     min_requests: Mapped[int | None] = mapped_column(Integer)
     # Absolute limit on the canary's request duration at ``latency_quantile`` (ms), from Traefik's histogram
-    # (migration 0018); NULL: no such limit (the mean alone).
+    # (migration 0017); NULL: no such limit (the mean alone).
     max_quantile_latency_ms: Mapped[int | None] = mapped_column(Integer)
     # The quantile ``max_quantile_latency_ms`` applies to, 0.5..0.999 (0.95: p95); NULL: inherit, then 0.99.
     latency_quantile: Mapped[float | None] = mapped_column(Float)
@@ -67,7 +67,7 @@ class TenantCanaryRow(TimestampsMixin, Base):
     errors: Mapped[int | None] = mapped_column(Integer)
     error_rate: Mapped[float | None] = mapped_column(Float)
     mean_latency_ms: Mapped[float | None] = mapped_column(Float)
-    # The window's duration at the policy's quantile, when the policy limits one (migration 0018).
+    # The window's duration at the policy's quantile, when the policy limits one (migration 0017).
     latency_quantile: Mapped[float | None] = mapped_column(Float)
     quantile_latency_ms: Mapped[float | None] = mapped_column(Float)
     window_seconds: Mapped[float | None] = mapped_column(Float)

@@ -1,6 +1,6 @@
 """Canary analysis: an absolute limit on the canary's request duration at a quantile (p95, p99).
 
-Revision ID: 0018
+Revision ID: 0017
 Revises: 0016
 Created: issue 15, follow-up (absolute limits and latency by quantile)
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
+revision: str = "0017"
 down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
