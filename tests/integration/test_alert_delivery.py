@@ -14,13 +14,13 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from desired_state.access import create_token
 from desired_state.alert_log import AlertRecord, recent_alerts, record_alert, record_delivery
 from desired_state.database import make_engine, upgrade
 from desired_state.yaml_io import import_yaml
-from reconciler.runtime.telemetry.alerts import SEND_ATTEMPTS, build_alerter
+from reconciler.runtime.telemetry.alerts import SEND_ATTEMPTS, Alerter, build_alerter
 from reconciler.runtime.wiring import build_runtime
 from tests.integration.api_support import CATALOG, PASSWORD, Api, api_server, console_login
 from tests.integration.harness import wait_until
@@ -50,6 +50,19 @@ def api(postgres_url: str, owner_id: str, telegram: BotApi, docker_client: Any) 
         import_yaml(served.engine, CATALOG + TENANTS)
         create_token(served.engine, "olga", "operator", password=PASSWORD)
         yield served
+
+
+def _alerter(telegram: BotApi, *, rows: Engine, outcomes: Engine) -> Alerter:
+    """The runtime's alerter sending to the local Bot API, its rows written to ``rows`` and outcomes to ``outcomes``."""
+    return build_alerter(
+        TOKEN,
+        "777",
+        telegram.base_url,
+        per_minute=20,
+        metrics=None,
+        record=partial(record_alert, rows),
+        delivered=partial(record_delivery, outcomes),
+    )
 
 
 def _raise(api: Api, *texts: str) -> None:
@@ -126,28 +139,12 @@ def test_a_database_refusing_the_writes_neither_stops_nor_loses_an_alert(
     away = make_engine(f"postgresql+psycopg2://reconciler:x@127.0.0.1:{free_port()}/none")
     live = make_engine(postgres_url)
     try:
-        alerts = build_alerter(
-            TOKEN,
-            "777",
-            telegram.base_url,
-            per_minute=20,
-            metrics=None,
-            record=partial(record_alert, away),
-            delivered=partial(record_delivery, away),
-        )
+        alerts = _alerter(telegram, rows=away, outcomes=away)
         alerts.start()
         alerts.notify("first: the row cannot be written")
         alerts.stop(timeout=30)
         # The row is written, only the outcome cannot be.
-        alerts = build_alerter(
-            TOKEN,
-            "777",
-            telegram.base_url,
-            per_minute=20,
-            metrics=None,
-            record=partial(record_alert, live),
-            delivered=partial(record_delivery, away),
-        )
+        alerts = _alerter(telegram, rows=live, outcomes=away)
         alerts.start()
         alerts.notify("second: its outcome cannot be written")
         alerts.stop(timeout=30)
@@ -176,15 +173,7 @@ def test_a_hanging_database_never_delays_the_next_alert(
     )
     live = make_engine(postgres_url)
     try:
-        alerts = build_alerter(
-            TOKEN,
-            "777",
-            telegram.base_url,
-            per_minute=20,
-            metrics=None,
-            record=partial(record_alert, live),
-            delivered=partial(record_delivery, hanging),
-        )
+        alerts = _alerter(telegram, rows=live, outcomes=hanging)
         alerts.start()
         alerts.notify("one")
         alerts.notify("two")
