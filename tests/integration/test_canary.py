@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.server
 import socketserver
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +30,8 @@ from reconciler.core.canary import Thresholds
 from reconciler.core.errors import PermanentError, TransientError
 from reconciler.drivers.traefik_metrics import PrometheusCountersReader, TraefikMetricsReader
 from reconciler.runtime.operations.canary import CanaryAnalysis, CanaryMetrics
-from tests.integration.harness import REPO_ROOT, Harness, routed_harness, wait_until
+from tests.integration.canary_support import domain, rebuild_demo_images, traefik_members
+from tests.integration.harness import Harness, routed_harness, wait_until
 from tests.integration.traffic import LoadLoop
 
 pytestmark = pytest.mark.integration
@@ -53,16 +53,9 @@ def tenant_yaml(h: Harness, *, bad: bool, weights: tuple[int, int] = (50, 50)) -
     )
 
 
-def domain(h: Harness) -> str:
-    return f"acme.{h.owner}.erp.test"
-
-
 @pytest.fixture
 def routed(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any) -> Iterator[Harness]:
-    # The demo images again (a no-op when current): on a shared machine another checkout's build.sh may have
-    # rebuilt them since the session began from an erp-serve without ERP_ERROR_SHARE.
-    build = subprocess.run(["bash", str(REPO_ROOT / "deploy/images/build.sh")], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    rebuild_demo_images()
     with routed_harness(
         owner_id,
         postgres_url,
@@ -80,13 +73,6 @@ def converge(h: Harness) -> None:
     status = read_status(h.rt.engine, "acme")
     assert status is not None and status.condition("RouteReady") is not None
     assert status.condition("RouteReady").status == "True", status  # type: ignore[union-attr]
-
-
-def traefik_members(traefik: Any, h: Harness) -> dict[str, float]:
-    """The weighted split Traefik serves for the tenant's service ``a`` (member → weight)."""
-    services = httpx.get(f"{traefik.api_url}/api/http/services", params={"per_page": 1000}, timeout=5).json()
-    weighted = next(s for s in services if s["name"] == f"{h.owner}-acme.a@file")
-    return {m["name"].split(".")[-1].split("@")[0]: m.get("weight", 1) for m in weighted["weighted"]["services"]}
 
 
 def log_lines(path: Path) -> list[str]:

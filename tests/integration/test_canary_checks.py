@@ -24,6 +24,7 @@ from reconciler.core.canary import Thresholds
 from reconciler.drivers.traefik_metrics import TraefikMetricsReader
 from reconciler.runtime.operations.canary import CanaryAnalysis
 from reconciler.runtime.operations.canary_checks import CanaryChecker
+from tests.integration.canary_support import domain, traefik_members
 from tests.integration.harness import Harness, routed_harness, wait_until
 from tests.integration.traffic import LoadLoop
 
@@ -42,20 +43,10 @@ def tenant_yaml(h: Harness, expected: str) -> str:
     )
 
 
-def domain(h: Harness) -> str:
-    return f"acme.{h.owner}.erp.test"
-
-
 @pytest.fixture
 def routed(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any) -> Iterator[Harness]:
     with routed_harness(owner_id, postgres_url, docker_client, traefik) as h:
         yield h
-
-
-def traefik_members(traefik: Any, h: Harness) -> dict[str, float]:
-    services = httpx.get(f"{traefik.api_url}/api/http/services", params={"per_page": 1000}, timeout=5).json()
-    weighted = next(s for s in services if s["name"] == f"{h.owner}-acme.a@file")
-    return {m["name"].split(".")[-1].split("@")[0]: m.get("weight", 1) for m in weighted["weighted"]["services"]}
 
 
 def analysis_of(h: Harness, traefik: Any, alerts: list[tuple[str, str]], steps: tuple[int, ...] = ()) -> CanaryAnalysis:

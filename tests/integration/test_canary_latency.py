@@ -14,12 +14,10 @@ figures.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -31,7 +29,8 @@ from desired_state.status import read_status
 from reconciler.core.canary import Sample, Thresholds, judge, window_figures
 from reconciler.drivers.traefik_metrics import TraefikMetricsReader
 from reconciler.runtime.operations.canary import CanaryAnalysis
-from tests.integration.harness import REPO_ROOT, Harness, routed_harness, wait_until
+from tests.integration.canary_support import domain, rebuild_demo_images, traefik_members
+from tests.integration.harness import Harness, routed_harness, wait_until
 from tests.integration.traffic import LoadLoop
 
 pytestmark = pytest.mark.integration
@@ -52,24 +51,11 @@ def tenant_yaml(h: Harness) -> str:
     )
 
 
-def domain(h: Harness) -> str:
-    return f"acme.{h.owner}.erp.test"
-
-
 @pytest.fixture
 def routed(owner_id: str, docker_client: Any, demo_images: Any, postgres_url: str, traefik: Any) -> Iterator[Harness]:
-    # The demo images again (a no-op when current): another checkout may have rebuilt them from an erp-serve
-    # without ERP_SLOW_SHARE since the session began.
-    build = subprocess.run(["bash", str(REPO_ROOT / "deploy/images/build.sh")], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    rebuild_demo_images()
     with routed_harness(owner_id, postgres_url, docker_client, traefik) as h:
         yield h
-
-
-def traefik_members(traefik: Any, h: Harness) -> dict[str, float]:
-    services = httpx.get(f"{traefik.api_url}/api/http/services", params={"per_page": 1000}, timeout=5).json()
-    weighted = next(s for s in services if s["name"] == f"{h.owner}-acme.a@file")
-    return {m["name"].split(".")[-1].split("@")[0]: m.get("weight", 1) for m in weighted["weighted"]["services"]}
 
 
 def test_a_canary_slow_at_p95_is_backed_out_although_its_mean_and_its_stable_version_would_pass(
